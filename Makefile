@@ -1,0 +1,38 @@
+# demper: PGXS build. `make && make install`, then see README.md for the tests.
+EXTENSION  = demper
+MODULE_big = demper
+
+CORE_SRCS := $(sort $(wildcard src/core/*.cpp))
+PG_SRCS   := $(sort $(wildcard src/pg/*.cpp))
+CORE_OBJS := $(CORE_SRCS:.cpp=.o)
+OBJS       = $(PG_SRCS:.cpp=.o) $(CORE_OBJS)
+
+DATA       = $(wildcard sql/demper--*.sql)
+PGFILEDESC = "demper - marketplace repricing engine"
+
+# pg_regress inputs are sql/*.sql other than the extension scripts; outputs in expected/.
+REGRESS      = $(sort $(basename $(notdir $(filter-out sql/demper--%,$(wildcard sql/*.sql)))))
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf
+
+# Debian's server is built with LLVM; without this PGXS compiles .cpp to bitcode with clang.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS += -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-register \
+               -Wno-unused-parameter -Isrc
+SHLIB_LINK  += -lcurl -lssl -lcrypto -lstdc++
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# src/core is pure C++: it is compiled without the server's include directory, so a
+# PostgreSQL header included there fails the build.
+$(CORE_OBJS): override CPPFLAGS = -Isrc -D_GNU_SOURCE
+$(CORE_OBJS): override CXXFLAGS = -O2 -g -std=c++17 -fPIC -Wall -Wextra -Werror
+
+.PHONY: check-core-purity
+check-core-purity:
+	@! grep -nE '#\s*include\s*[<"](postgres|fmgr|utils/|access/|executor/|storage/|catalog/|miscadmin)' src/core/*.hpp src/core/*.cpp \
+	  || (echo "src/core must not include PostgreSQL headers" >&2; exit 1)
+
+all: check-core-purity

@@ -1,0 +1,313 @@
+// catalog.cpp: the worker's SQL. Claim and apply are the only statements on the hot path; both
+// are prepared once and run in short transactions of their own.
+#include "pg/catalog.hpp"
+
+#include <string>
+#include <vector>
+
+#include "pg/guard.hpp"
+
+namespace demper::pg {
+
+namespace {
+
+// Claim: lease up to $1 due products, oldest due first, skipping rows another worker holds. The
+// claimed rows' next_check_at moves to the lease expiry, so the front of the due index holds only
+// claimable rows and a crashed worker's products come due again by themselves.
+constexpr const char* kClaimSql = R"SQL(
+WITH due AS (
+    SELECT p.id
+      FROM demper.product p
+     WHERE p.bot_active AND p.next_check_at <= now()
+     ORDER BY p.next_check_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE demper.product p
+   SET lease_token = $2,
+       lease_until = now() + make_interval(secs => $3),
+       next_check_at = now() + make_interval(secs => $3)
+  FROM due, demper.store s
+ WHERE p.id = due.id AND s.id = p.store_id
+RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step,
+          s.merchant_id, s.city_id, s.active
+)SQL";
+
+// The decision was made from the row as claimed; when a user changed any input of it since, the
+// decision is dropped and the product is checked again at once with the new values.
+#define DEMPER_SAME_INPUTS                                                                  \
+    "(p.price = d.seen_price AND p.min_price = d.seen_min AND "                              \
+    "p.max_price IS NOT DISTINCT FROM d.seen_max AND p.step = d.seen_step AND p.bot_active)"
+
+// Apply: one statement writes a whole batch: price, schedule, status and one history row per
+// change. Rows whose lease is no longer ours (expired and reclaimed) are left alone.
+constexpr const char* kApplySql = R"SQL(
+WITH d AS (
+    SELECT *
+      FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
+                  $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
+                  $13::int8[])
+        AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
+             error_text, seen_price, seen_min, seen_max, seen_step)
+), upd AS (
+    UPDATE demper.product p
+       SET price = CASE WHEN d.ok AND NOT $14 AND )SQL" DEMPER_SAME_INPUTS R"SQL( THEN d.new_price
+                        ELSE p.price END,
+           last_check_time = CASE WHEN d.skipped THEN p.last_check_time ELSE now() END,
+           next_check_at = CASE
+               WHEN d.ok AND NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN now()
+               WHEN d.ok OR d.skipped THEN now() + make_interval(secs => $15)
+               ELSE now() + least(make_interval(secs => $15),
+                                  make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
+           END,
+           lease_token = NULL,
+           lease_until = NULL,
+           check_failures = CASE WHEN d.ok THEN 0 WHEN d.skipped THEN p.check_failures
+                                 ELSE p.check_failures + 1 END,
+           last_error_class = CASE WHEN d.ok THEN NULL WHEN d.skipped THEN p.last_error_class
+                                   ELSE d.error_class END,
+           last_error = CASE WHEN d.ok THEN NULL WHEN d.skipped THEN p.last_error
+                             ELSE d.error_text END,
+           last_reason = CASE WHEN NOT d.ok THEN d.reason
+                              WHEN NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN 'inputs_changed'
+                              WHEN $14 THEN 'dry_run'
+                              ELSE d.reason END,
+           last_competitor_price = CASE WHEN d.ok THEN d.competitor_price
+                                        ELSE p.last_competitor_price END,
+           last_decided_price = CASE WHEN d.ok THEN d.new_price ELSE p.last_decided_price END
+      FROM d
+     WHERE p.id = d.id AND p.lease_token = d.lease_token
+    RETURNING p.id, d.seen_price AS old_price, p.price AS new_price, d.competitor_price, d.reason,
+              (d.ok AND p.last_reason = 'inputs_changed') AS discarded,
+              (d.ok AND NOT $14 AND p.last_reason <> 'inputs_changed' AND p.price <> d.seen_price)
+                  AS changed
+), hist AS (
+    INSERT INTO demper.price_history (product_id, old_price, new_price, competitor_price, reason)
+    SELECT id, old_price, new_price, competitor_price, reason FROM upd WHERE changed
+    RETURNING old_price, new_price
+)
+SELECT (SELECT count(*) FROM upd),
+       (SELECT count(*) FROM hist WHERE new_price > old_price),
+       (SELECT count(*) FROM hist WHERE new_price < old_price),
+       (SELECT count(*) FROM upd WHERE discarded)
+)SQL";
+
+constexpr const char* kSecondsUntilDueSql = R"SQL(
+SELECT greatest(0, extract(epoch FROM min(next_check_at) - now()))::float8
+  FROM demper.product
+ WHERE bot_active
+)SQL";
+
+// abort_transaction rolls back whatever transaction an error left open.
+void abort_transaction() {
+    pg_guard([] {
+        AbortCurrentTransaction();
+        pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+}
+
+// in_transaction runs fn in a transaction of its own with SPI connected and a snapshot set;
+// on error it rolls back and rethrows.
+template <typename Fn>
+void in_transaction(const char* activity, Fn&& fn) {
+    try {
+        pg_guard([&] {
+            SetCurrentStatementStartTimestamp();
+            StartTransactionCommand();
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+            PushActiveSnapshot(GetTransactionSnapshot());
+            pgstat_report_activity(STATE_RUNNING, activity);
+            fn();
+            SPI_finish();
+            PopActiveSnapshot();
+            CommitTransactionCommand();
+            pgstat_report_stat(false);
+            pgstat_report_activity(STATE_IDLE, nullptr);
+        });
+    } catch (...) {
+        abort_transaction();
+        throw;
+    }
+}
+
+// prepare returns a kept plan for sql, preparing it on first use.
+SPIPlanPtr prepare(void*& slot, const char* sql, int nargs, Oid* argtypes) {
+    if (slot == nullptr) {
+        SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+        slot = plan;
+    }
+    return static_cast<SPIPlanPtr>(slot);
+}
+
+int64 get_int8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
+    Datum d = SPI_getbinval(tuple, desc, col, isnull);
+    return *isnull ? 0 : DatumGetInt64(d);
+}
+
+// The arrays of the apply statement, built from the outcomes before any PostgreSQL call.
+struct ApplyColumns {
+    std::vector<int64> id, lease_token, new_price, competitor_price, seen_price, seen_min, seen_max,
+        seen_step;
+    std::vector<bool> competitor_null, seen_max_null;
+    std::vector<bool> ok, skipped;
+    std::vector<std::string> reason, error_class, error_text;
+
+    explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
+        for (const CheckOutcome& o : outcomes) {
+            id.push_back(o.product.id);
+            lease_token.push_back(o.product.lease_token);
+            ok.push_back(o.ok);
+            skipped.push_back(o.skipped);
+            new_price.push_back(o.new_price);
+            competitor_price.push_back(o.competitor_price.value_or(0));
+            competitor_null.push_back(!o.competitor_price.has_value());
+            reason.push_back(o.reason);
+            error_class.push_back(o.error_class);
+            error_text.push_back(o.error_text);
+            seen_price.push_back(o.product.price);
+            seen_min.push_back(o.product.min_price);
+            seen_max.push_back(o.product.max_price.value_or(0));
+            seen_max_null.push_back(!o.product.max_price.has_value());
+            seen_step.push_back(o.product.step);
+        }
+    }
+};
+
+// The array builders run inside pg_guard: they palloc in the transaction's memory.
+Datum int8_array(const std::vector<int64>& values, const std::vector<bool>* nulls) {
+    int n = static_cast<int>(values.size());
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) {
+        elems[i] = Int64GetDatum(values[i]);
+        isnull[i] = nulls != nullptr && (*nulls)[i];
+    }
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(elems, isnull, 1, dims, lbs, INT8OID, 8,
+                                              FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+Datum bool_array(const std::vector<bool>& values) {
+    int n = static_cast<int>(values.size());
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) elems[i] = BoolGetDatum(values[i]);
+    return PointerGetDatum(construct_array(elems, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+}
+
+Datum text_array(const std::vector<std::string>& values) {
+    int n = static_cast<int>(values.size());
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++)
+        elems[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), static_cast<int>(values[i].size())));
+    return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+}  // namespace
+
+bool Catalog::extension_ready() {
+    bool ready = false;
+    in_transaction("demper: looking for the extension", [&] {
+        ready = OidIsValid(get_extension_oid("demper", true));
+    });
+    return ready;
+}
+
+std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s) {
+    std::vector<ClaimedProduct> claimed;
+    claimed.reserve(static_cast<std::size_t>(limit));
+    in_transaction("demper: claiming due products", [&] {
+        Oid types[3] = {INT4OID, INT8OID, FLOAT8OID};
+        SPIPlanPtr plan = prepare(claim_plan_, kClaimSql, 3, types);
+        Datum args[3] = {Int32GetDatum(limit), Int64GetDatum(lease_token),
+                         Float8GetDatum(static_cast<double>(lease_time_s))};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_UPDATE_RETURNING)
+            elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            HeapTuple t = SPI_tuptable->vals[i];
+            bool isnull = false;
+            claimed.emplace_back();
+            ClaimedProduct& c = claimed.back();
+            c.lease_token = lease_token;
+            c.id = get_int8(t, desc, 1, &isnull);
+            c.product_code = SPI_getvalue(t, desc, 2);
+            c.price = get_int8(t, desc, 3, &isnull);
+            c.min_price = get_int8(t, desc, 4, &isnull);
+            int64 max_price = get_int8(t, desc, 5, &isnull);
+            if (!isnull) c.max_price = max_price;
+            c.step = get_int8(t, desc, 6, &isnull);
+            c.merchant_id = SPI_getvalue(t, desc, 7);
+            c.city_id = SPI_getvalue(t, desc, 8);
+            c.store_active = DatumGetBool(SPI_getbinval(t, desc, 9, &isnull));
+        }
+    });
+    return claimed;
+}
+
+ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, int check_interval_s,
+                           bool dry_run) {
+    ApplyResult result;
+    if (outcomes.empty()) return result;
+    const ApplyColumns cols(outcomes);
+    in_transaction("demper: applying decisions", [&] {
+        Oid types[15] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
+                         INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+                         INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID};
+        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 15, types);
+        Datum args[15] = {int8_array(cols.id, nullptr),
+                          int8_array(cols.lease_token, nullptr),
+                          bool_array(cols.ok),
+                          bool_array(cols.skipped),
+                          int8_array(cols.new_price, nullptr),
+                          int8_array(cols.competitor_price, &cols.competitor_null),
+                          text_array(cols.reason),
+                          text_array(cols.error_class),
+                          text_array(cols.error_text),
+                          int8_array(cols.seen_price, nullptr),
+                          int8_array(cols.seen_min, nullptr),
+                          int8_array(cols.seen_max, &cols.seen_max_null),
+                          int8_array(cols.seen_step, nullptr),
+                          BoolGetDatum(dry_run),
+                          Float8GetDatum(static_cast<double>(check_interval_s))};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
+        if (rc != SPI_OK_SELECT || SPI_processed != 1)
+            elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
+        HeapTuple t = SPI_tuptable->vals[0];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull = false;
+        result.applied = get_int8(t, desc, 1, &isnull);
+        result.price_up = get_int8(t, desc, 2, &isnull);
+        result.price_down = get_int8(t, desc, 3, &isnull);
+        result.discarded = get_int8(t, desc, 4, &isnull);
+    });
+    return result;
+}
+
+std::optional<double> Catalog::seconds_until_due() {
+    std::optional<double> seconds;
+    in_transaction("demper: looking for due products", [&] {
+        SPIPlanPtr plan = prepare(due_plan_, kSecondsUntilDueSql, 0, nullptr);
+        int rc = SPI_execute_plan(plan, nullptr, nullptr, true, 1);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "due lookup failed: %s", SPI_result_code_string(rc));
+        bool isnull = false;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull) seconds = DatumGetFloat8(d);
+    });
+    return seconds;
+}
+
+void Catalog::forget_plans() {
+    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_}) {
+        if (*slot != nullptr) {
+            SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);
+            *slot = nullptr;
+            pg_guard([plan] { SPI_freeplan(plan); });
+        }
+    }
+}
+
+}  // namespace demper::pg

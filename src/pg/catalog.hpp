@@ -1,0 +1,68 @@
+// catalog.hpp: every SQL statement of the worker, in one place. Each method runs one short
+// transaction of its own (never across network I/O) through prepared SPI plans.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace demper::pg {
+
+// ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
+struct ClaimedProduct {
+    std::int64_t id = 0;
+    std::string product_code;
+    std::int64_t price = 0;
+    std::int64_t min_price = 0;
+    std::optional<std::int64_t> max_price;
+    std::int64_t step = 1;
+    std::string merchant_id;
+    std::string city_id;
+    bool store_active = true;
+    std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
+};
+
+// CheckOutcome is what one check arrived at: a decision, or the error that stopped it.
+struct CheckOutcome {
+    ClaimedProduct product;           // as claimed: the apply step compares it with the row now
+    bool ok = false;                  // the check produced a decision
+    bool skipped = false;             // not checked (store inactive): only rescheduled
+    std::int64_t new_price = 0;
+    std::optional<std::int64_t> competitor_price;
+    std::string reason;               // decision reason code, or "error"
+    bool floor_hit = false;
+    std::string error_class;          // when !ok
+    std::string error_text;
+};
+
+// ApplyResult counts what an apply transaction wrote.
+struct ApplyResult {
+    std::int64_t applied = 0;    // rows updated (lease still ours)
+    std::int64_t price_up = 0;
+    std::int64_t price_down = 0;
+    std::int64_t discarded = 0;  // decisions dropped because a user changed the product meanwhile
+};
+
+class Catalog {
+public:
+    // extension_ready says whether CREATE EXTENSION demper has run in this database (and its
+    // tables can be used). Runs its own transaction.
+    bool extension_ready();
+    // claim leases up to limit due products under lease_token, oldest due first.
+    std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s);
+    // apply writes a batch of outcomes: prices, history, schedule, errors; one transaction.
+    ApplyResult apply(const std::vector<CheckOutcome>& outcomes, int check_interval_s, bool dry_run);
+    // seconds_until_due returns how long until the next product is due (0 if one is due now),
+    // or nullopt when no active product exists.
+    std::optional<double> seconds_until_due();
+    // forget_plans drops the prepared plans (after an error, or when the extension went away).
+    void forget_plans();
+
+private:
+    void* claim_plan_ = nullptr;
+    void* apply_plan_ = nullptr;
+    void* due_plan_ = nullptr;
+};
+
+}  // namespace demper::pg

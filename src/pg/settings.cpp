@@ -1,0 +1,150 @@
+// settings.cpp: definition and validation of the demper.* settings.
+#include "pg/settings.hpp"
+
+#include <string>
+
+#include "core/url.hpp"
+#include "pg/pg_includes.hpp"
+
+namespace demper::pg {
+
+namespace {
+
+// Defaults target the real marketplace (DOMAIN.md); tests and the demo point them at the mock.
+constexpr const char* kDefaultOffersUrl = "https://kaspi.kz/yml/offer-view/offers/{product_code}";
+constexpr const char* kDefaultAllowedHosts = "kaspi.kz,mc.shop.kaspi.kz";
+constexpr const char* kDefaultUserAgent =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+
+char* g_database = nullptr;
+bool g_enabled = true;
+char* g_offers_url = nullptr;
+double g_requests_per_second = 8.0;  // DOMAIN.md: ~10 req/s is safe, ~15 is banned
+double g_burst = 4.0;
+int g_max_inflight = 32;
+int g_batch_size = 100;
+int g_check_interval_s = 15 * 60;
+int g_http_timeout_ms = 10000;
+int g_max_attempts = 3;
+int g_max_response_kb = 4096;
+int g_lease_time_s = 300;
+char* g_allowed_hosts = nullptr;
+char* g_ca_file = nullptr;
+char* g_user_agent = nullptr;
+bool g_dry_run = false;
+
+std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+
+// offers_url_problem writes why a template is unusable into why (empty when it is fine). It holds
+// the C++ objects, so that the check hook below, which calls into PostgreSQL, holds none.
+void offers_url_problem(const char* tmpl, char* why, std::size_t why_size) {
+    why[0] = '\0';
+    try {
+        std::string reason;
+        if (!core::template_is_valid(tmpl, &reason))
+            strlcpy(why, reason.empty() ? "not a valid URL" : reason.c_str(), why_size);
+    } catch (...) {
+        strlcpy(why, "could not be parsed", why_size);
+    }
+}
+
+// check_offers_url rejects a template that is not an http(s) URL with a host.
+bool check_offers_url(char** newval, void** extra, GucSource source) {
+    if (*newval == nullptr) return true;
+    char why[256];
+    offers_url_problem(*newval, why, sizeof(why));
+    if (why[0] != '\0') {
+        GUC_check_errmsg("invalid offers URL template \"%s\"", *newval);
+        GUC_check_errdetail("%s", why);
+        GUC_check_errhint("Use an http or https URL with {product_code}, for example %s.", kDefaultOffersUrl);
+        return false;
+    }
+    return true;
+}
+
+// check_database rejects an empty database name.
+bool check_database(char** newval, void** extra, GucSource source) {
+    if (*newval == nullptr || (*newval)[0] == '\0') {
+        GUC_check_errmsg("demper.database must not be empty");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void define_settings() {
+    DefineCustomStringVariable("demper.database", "Database whose catalogue the demper worker reprices.",
+                               nullptr, &g_database, "postgres", PGC_POSTMASTER, 0, check_database,
+                               nullptr, nullptr);
+    DefineCustomBoolVariable("demper.enabled", "Whether the worker checks products.",
+                             "When off, the worker stays connected but claims nothing.", &g_enabled,
+                             true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.offers_url", "URL template of the marketplace's offers endpoint.",
+                               "{product_code} is replaced by the product's card id.", &g_offers_url,
+                               kDefaultOffersUrl, PGC_SIGHUP, 0, check_offers_url, nullptr, nullptr);
+    DefineCustomRealVariable("demper.requests_per_second",
+                             "Most offer requests per second the worker sends to one host.", nullptr,
+                             &g_requests_per_second, 8.0, 0.01, 100000.0, PGC_SIGHUP, 0, nullptr,
+                             nullptr, nullptr);
+    DefineCustomRealVariable("demper.burst", "Most requests sent back to back above the rate.",
+                             "The token bucket's depth.", &g_burst, 4.0, 1.0, 100000.0, PGC_SIGHUP,
+                             0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.max_inflight", "Most HTTP requests in flight at once.", nullptr,
+                            &g_max_inflight, 32, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.batch_size", "Most products claimed or applied in one transaction.",
+                            nullptr, &g_batch_size, 100, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("demper.check_interval", "Time between two checks of a product.", nullptr,
+                            &g_check_interval_s, 15 * 60, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.http_timeout", "Time limit of one HTTP request, from when it is sent.",
+                            nullptr, &g_http_timeout_ms, 10000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.max_attempts", "Most attempts of one request (first try and retries).",
+                            nullptr, &g_max_attempts, 3, 1, 20, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.max_response_size", "Largest response body accepted.", nullptr,
+                            &g_max_response_kb, 4096, 16, 1024 * 1024, PGC_SIGHUP, GUC_UNIT_KB, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.lease_time", "How long a claimed product stays leased to its worker.",
+                            "A product whose worker died is checked again after this.", &g_lease_time_s,
+                            300, 10, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.allowed_hosts", "Hosts the worker may contact, comma separated.",
+                               "Entries are host names, IP addresses or *.domain wildcards; requests to "
+                               "any other host are refused.",
+                               &g_allowed_hosts, kDefaultAllowedHosts, PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+                               nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.ca_file", "CA bundle used to verify the marketplace's TLS certificate.",
+                               "Empty means the system's default bundle.", &g_ca_file, "", PGC_SIGHUP,
+                               GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.user_agent", "User-Agent header of the worker's requests.", nullptr,
+                               &g_user_agent, kDefaultUserAgent, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("demper.dry_run", "Record decisions without changing any price.", nullptr,
+                             &g_dry_run, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("demper");
+}
+
+const char* database_setting() { return g_database; }
+
+Settings current_settings() {
+    Settings s;
+    s.database = str(g_database);
+    s.enabled = g_enabled;
+    s.offers_url = str(g_offers_url);
+    s.requests_per_second = g_requests_per_second;
+    s.burst = g_burst;
+    s.max_inflight = g_max_inflight;
+    s.batch_size = g_batch_size;
+    s.check_interval_s = g_check_interval_s;
+    s.http_timeout_ms = g_http_timeout_ms;
+    s.max_attempts = g_max_attempts;
+    s.max_response_kb = g_max_response_kb;
+    s.lease_time_s = g_lease_time_s;
+    s.allowed_hosts = str(g_allowed_hosts);
+    s.ca_file = str(g_ca_file);
+    s.user_agent = str(g_user_agent);
+    s.dry_run = g_dry_run;
+    return s;
+}
+
+}  // namespace demper::pg

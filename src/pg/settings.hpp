@@ -1,0 +1,35 @@
+// settings.hpp: demper's GUCs (all under the reserved "demper." prefix). PGC_POSTMASTER for what
+// decides the workers; PGC_SIGHUP for everything a worker reads while it runs; secrets and TLS
+// paths are superuser-only. The README has the table of all of them.
+#pragma once
+
+#include <string>
+
+namespace demper::pg {
+
+// The values in force in this process; re-read after ProcessConfigFile().
+struct Settings {
+    std::string database;
+    bool enabled;
+    std::string offers_url;
+    double requests_per_second;
+    double burst;
+    int max_inflight;
+    int batch_size;
+    int check_interval_s;
+    int http_timeout_ms;
+    int max_attempts;
+    int max_response_kb;
+    int lease_time_s;
+    std::string allowed_hosts;
+    std::string ca_file;
+    std::string user_agent;
+    bool dry_run;
+};
+
+void define_settings();
+// database_setting is demper.database as PostgreSQL holds it (for BackgroundWorkerInitializeConnection).
+const char* database_setting();
+Settings current_settings();
+
+}  // namespace demper::pg

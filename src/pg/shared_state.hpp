@@ -1,0 +1,60 @@
+// shared_state.hpp: demper's shared memory: the counters behind demper_stats() and what a
+// backend needs to wake the workers. Only atomics and plain integers live here: no pointer to
+// process-local memory, no file descriptor (DESIGN.md).
+#pragma once
+
+#include <cstdint>
+
+#include "pg/pg_includes.hpp"
+
+namespace demper::pg {
+
+// Counter names the monotonic counters and gauges of demper_stats(), in its column order.
+enum Counter : int {
+    kChecksStarted,
+    kChecksOk,
+    kChecksFailed,
+    kPriceChanges,
+    kPriceUp,
+    kPriceDown,
+    kFloorHits,
+    kDecisionsDiscarded,
+    kHttpRequests,
+    kHttpRetries,
+    kRateLimitWaits,
+    kInFlight,  // gauge
+    kQueued,    // gauge
+    kFailedTimeout,
+    kFailedConnect,
+    kFailedDns,
+    kFailedTls,
+    kFailedHttp4xx,
+    kFailedHttp5xx,
+    kFailedBan,
+    kFailedTooLarge,
+    kFailedBadBody,
+    kFailedRefusedHost,
+    kCounterCount
+};
+
+constexpr int kMaxWorkers = 64;
+
+struct SharedState {
+    pg_atomic_uint64 counters[kCounterCount];
+    pg_atomic_uint64 stats_reset_at;         // TimestampTz
+    pg_atomic_uint32 worker_pids[kMaxWorkers];  // 0 = slot free
+};
+
+// shared_state returns the shared memory block, or nullptr when demper was not preloaded.
+SharedState* shared_state();
+void request_shared_memory();
+void init_shared_memory();
+
+inline void counter_add(Counter c, std::uint64_t n = 1) {
+    if (SharedState* s = shared_state()) pg_atomic_fetch_add_u64(&s->counters[c], n);
+}
+inline void gauge_set(Counter c, std::uint64_t v) {
+    if (SharedState* s = shared_state()) pg_atomic_write_u64(&s->counters[c], v);
+}
+
+}  // namespace demper::pg

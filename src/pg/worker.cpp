@@ -1,0 +1,394 @@
+// worker.cpp: the demper worker's main loop.
+//
+// One worker runs a continuous pipeline over the products of demper.database:
+//   claim   short transaction: lease due products (Catalog::claim)
+//   fetch   no transaction: one offers request per product through the HTTP engine, admitted by
+//           its token bucket, refilled as requests finish
+//   decide  pure C++: parse the offers, apply the product's price rule
+//   apply   short transaction: write a batch of decisions and errors (Catalog::apply)
+// The worker sleeps on one WaitEventSet holding its latch, postmaster death and the engine's
+// socket set, so SIGTERM and SIGHUP are handled while requests are in flight.
+#include "pg/worker.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/http_engine.hpp"
+#include "core/offers.hpp"
+#include "core/price_rule.hpp"
+#include "core/url.hpp"
+#include "pg/catalog.hpp"
+#include "pg/guard.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+
+extern "C" {
+PGDLLEXPORT void demper_worker_main(Datum main_arg);
+}
+
+namespace demper::pg {
+
+namespace {
+
+constexpr int kRestartSeconds = 5;
+constexpr double kApplyDelaySeconds = 0.25;      // longest a decision waits for its batch
+constexpr double kIdlePollSeconds = 1.0;         // how often to look for due products when idle
+constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE EXTENSION
+constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
+constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
+
+double now_seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// The counters of the engine last copied to shared memory, to add only the difference.
+struct EngineCounterMirror {
+    std::uint64_t requests = 0, retries = 0, rate_limit_waits = 0;
+};
+
+Counter failure_counter(const std::string& error_class) {
+    if (error_class == "timeout") return kFailedTimeout;
+    if (error_class == "connect") return kFailedConnect;
+    if (error_class == "dns") return kFailedDns;
+    if (error_class == "tls") return kFailedTls;
+    if (error_class == "http_4xx") return kFailedHttp4xx;
+    if (error_class == "http_5xx") return kFailedHttp5xx;
+    if (error_class == "ban") return kFailedBan;
+    if (error_class == "too_large") return kFailedTooLarge;
+    if (error_class == "refused_host") return kFailedRefusedHost;
+    return kFailedBadBody;
+}
+
+core::EngineConfig engine_config(const Settings& s) {
+    core::EngineConfig c;
+    c.requests_per_second = s.requests_per_second;
+    c.burst = s.burst;
+    c.max_inflight = s.max_inflight;
+    c.timeout_ms = s.http_timeout_ms;
+    c.connect_timeout_ms = std::min<long>(s.http_timeout_ms, 5000);
+    c.max_body_bytes = static_cast<std::size_t>(s.max_response_kb) * 1024;
+    c.allowed_hosts = s.allowed_hosts;
+    c.verify_tls = true;
+    c.ca_file = s.ca_file;
+    c.user_agent = s.user_agent;
+    c.max_attempts = s.max_attempts;
+    return c;
+}
+
+// origin_of returns "scheme://host[:port]" of a URL, for the Origin and Referer headers.
+std::string origin_of(const std::string& url) {
+    auto parts = core::parse_url(url);
+    if (!parts) return std::string();
+    std::string origin = parts->scheme + "://" + parts->host;
+    bool default_port = (parts->scheme == "http" && parts->port == 80) ||
+                        (parts->scheme == "https" && parts->port == 443);
+    if (!default_port) origin += ":" + std::to_string(parts->port);
+    return origin;
+}
+
+// offers_request builds the marketplace's offers request for a product (DOMAIN.md section 1).
+core::HttpRequest offers_request(std::uint64_t id, const ClaimedProduct& p, const Settings& s) {
+    core::HttpRequest r;
+    r.id = id;
+    r.method = "POST";
+    r.url = core::expand_url_template(s.offers_url, p.product_code);
+    r.body = "{\"cityId\":\"" + p.city_id + "\",\"id\":\"" + p.product_code +
+             "\",\"merchantUID\":[],\"limit\":64,\"page\":0,\"sortOption\":\"PRICE\","
+             "\"highRating\":null,\"searchText\":null,\"isExcellentMerchant\":false,"
+             "\"installationId\":\"-1\"}";
+    std::string origin = origin_of(r.url);
+    r.headers = {"Content-Type: application/json", "Accept: application/json, text/*",
+                 "X-KS-City: " + p.city_id, "Origin: " + origin,
+                 "Referer: " + origin + "/shop/p/-" + p.product_code + "/?c=" + p.city_id};
+    return r;
+}
+
+// decide turns a finished request into the check's outcome.
+CheckOutcome decide(const ClaimedProduct& product, const core::HttpResponse& response) {
+    CheckOutcome out;
+    out.product = product;
+    if (response.error != core::ErrorClass::none) {
+        out.reason = "check_failed";
+        out.error_class = core::error_class_name(response.error);
+        out.error_text = response.error_detail.empty() ? out.error_class : response.error_detail;
+        if (response.status != 0) out.error_text += " (HTTP " + std::to_string(response.status) + ")";
+        return out;
+    }
+    core::OffersParse parsed = core::parse_offers(response.body);
+    if (!parsed.ok) {
+        out.reason = "check_failed";
+        out.error_class = "bad_body";
+        out.error_text = parsed.error;
+        return out;
+    }
+    core::PricingRule rule;
+    rule.min_price = product.min_price;
+    rule.max_price = product.max_price;
+    rule.step = product.step;
+    rule.excluded_merchants = {product.merchant_id};
+    core::PriceDecision d = core::decide_price(product.price, rule, parsed.book);
+    out.ok = true;
+    out.new_price = d.new_price;
+    out.competitor_price = d.competitor_price;
+    out.reason = core::reason_name(d.reason);
+    out.floor_hit = d.floor_hit;
+    return out;
+}
+
+class Worker {
+public:
+    Worker(int slot) : slot_(slot), rng_(std::random_device{}()) {}
+    ~Worker() {
+        if (wait_set_ != nullptr) FreeWaitEventSet(wait_set_);
+    }
+    void run();
+
+private:
+    void sleep_until_something_happens();
+    void reload_settings();
+    void claim_if_room(double now);
+    void collect_completions();
+    void apply_if_due(double now, bool force);
+    void publish_gauges();
+    std::size_t queue_limit() const;
+    std::int64_t new_lease_token();
+
+    int slot_;
+    Settings settings_ = current_settings();
+    Catalog catalog_;
+    std::unique_ptr<core::HttpEngine> engine_;
+    WaitEventSet* wait_set_ = nullptr;
+    std::unordered_map<std::uint64_t, ClaimedProduct> in_check_;  // request id -> product
+    std::vector<CheckOutcome> outcomes_;                          // decided, not yet applied
+    double first_outcome_at_ = 0;
+    double next_claim_at_ = 0;
+    bool extension_ready_ = false;
+    std::uint64_t next_request_id_ = 1;
+    EngineCounterMirror mirror_;
+    std::mt19937_64 rng_;
+};
+
+std::size_t Worker::queue_limit() const {
+    double ahead = settings_.requests_per_second * kQueueSeconds;
+    double limit = static_cast<double>(settings_.max_inflight) + std::min(ahead, 100000.0);
+    return static_cast<std::size_t>(limit);
+}
+
+std::int64_t Worker::new_lease_token() {
+    return static_cast<std::int64_t>(rng_() >> 1) | 1;  // positive, never 0
+}
+
+void Worker::reload_settings() {
+    pg_guard([] { ProcessConfigFile(PGC_SIGHUP); });
+    settings_ = current_settings();
+    engine_->reconfigure(engine_config(settings_));
+    next_claim_at_ = 0;
+}
+
+void Worker::claim_if_room(double now) {
+    if (!settings_.enabled || now < next_claim_at_) return;
+    if (!extension_ready_) {
+        extension_ready_ = catalog_.extension_ready();
+        if (!extension_ready_) {
+            next_claim_at_ = now + kNotReadyPollSeconds;
+            return;
+        }
+    }
+    std::size_t limit = queue_limit();
+    if (in_check_.size() >= limit) return;
+    std::size_t room = limit - in_check_.size();
+    std::size_t want = std::min<std::size_t>(room, static_cast<std::size_t>(settings_.batch_size));
+    // Do not claim in dribbles while the pipeline is busy: wait until a useful batch fits.
+    if (!in_check_.empty() && want < std::min<std::size_t>(limit, settings_.batch_size) / 2) return;
+
+    std::vector<ClaimedProduct> claimed =
+        catalog_.claim(static_cast<int>(want), new_lease_token(), settings_.lease_time_s);
+    if (claimed.size() < want) next_claim_at_ = now + kIdlePollSeconds;
+    for (ClaimedProduct& p : claimed) {
+        counter_add(kChecksStarted);
+        if (!p.store_active) {
+            CheckOutcome skipped;
+            skipped.product = p;
+            skipped.skipped = true;
+            skipped.reason = "store_inactive";
+            if (outcomes_.empty()) first_outcome_at_ = now;
+            outcomes_.push_back(std::move(skipped));
+            continue;
+        }
+        std::uint64_t id = next_request_id_++;
+        engine_->submit(offers_request(id, p, settings_));
+        in_check_.emplace(id, std::move(p));
+    }
+}
+
+void Worker::collect_completions() {
+    engine_->perform();
+    for (core::HttpResponse& r : engine_->take_completed()) {
+        auto it = in_check_.find(r.id);
+        if (it == in_check_.end()) continue;
+        CheckOutcome out = decide(it->second, r);
+        in_check_.erase(it);
+        if (out.ok) {
+            counter_add(kChecksOk);
+            if (out.floor_hit) counter_add(kFloorHits);
+        } else {
+            counter_add(kChecksFailed);
+            counter_add(failure_counter(out.error_class));
+        }
+        if (outcomes_.empty()) first_outcome_at_ = now_seconds();
+        outcomes_.push_back(std::move(out));
+    }
+}
+
+void Worker::apply_if_due(double now, bool force) {
+    if (outcomes_.empty()) return;
+    bool full = outcomes_.size() >= static_cast<std::size_t>(settings_.batch_size);
+    bool waited = now - first_outcome_at_ >= kApplyDelaySeconds;
+    if (!(force || full || waited || in_check_.empty())) return;
+    std::vector<CheckOutcome> batch;
+    batch.swap(outcomes_);
+    ApplyResult r = catalog_.apply(batch, settings_.check_interval_s, settings_.dry_run);
+    counter_add(kPriceChanges, static_cast<std::uint64_t>(r.price_up + r.price_down));
+    counter_add(kPriceUp, static_cast<std::uint64_t>(r.price_up));
+    counter_add(kPriceDown, static_cast<std::uint64_t>(r.price_down));
+    counter_add(kDecisionsDiscarded, static_cast<std::uint64_t>(r.discarded));
+}
+
+void Worker::publish_gauges() {
+    const core::EngineCounters& c = engine_->counters();
+    counter_add(kHttpRequests, c.requests - mirror_.requests);
+    counter_add(kHttpRetries, c.retries - mirror_.retries);
+    counter_add(kRateLimitWaits, c.rate_limit_waits - mirror_.rate_limit_waits);
+    mirror_ = {c.requests, c.retries, c.rate_limit_waits};
+    gauge_set(kInFlight, engine_->in_flight());
+    gauge_set(kQueued, engine_->queued());
+}
+
+void Worker::sleep_until_something_happens() {
+    double now = now_seconds();
+    long timeout_ms = 1000;
+    long engine_ms = engine_->next_timeout_ms();
+    if (engine_ms >= 0) timeout_ms = std::min(timeout_ms, engine_ms);
+    if (!outcomes_.empty()) {
+        double left = first_outcome_at_ + kApplyDelaySeconds - now;
+        timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, left) * 1000) + 1);
+    }
+    if (settings_.enabled && in_check_.size() < queue_limit()) {
+        double left = next_claim_at_ - now;
+        timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, left) * 1000) + 1);
+    }
+    WaitEvent events[4];
+    int n = 0;
+    WaitEventSet* set = wait_set_;
+    pg_guard([&] { n = WaitEventSetWait(set, timeout_ms, events, 4, PG_WAIT_EXTENSION); });
+    for (int i = 0; i < n; i++) {
+        if (events[i].events & WL_LATCH_SET) {
+            pg_guard([] { ResetLatch(MyLatch); });
+            next_claim_at_ = 0;  // someone asked for a check now (check_now, reload, shutdown)
+        }
+    }
+}
+
+void Worker::run() {
+    engine_ = std::make_unique<core::HttpEngine>(engine_config(settings_));
+    int engine_fd = engine_->wait_fd();
+    pg_guard([&] {
+        wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
+        AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+        AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+        AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, engine_fd, nullptr, nullptr);
+    });
+    double error_pause_until = 0;
+    for (;;) {
+        pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            reload_settings();
+        }
+        try {
+            collect_completions();
+            double now = now_seconds();
+            if (now >= error_pause_until) {
+                apply_if_due(now, false);
+                claim_if_room(now);
+                engine_->perform();
+            }
+        } catch (const PgError& e) {
+            // The transaction was rolled back; undecided leases expire and come due again.
+            catalog_.forget_plans();
+            extension_ready_ = false;
+            error_pause_until = now_seconds() + kErrorPauseSeconds;
+            const char* msg = e.what();
+            pg_guard([msg] {
+                ereport(WARNING, (errmsg("demper worker could not update the catalogue: %s", msg),
+                                  errdetail("Decisions of the batch were dropped; those products will be checked again.")));
+            });
+            outcomes_.clear();
+        }
+        publish_gauges();
+        sleep_until_something_happens();
+    }
+}
+
+void clear_worker_slot(int code, Datum arg) {
+    if (SharedState* s = shared_state()) pg_atomic_write_u32(&s->worker_pids[DatumGetInt32(arg)], 0);
+}
+
+// worker_main_cpp runs the worker; the C++ objects live here, below demper_worker_main.
+void worker_main_cpp(int slot) {
+    char error[1024];
+    error[0] = '\0';
+    try {
+        Worker worker(slot);
+        worker.run();
+    } catch (const std::exception& e) {
+        strlcpy(error, e.what(), sizeof(error));
+    } catch (...) {
+        strlcpy(error, "unknown C++ exception", sizeof(error));
+    }
+    if (error[0] != '\0')
+        ereport(FATAL, (errmsg("demper worker stopped: %s", error)));
+}
+
+}  // namespace
+
+void register_workers() {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof(worker));
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = kRestartSeconds;
+    strlcpy(worker.bgw_library_name, "demper", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "demper_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "demper worker", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "demper worker", BGW_MAXLEN);
+    worker.bgw_main_arg = Int32GetDatum(0);
+    worker.bgw_notify_pid = 0;
+    RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace demper::pg
+
+void demper_worker_main(Datum main_arg) {
+    int slot = DatumGetInt32(main_arg);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    if (demper::pg::SharedState* s = demper::pg::shared_state()) {
+        pg_atomic_write_u32(&s->worker_pids[slot], static_cast<uint32>(MyProcPid));
+        on_shmem_exit(demper::pg::clear_worker_slot, Int32GetDatum(slot));
+    }
+    BackgroundWorkerInitializeConnection(demper::pg::database_setting(), nullptr, 0);
+    pgstat_report_appname("demper worker");
+    ereport(LOG, (errmsg("demper worker started in database \"%s\"", demper::pg::database_setting())));
+    demper::pg::worker_main_cpp(slot);
+    proc_exit(0);
+}
