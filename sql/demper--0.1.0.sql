@@ -93,23 +93,31 @@ BEGIN
     IF NEW.price IS NOT NULL AND NEW.price < 10 THEN
         RAISE EXCEPTION 'price must be at least 10'
             USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product %L has price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.price);
+                  DETAIL = format('Product "%s" has price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.price);
     END IF;
     IF NEW.min_price IS NOT NULL AND NEW.min_price < 10 THEN
         RAISE EXCEPTION 'min_price must be at least 10'
             USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product %L has min_price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.min_price);
+                  DETAIL = format('Product "%s" has min_price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.min_price);
     END IF;
     IF NEW.max_price IS NOT NULL AND NEW.min_price IS NOT NULL AND NEW.max_price < NEW.min_price THEN
         RAISE EXCEPTION 'min_price must not be above max_price'
             USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product %L has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
+                  DETAIL = format('Product "%s" has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
                   HINT = 'Raise max_price, lower min_price, or set max_price to NULL for no ceiling.';
     END IF;
     IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
         RAISE EXCEPTION 'step must be at least 1'
             USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product %L has step %s.', NEW.sku, NEW.step);
+                  DETAIL = format('Product "%s" has step %s.', NEW.sku, NEW.step);
+    END IF;
+    IF NEW.product_code !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid product code "%"', NEW.product_code
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF btrim(NEW.sku) = '' THEN
+        RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
     END IF;
     IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
         NEW.next_check_at := now() + random() * demper.check_interval();
@@ -122,7 +130,35 @@ CREATE TRIGGER product_validate
     BEFORE INSERT OR UPDATE ON demper.product
     FOR EACH ROW EXECUTE FUNCTION demper.validate_product();
 
--- Functions in C (src/pg/sql_functions.cpp).
+-- validate_store gives the store constraints clear messages.
+CREATE FUNCTION demper.validate_store() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF btrim(NEW.name) = '' THEN
+        RAISE EXCEPTION 'store name must not be blank' USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.merchant_id !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid merchant id "%"', NEW.merchant_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A merchant id is the seller''s id on the marketplace: 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF NEW.city_id !~ '^[0-9]{9}$' THEN
+        RAISE EXCEPTION 'invalid city id "%"', NEW.city_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A city id is a 9-digit KATO code.',
+                  HINT = 'Almaty is 750000000, Astana 710000000, Shymkent 511010000.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER store_validate
+    BEFORE INSERT OR UPDATE ON demper.store
+    FOR EACH ROW EXECUTE FUNCTION demper.validate_store();
+
+-- Functions in C (src/pg/demper.cpp).
 CREATE FUNCTION demper.demper_stats(
     OUT checks_started   bigint,
     OUT checks_ok        bigint,
@@ -227,3 +263,4 @@ REVOKE ALL ON FUNCTION demper.wake_workers() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.check_now(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.check_interval() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.validate_product() FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.validate_store() FROM PUBLIC;

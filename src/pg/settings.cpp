@@ -1,6 +1,8 @@
 // settings.cpp: definition and validation of the demper.* settings.
 #include "pg/settings.hpp"
 
+#include <cctype>
+#include <cstring>
 #include <string>
 
 #include "core/url.hpp"
@@ -45,6 +47,15 @@ void offers_url_problem(const char* tmpl, char* why, std::size_t why_size) {
             strlcpy(why, reason.empty() ? "not a valid URL" : reason.c_str(), why_size);
     } catch (...) {
         strlcpy(why, "could not be parsed", why_size);
+    }
+    // A detail is a sentence (message style guide): capital first letter, final period.
+    std::size_t n = strlen(why);
+    if (n > 0) {
+        why[0] = static_cast<char>(toupper(static_cast<unsigned char>(why[0])));
+        if (why[n - 1] != '.' && n + 1 < why_size) {
+            why[n] = '.';
+            why[n + 1] = '\0';
+        }
     }
 }
 

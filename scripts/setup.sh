@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# setup.sh: everything demper needs on a fresh Debian 12 machine, as root: Debian packages, the
+# PGXS build installed into PostgreSQL 15, and the CMake build (unit tests, mock marketplace,
+# benchmark tools, the extension once more to keep that build working). Safe to run again.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+packages=(
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib
+  g++ make cmake pkg-config
+  libcurl4-openssl-dev rapidjson-dev libssl-dev
+  libgtest-dev googletest
+  libipc-run-perl curl procps
+)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs packages and the extension)" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+jobs=$(nproc)
+echo "== building with PGXS and installing"
+make -C "$root" -s -j"$jobs" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+make -C "$root" -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+echo "== building with CMake (unit tests, mock marketplace, tools)"
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DPG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+cmake --build "$root/build" -j"$jobs" >/dev/null
+echo "== setup done"

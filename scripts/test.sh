@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# test.sh: every test layer of demper, from a fresh Debian 12 machine, as root:
+#   unit       GoogleTest units of src/core (no server)
+#   sanitize   the same units built with ASan + UBSan
+#   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
+#   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
+# It ends with one line "N passed, N failed" over all layers, and exits non-zero on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$root/scripts/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+
+passed=0
+failed=0
+layer_report() {  # layer passed failed
+  echo "== $1: $2 passed, $3 failed"
+  passed=$((passed + $2))
+  failed=$((failed + $3))
+}
+
+# gtest_counts prints "passed failed" from a GoogleTest log.
+gtest_counts() {
+  local log=$1 p f
+  p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' || true)
+  f=$(grep -Eo '^\[  FAILED  \] [0-9]+ tests?, listed below' "$log" | grep -Eo '[0-9]+' | head -1 || true)
+  if [ -z "$p" ] && [ -z "$f" ]; then f=1; fi  # the binary crashed or did not run
+  echo "${p:-0} ${f:-0}"
+}
+
+logs=$(mktemp -d /tmp/demper-logs.XXXXXX)
+
+echo "== unit tests"
+"$root/build/demper_unit_tests" --gtest_color=no >"$logs/unit.log" 2>&1
+rc=$?
+read -r p f < <(gtest_counts "$logs/unit.log")
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+grep -E '^\[  FAILED  \]|Failure' "$logs/unit.log" | head -20
+layer_report unit "$p" "$f"
+
+echo "== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+if cmake -S "$root" -B "$root/build-sanitize" -DDEMPER_SANITIZE=ON -DDEMPER_BUILD_EXTENSION=OFF \
+      -DCMAKE_BUILD_TYPE=Debug >"$logs/sanitize-build.log" 2>&1 &&
+   cmake --build "$root/build-sanitize" -j"$(nproc)" --target demper_unit_tests >>"$logs/sanitize-build.log" 2>&1; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$root/build-sanitize/demper_unit_tests" --gtest_color=no \
+    --gtest_filter='-*Property*' >"$logs/sanitize.log" 2>&1
+  rc=$?
+  read -r p f < <(gtest_counts "$logs/sanitize.log")
+  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  grep -E '^\[  FAILED  \]|ERROR: AddressSanitizer|runtime error' "$logs/sanitize.log" | head -20
+else
+  tail -20 "$logs/sanitize-build.log"; p=0; f=1
+fi
+layer_report sanitize "$p" "$f"
+
+# The server refuses to run as root: the server-side layers run as postgres in a copy of the
+# tree that postgres owns.
+work=$(mktemp -d /tmp/demper-tests.XXXXXX)
+cp -a "$root/." "$work/"
+rm -rf "$work/build-sanitize" "$work/.git"
+chown -R postgres: "$work" "$logs"
+as_postgres() { runuser -u postgres -- env PATH="$PATH" "$@"; }
+
+echo "== pg_regress"
+as_postgres make -C "$work" -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config \
+  >"$logs/regress.log" 2>&1
+rc=$?
+cat "$logs/regress.log" | grep -E '^(ok|not ok)|tests? (passed|failed)' || true
+p=$(grep -Ec '^ok ' "$logs/regress.log"); f=$(grep -Ec '^not ok ' "$logs/regress.log")
+if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+  p=$(grep -Eo '[0-9]+ tests? passed' "$logs/regress.log" | grep -Eo '^[0-9]+' || echo 0)
+  f=$(grep -Eo '[0-9]+ of [0-9]+ tests failed' "$logs/regress.log" | grep -Eo '^[0-9]+' || echo 0)
+fi
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+[ "$f" -ne 0 ] && [ -f "$work/regression.diffs" ] && head -60 "$work/regression.diffs"
+layer_report regress "$p" "$f"
+
+echo "== TAP"
+tap_p=0; tap_f=0
+for t in "$work"/test/t/*.pl; do
+  [ -e "$t" ] || continue
+  name=$(basename "$t" .pl)
+  as_postgres env PERL5LIB="/usr/lib/postgresql/15/lib/pgxs/src/test/perl:$work/test/t" \
+    TESTDIR="$work/test" DEMPER_MOCK="$work/build/demper_mock" PG_REGRESS=/bin/false \
+    prove -v "$t" >"$logs/tap-$name.log" 2>&1
+  rc=$?
+  p=$(grep -Ec '^ok ' "$logs/tap-$name.log"); f=$(grep -Ec '^not ok ' "$logs/tap-$name.log")
+  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  echo "   $name: $p passed, $f failed"
+  if [ $rc -ne 0 ]; then
+    grep -E '^not ok|^#' "$logs/tap-$name.log" | head -30
+    tail -n 40 "$work"/test/tmp_check/log/*"$name"*.log 2>/dev/null | grep -Ei 'error|fatal|warning|panic' | head -20
+  fi
+  tap_p=$((tap_p + p)); tap_f=$((tap_f + f))
+done
+layer_report tap "$tap_p" "$tap_f"
+
+echo "logs: $logs"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

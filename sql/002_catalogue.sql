@@ -1,0 +1,64 @@
+-- The catalogue's rules: bad input is rejected with clear messages; a new product's first check
+-- is spread over one check interval.
+\set SHOW_CONTEXT never
+INSERT INTO demper.store (name, merchant_id) VALUES ('Shop A', '30012345') RETURNING id, city_id, active;
+INSERT INTO demper.store (name, merchant_id) VALUES ('Shop A again', '30012345');
+INSERT INTO demper.store (name, merchant_id) VALUES ('Bad', 'has spaces');
+INSERT INTO demper.store (name, merchant_id, city_id) VALUES ('Bad city', '30099999', 'Almaty');
+INSERT INTO demper.store (name, merchant_id) VALUES ('   ', '30099998');
+
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price, max_price)
+VALUES (1, '101234567', 'A-1', 151990, 140000, 160000) RETURNING id, step, bot_active, check_failures;
+
+-- Bad prices, floors, ceilings and steps.
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '1', 'A-2', 5, 10);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '1', 'A-2', -100, 10);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '1', 'A-2', 100, 9);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price, max_price) VALUES (1, '1', 'A-2', 100, 500, 400);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price, step) VALUES (1, '1', 'A-2', 100, 50, 0);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '../etc', 'A-2', 100, 50);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '1', 'A-1', 100, 50);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (99, '1', 'A-2', 100, 50);
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '1', ' ', 100, 50);
+\set VERBOSITY terse
+INSERT INTO demper.product (store_id, product_code, sku, price) VALUES (1, '1', 'A-2', 100);
+\set VERBOSITY default
+UPDATE demper.product SET min_price = 170000 WHERE sku = 'A-1';
+UPDATE demper.product SET max_price = NULL WHERE sku = 'A-1' RETURNING max_price;
+
+-- A bulk import is spread over the check interval (15 minutes by default), never all due at once.
+SELECT demper.check_interval();
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price)
+SELECT 1, (200000 + g)::text, 'BULK-' || g, 1000, 500 FROM generate_series(1, 1000) g;
+SELECT count(*) AS products,
+       bool_and(next_check_at BETWEEN now() AND now() + demper.check_interval()) AS all_within_interval,
+       count(*) FILTER (WHERE next_check_at < now() + interval '1 minute') < 200 AS not_bunched,
+       count(DISTINCT width_bucket(extract(epoch FROM next_check_at - now()), 0, 900, 15)) = 15
+           AS every_minute_used
+  FROM demper.product WHERE sku LIKE 'BULK-%';
+
+-- check_now makes a product due at once; an unknown product is an error.
+UPDATE demper.product SET next_check_at = now() + interval '1 hour' WHERE sku = 'A-1';
+SELECT demper.check_now(id) FROM demper.product WHERE sku = 'A-1';
+SELECT next_check_at <= now() AS due_now FROM demper.product WHERE sku = 'A-1';
+SELECT demper.check_now(424242);
+SELECT demper.check_now(NULL);
+
+-- The status view lists products held at their floor first.
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price) VALUES (1, '555', 'FLOOR-1', 700, 700);
+SELECT sku, price, min_price, at_floor FROM demper.product_status ORDER BY at_floor DESC, id LIMIT 2;
+SELECT (SELECT sku FROM demper.product_status LIMIT 1) AS first_row;
+SELECT due_now >= 1 AS something_due, active_products FROM demper.backlog;
+
+-- With a backlog, the claim is an ordered range scan of the due index: its cost does not grow
+-- with the table.
+UPDATE demper.product SET next_check_at = now() - random() * interval '1 hour';
+ANALYZE demper.product;
+EXPLAIN (COSTS OFF)
+SELECT p.id FROM demper.product p
+ WHERE p.bot_active AND p.next_check_at <= now()
+ ORDER BY p.next_check_at LIMIT 100 FOR UPDATE SKIP LOCKED;
+
+-- Deleting a store removes its products.
+DELETE FROM demper.store WHERE merchant_id = '30012345';
+SELECT count(*) FROM demper.product;
