@@ -81,7 +81,7 @@ for t in "$work"/test/t/*.pl; do
   [ -e "$t" ] || continue
   name=$(basename "$t" .pl)
   as_postgres env PERL5LIB="/usr/lib/postgresql/15/lib/pgxs/src/test/perl:$work/test/t" \
-    TESTDIR="$work/test" DEMPER_MOCK="$work/build/demper_mock" PG_REGRESS=/bin/false \
+    TESTDIR="$work/test" DEMPER_MOCK="$work/build/demper_mock" PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
     prove -v "$t" >"$logs/tap-$name.log" 2>&1
   rc=$?
   p=$(grep -Ec '^ok ' "$logs/tap-$name.log"); f=$(grep -Ec '^not ok ' "$logs/tap-$name.log")

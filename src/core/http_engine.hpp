@@ -1,0 +1,142 @@
+// http_engine: the fetch step's HTTP client, libcurl multi driven by the worker's event loop.
+//
+// Vocabulary: a *request* is what the worker submits (one check or one push); an *attempt* is one
+// time it is sent (retries and redirect hops are further attempts); *admission* is the moment a
+// queued attempt is handed to curl, which happens only when the rate limiter has a token and an
+// in-flight slot is free, so that curl's timeout measures the request itself and never time spent
+// waiting in our queue.
+//
+// Threading: an HttpEngine belongs to one thread (the worker's main loop). It never blocks and
+// never sleeps: the owner waits on wait_fd() (readable when a curl socket is ready) with the
+// timeout next_timeout_ms(), then calls perform() and take_completed().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace demper::core {
+
+// ErrorClass is how a request ended. Retried classes: timeout, connect, dns, ban, http_5xx.
+//   timeout       curl's whole-request timeout (from admission) or connect timeout expired
+//   connect       could not connect, or the connection broke mid-answer (reset, empty reply)
+//   dns           the host (or proxy) name did not resolve
+//   tls           TLS handshake or certificate verification failed (never retried)
+//   http_4xx      a 4xx other than the ban signals (400, 404, ...: final, never retried)
+//   http_5xx      a 5xx other than 526
+//   ban           403, 429 or Cloudflare 526: the marketplace's "slow down" answers
+//   too_large     the body exceeded max_body_bytes; the transfer was aborted
+//   bad_body      2xx with an HTML body (anti-bot page), or a 1xx/3xx that cannot be used
+//                 (redirect without Location, more than kMaxRedirects hops)
+//   refused_host  refused before anything was sent: host not in the allow-list (also for a
+//                 redirect target), malformed URL, or a malformed request (method, header line)
+//   canceled      cancel_all() or the engine's destruction
+enum class ErrorClass {
+    none,
+    timeout,
+    connect,
+    dns,
+    tls,
+    http_4xx,
+    http_5xx,
+    ban,
+    too_large,
+    bad_body,
+    refused_host,
+    canceled
+};
+
+// error_class_name gives the stable lower-case name used in stats and SQL ("http_5xx", ...).
+const char* error_class_name(ErrorClass);
+
+// kMaxRedirects is how many redirect hops one request may follow (each hop is re-checked
+// against the allow-list and goes through admission again).
+constexpr int kMaxRedirects = 3;
+
+struct HttpRequest {
+    std::uint64_t id = 0;  // the caller's correlation id, echoed in HttpResponse
+    std::string url;
+    std::string method = "POST";       // "POST", "GET", "PUT", ... (upper-case letters only)
+    std::string body;                  // sent for every method but GET/HEAD
+    std::vector<std::string> headers;  // "Name: value"; never copied into logs or errors
+};
+
+struct HttpResponse {
+    std::uint64_t id = 0;
+    ErrorClass error = ErrorClass::none;
+    long status = 0;           // last HTTP status seen (0 when none arrived)
+    std::string body;          // the final attempt's body (kept for errors too, for diagnostics)
+    std::string error_detail;  // short reason; never holds request headers or proxy credentials
+    double elapsed_ms = 0;     // from submit() to completion, queueing and retries included
+    int attempts = 0;          // attempts sent (retries and redirect hops included)
+    std::string content_type;
+};
+
+struct EngineConfig {
+    double requests_per_second = 8;
+    double burst = 4;   // token bucket for admissions
+    int max_inflight = 64;  // requests inside curl at once
+    long timeout_ms = 10000;
+    long connect_timeout_ms = 5000;
+    std::size_t max_body_bytes = 4 << 20;  // larger body -> too_large, transfer aborted
+    std::string allowed_hosts;  // comma separated, see HostAllowList; others -> refused_host
+    bool verify_tls = true;
+    std::string ca_file;  // CURLOPT_CAINFO when non-empty
+    std::string user_agent = "demper/0.1";
+    int max_attempts = 3;  // attempts in total for retried classes (redirect hops not counted)
+    double backoff_base_s = 0.5;
+    double backoff_cap_s = 30;  // also caps a Retry-After
+    std::uint64_t backoff_seed = 0;  // 0 = seed from std::random_device
+    long dns_cache_timeout_s = 60;
+};
+
+struct EngineCounters {
+    std::uint64_t requests = 0;          // submitted
+    std::uint64_t retries = 0;           // retry attempts scheduled
+    std::uint64_t rate_limit_waits = 0;  // attempts that had to wait for a token
+    std::uint64_t refused = 0;           // completed with refused_host
+    std::uint64_t completed_ok = 0;
+    std::uint64_t completed_failed = 0;  // any other ErrorClass, canceled included
+};
+
+class HttpEngine {
+public:
+    // HttpEngine initialises libcurl once per process (thread-safely) and creates its multi
+    // handle and epoll set; throws std::runtime_error when any of that fails.
+    explicit HttpEngine(const EngineConfig&);
+    // ~HttpEngine aborts everything without completing it and frees every handle and fd.
+    ~HttpEngine();
+    HttpEngine(const HttpEngine&) = delete;
+    HttpEngine& operator=(const HttpEngine&) = delete;
+
+    // reconfigure applies to admissions from now on (rates, limits, allow-list, timeouts);
+    // in-flight requests keep the options they were sent with.
+    void reconfigure(const EngineConfig&);
+    // submit queues a request (FIFO). It never blocks and performs no I/O; a request whose URL is
+    // malformed or whose host is not allowed completes at once with refused_host.
+    void submit(HttpRequest req);
+    // wait_fd is an epoll fd owned by the engine, readable when any curl socket is ready.
+    int wait_fd() const;
+    // next_timeout_ms is how long the owner may sleep at most: the earliest of curl's timer, the
+    // next admission when requests are queued, the next retry; 0 when responses are waiting to
+    // be taken; -1 when nothing is pending at all.
+    long next_timeout_ms() const;
+    // perform does all due work without blocking: socket events, curl's timer, admissions,
+    // finished transfers (retry, redirect or complete).
+    void perform();
+    // take_completed moves out the finished responses.
+    std::vector<HttpResponse> take_completed();
+    std::size_t in_flight() const;
+    std::size_t queued() const;  // waiting for admission, retries waiting for their time included
+    // cancel_all completes every queued and in-flight request with ErrorClass::canceled.
+    void cancel_all();
+    const EngineCounters& counters() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace demper::core

@@ -1,0 +1,82 @@
+// http_message.hpp: HTTP/1.1 requests as the mock reads them, and replies as it plans to send them.
+//
+// A request is parsed from the front of a connection's input buffer: the head first (request line and
+// headers), then exactly Content-Length body bytes. Both origin-form (`/path`) and absolute-form
+// (`http://host:port/path`, what a client sends to a forward proxy) targets reduce to the same `path`,
+// which is how one mock serves as marketplace and as proxy.
+//
+// A Reply is the answer plus how to deliver it. Most replies are sent whole at once; fault modes ask for a
+// delay, for the body to be dripped, or for the body never to come (stall after the headers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace demper_mock {
+
+// Bounds that keep one client from exhausting the mock's memory.
+constexpr size_t kMaxHeadBytes = 16 * 1024;
+constexpr size_t kMaxBodyBytes = 64 * 1024 * 1024;  // a PUT of a large offer book must fit
+
+struct HttpRequest {
+    std::string method;
+    std::string target;  // as sent
+    std::string path;    // without scheme, authority and query
+    std::string body;
+    std::string cookie;  // all Cookie headers joined with "; "
+    size_t content_length = 0;
+    bool keep_alive = true;
+    bool expect_continue = false;
+};
+
+enum class HeadParse {
+    incomplete,
+    complete,
+    bad_request,     // 400
+    head_too_large,  // 431
+    body_too_large,  // 413
+    unsupported,     // 501: Transfer-Encoding (the clients under test always send Content-Length)
+};
+
+// parse_head parses the request head at the front of `input`. On `complete`, fills `request` (all but the
+// body) and sets `head_bytes` to the head's length including the blank line.
+HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_bytes);
+
+// How a reply reaches the client.
+enum class Delivery {
+    whole,                // head and body at once
+    drip,                 // head at once, body at `drip_bytes_per_sec`
+    stall_after_headers,  // head announcing `stall_content_length` bytes, then nothing, ever
+};
+
+struct Reply {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+    std::string body;
+    bool close = false;  // send Connection: close and close after sending
+
+    uint64_t delay_ms = 0;  // wait this long before sending anything
+    Delivery delivery = Delivery::whole;
+    uint64_t drip_bytes_per_sec = 0;
+    size_t stall_content_length = 1000;
+
+    // recorded is false for control-API answers: they never reach the stats or the request log.
+    bool recorded = true;
+};
+
+// serialize_head returns the status line and headers of `reply`, ending with the blank line.
+std::string serialize_head(const Reply& reply);
+
+// reason_phrase returns the standard reason phrase for `status` ("Unknown" when there is none).
+const char* reason_phrase(int status);
+
+// json_reply and error_reply build the common replies.
+Reply json_reply(int status, std::string body);
+Reply error_reply(int status, std::string_view message);
+
+}  // namespace demper_mock

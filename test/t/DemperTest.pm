@@ -1,0 +1,201 @@
+# DemperTest: what demper's TAP tests share: the mock marketplace (start it, change its offer
+# books and faults, read its request log), a PostgreSQL node with demper preloaded and pointed at
+# the mock, polling helpers, and an independent implementation of the default price rule.
+package DemperTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use HTTP::Tiny;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+our @EXPORT = qw(start_mock demper_node expected_price poll_until mock_request_times
+  max_in_window worker_pid wait_for_worker);
+
+my $json = JSON::PP->new->canonical;
+
+# start_mock starts the mock marketplace with one listening port per egress and returns a
+# DemperTest::Mock. Options: egresses => N, books => "path to TSV", synthetic => N.
+sub start_mock {
+	my (%opt) = @_;
+	my $bin = $ENV{DEMPER_MOCK} or die "DEMPER_MOCK is not set";
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $egresses = $opt{egresses} // 1;
+	my @cmd = ($bin);
+	push @cmd, ('--listen', '127.0.0.1:0') for 1 .. $egresses;
+	push @cmd, ('--port-file', "$dir/ports", '--log', "$dir/requests.log");
+	push @cmd, ('--books', $opt{books}) if $opt{books};
+	push @cmd, ('--synthetic', $opt{synthetic}) if $opt{synthetic};
+	my $h = IPC::Run::start(\@cmd, '>', "$dir/mock.out", '2>', "$dir/mock.err");
+	my $deadline = time + 60;
+	while (!-s "$dir/ports")
+	{
+		die "mock marketplace did not start: " . slurp_file("$dir/mock.err")
+		  if time > $deadline || !$h->pumpable;
+		usleep(20_000);
+	}
+	my @ports = grep { /^\d+$/ } split /\s+/, slurp_file("$dir/ports");
+	my $mock = bless {
+		handle => $h,
+		dir => $dir,
+		ports => \@ports,
+		log => "$dir/requests.log",
+		base => "http://127.0.0.1:$ports[0]",
+		http => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
+	}, 'DemperTest::Mock';
+	return $mock;
+}
+
+# demper_node creates and starts a node with demper preloaded, its worker pointed at the mock,
+# and the extension created in database postgres. Extra settings come in %conf.
+sub demper_node {
+	my ($name, $mock, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my %settings = (
+		shared_preload_libraries => "'demper'",
+		'demper.database' => "'postgres'",
+		'demper.offers_url' => "'" . $mock->{base} . "/yml/offer-view/offers/{product_code}'",
+		'demper.allowed_hosts' => "'127.0.0.1'",
+		'demper.requests_per_second' => 500,
+		'demper.burst' => 20,
+		'demper.max_inflight' => 32,
+		'demper.check_interval' => "'1h'",
+		'demper.http_timeout' => "'5s'",
+		'demper.lease_time' => "'20s'",
+		%conf);
+	$node->append_conf('postgresql.conf',
+		join('', map { "$_ = $settings{$_}\n" } sort keys %settings));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION demper');
+	return $node;
+}
+
+# expected_price is the default rule of README.md, written again independently of the C++ code:
+# competitors are the offers of other merchants; with none, max_price when set, else unchanged;
+# otherwise the cheapest competitor minus step, at least max(min_price, 10), at most max_price.
+sub expected_price {
+	my (%p) = @_;    # price, min_price, max_price (undef = none), step, own, offers => [[merchant, price]...]
+	my @competitors = sort { $a <=> $b } map { $_->[1] } grep { $_->[0] ne $p{own} } @{ $p{offers} };
+	if (!@competitors)
+	{
+		return defined $p{max_price} ? $p{max_price} : $p{price};
+	}
+	my $target = $competitors[0] - $p{step};
+	my $floor = $p{min_price} > 10 ? $p{min_price} : 10;
+	$target = $floor if $target < $floor;
+	$target = $p{max_price} if defined $p{max_price} && $target > $p{max_price};
+	return $target;
+}
+
+# poll_until calls $check until it returns true or $timeout seconds pass; returns its last result.
+sub poll_until {
+	my ($check, $timeout) = @_;
+	$timeout //= $PostgreSQL::Test::Utils::timeout_default;
+	my $deadline = time + $timeout;
+	while (1)
+	{
+		my $ok = $check->();
+		return $ok if $ok || time > $deadline;
+		usleep(50_000);
+	}
+}
+
+# worker_pid returns the pid of the demper worker ('' when none runs).
+sub worker_pid {
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pg_stat_clear_snapshot(); SELECT pid FROM pg_stat_activity WHERE backend_type = 'demper worker'"
+	);
+}
+
+# wait_for_worker waits until a demper worker runs and returns its pid.
+sub wait_for_worker {
+	my ($node) = @_;
+	my $pid;
+	poll_until(sub { $pid = worker_pid($node); $pid =~ s/\D//g; $pid ne '' }, 120)
+	  or die "no demper worker started";
+	return $pid;
+}
+
+# mock_request_times returns the arrival times (unix seconds) of the offer requests in the mock's
+# log, optionally only those after $since.
+sub mock_request_times {
+	my ($mock, $since) = @_;
+	$mock->post('/_mock/log/flush', {});
+	my @times;
+	open my $fh, '<', $mock->{log} or return ();
+	while (my $line = <$fh>)
+	{
+		my ($t, $port, $method, $path) = split /\t/, $line;
+		next unless defined $path && $path =~ m{/offer-view/offers/};
+		next if defined $since && $t < $since;
+		push @times, $t;
+	}
+	close $fh;
+	return sort { $a <=> $b } @times;
+}
+
+# max_in_window returns the largest number of times that fall in any window of $width seconds.
+sub max_in_window {
+	my ($width, @times) = @_;
+	my ($max, $lo) = (0, 0);
+	for my $hi (0 .. $#times)
+	{
+		$lo++ while $times[$hi] - $times[$lo] >= $width;
+		my $n = $hi - $lo + 1;
+		$max = $n if $n > $max;
+	}
+	return $max;
+}
+
+package DemperTest::Mock;
+
+use strict;
+use warnings;
+use JSON::PP;
+
+my $codec = JSON::PP->new->canonical;
+
+sub port { return $_[0]->{ports}[ $_[1] // 0 ] }
+
+sub request {
+	my ($self, $method, $path, $body) = @_;
+	my $res = $self->{http}->request($method, $self->{base} . $path,
+		{ headers => { 'Content-Type' => 'application/json' },
+		  defined $body ? (content => $codec->encode($body)) : () });
+	die "mock $method $path failed: $res->{status} $res->{content}" unless $res->{success};
+	return length($res->{content} // '') ? $codec->decode($res->{content}) : {};
+}
+
+sub post { my ($self, $path, $body) = @_; return $self->request('POST', $path, $body) }
+sub get { my ($self, $path) = @_; return $self->request('GET', $path) }
+
+# set_offers replaces a product's offer book: offers => [[merchant_id, price], ...]
+sub set_offers {
+	my ($self, $code, $offers) = @_;
+	my @list = map { { merchantId => $_->[0], merchantName => "Shop $_->[0]", price => $_->[1] } } @$offers;
+	return $self->request('PUT', "/_mock/offers/$code", { offers => \@list });
+}
+
+sub fault { my ($self, %f) = @_; return $self->post('/_mock/fault', \%f) }
+sub stats { return $_[0]->get('/_mock/stats') }
+sub reset { return $_[0]->post('/_mock/reset', {}) }
+
+sub stop {
+	my ($self) = @_;
+	return unless $self->{handle};
+	$self->{handle}->signal('TERM');
+	$self->{handle}->finish;
+	delete $self->{handle};
+}
+
+sub DESTROY { my ($self) = @_; eval { $self->{handle}->kill_kill if $self->{handle} } }
+
+1;

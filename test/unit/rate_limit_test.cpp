@@ -1,0 +1,167 @@
+// Unit tests for core/rate_limit with an injected clock.
+#include "core/rate_limit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+namespace demper::core {
+namespace {
+
+TEST(RateLimitBucket, StartsFullAndSpendsTheBurst) {
+    TokenBucket b(2.0, 3.0);
+    EXPECT_TRUE(b.try_take(100.0));
+    EXPECT_TRUE(b.try_take(100.0));
+    EXPECT_TRUE(b.try_take(100.0));
+    EXPECT_FALSE(b.try_take(100.0));
+    EXPECT_DOUBLE_EQ(b.next_available(100.0), 100.5);
+}
+
+TEST(RateLimitBucket, RefillsAtRateAndNeverAboveBurst) {
+    TokenBucket b(10.0, 2.0);
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_FALSE(b.try_take(0.05));
+    EXPECT_TRUE(b.try_take(0.1));
+    EXPECT_FALSE(b.try_take(0.1));
+    // a long idle period saves at most `burst` tokens
+    int taken = 0;
+    while (b.try_take(1000.0)) ++taken;
+    EXPECT_EQ(taken, 2);
+}
+
+TEST(RateLimitBucket, WaitingUntilNextAvailableAlwaysSucceeds) {
+    TokenBucket b(3.0, 1.0);  // 1/3 s is not exact in binary
+    double now = 5.0;
+    for (int i = 0; i < 1000; ++i) {
+        const double t = b.next_available(now);
+        ASSERT_GE(t, now);
+        ASSERT_TRUE(b.try_take(t)) << i;
+        now = t;
+    }
+    EXPECT_NEAR(now, 5.0 + 999.0 / 3.0, 1e-6);
+}
+
+TEST(RateLimitBucket, FractionalRate) {
+    TokenBucket b(0.5, 1.0);  // one request every 2 s
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_FALSE(b.try_take(1.0));
+    EXPECT_DOUBLE_EQ(b.next_available(1.0), 2.0);
+    EXPECT_FALSE(b.try_take(1.99));
+    EXPECT_TRUE(b.try_take(2.0));
+}
+
+TEST(RateLimitBucket, LongRunAverageMatchesRate) {
+    TokenBucket b(50.0, 5.0);
+    int taken = 0;
+    for (int ms = 0; ms <= 10000; ++ms) {
+        while (b.try_take(ms / 1000.0)) ++taken;
+    }
+    EXPECT_EQ(taken, 5 + 500);  // the burst plus 10 s at 50/s
+}
+
+TEST(RateLimitBucket, BurstBelowOneIsOneAndZeroRateNeverRefills) {
+    TokenBucket b(0.0, 0.2);
+    EXPECT_DOUBLE_EQ(b.burst(), 1.0);
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_FALSE(b.try_take(1e6));
+    EXPECT_TRUE(std::isinf(b.next_available(1.0)));
+}
+
+TEST(RateLimitBucket, ClockSteppingBackDoesNotMintTokens) {
+    TokenBucket b(1.0, 1.0);
+    EXPECT_TRUE(b.try_take(10.0));
+    EXPECT_FALSE(b.try_take(5.0));
+    EXPECT_FALSE(b.try_take(10.5));
+    EXPECT_TRUE(b.try_take(11.0));
+}
+
+TEST(RateLimitBucket, ReconfigureKeepsSavedTokensClippedToNewBurst) {
+    TokenBucket b(1.0, 10.0);
+    EXPECT_TRUE(b.try_take(0.0));  // 9 left
+    b.configure(100.0, 2.0);
+    EXPECT_DOUBLE_EQ(b.rate(), 100.0);
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_TRUE(b.try_take(0.0));
+    EXPECT_FALSE(b.try_take(0.0));
+    EXPECT_TRUE(b.try_take(0.01));  // refills at the new rate
+    b.configure(0.1, 1.0);
+    EXPECT_FALSE(b.try_take(0.02));
+    EXPECT_NEAR(b.next_available(0.02), 0.02 + 9.9, 0.2);
+}
+
+TEST(RateLimitBackoff, DelaysStayWithinExponentialCeilingAndCap) {
+    Backoff b(0.5, 30.0, 42);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        const double ceiling = std::min(30.0, 0.5 * std::pow(2.0, attempt));
+        EXPECT_DOUBLE_EQ(b.ceiling(attempt), ceiling);
+        for (int i = 0; i < 200; ++i) {
+            const double d = b.delay(attempt);
+            ASSERT_GE(d, 0.0);
+            ASSERT_LT(d, ceiling);
+        }
+    }
+    EXPECT_DOUBLE_EQ(b.ceiling(10000), 30.0);
+    EXPECT_DOUBLE_EQ(b.ceiling(-3), 0.5);
+}
+
+TEST(RateLimitBackoff, FullJitterIsRoughlyUniform) {
+    Backoff b(1.0, 100.0, 7);
+    constexpr int kSamples = 40000;
+    const double ceiling = b.ceiling(3);  // 8 s
+    std::vector<int> bins(8, 0);
+    double sum = 0;
+    for (int i = 0; i < kSamples; ++i) {
+        const double d = b.delay(3);
+        sum += d;
+        ++bins[static_cast<std::size_t>(d / ceiling * 8)];
+    }
+    EXPECT_NEAR(sum / kSamples, ceiling / 2, 0.1);
+    for (int n : bins) EXPECT_NEAR(n, kSamples / 8, kSamples / 8 / 10);  // within 10 %
+}
+
+TEST(RateLimitBackoff, SameSeedSameSequence) {
+    Backoff a(0.5, 30.0, 123), b(0.5, 30.0, 123), c(0.5, 30.0, 124);
+    bool differs = false;
+    for (int i = 0; i < 50; ++i) {
+        const double x = a.delay(i % 6);
+        EXPECT_EQ(x, b.delay(i % 6));
+        differs = differs || x != c.delay(i % 6);
+    }
+    EXPECT_TRUE(differs);
+}
+
+TEST(RateLimitRetryAfter, DeltaSeconds) {
+    EXPECT_EQ(parse_retry_after("120", 0), 120.0);
+    EXPECT_EQ(parse_retry_after(" 0 ", 0), 0.0);
+    EXPECT_EQ(parse_retry_after("99999999999999999999", 0), 1e9);
+    EXPECT_FALSE(parse_retry_after("", 0));
+    EXPECT_FALSE(parse_retry_after("-5", 0));
+    EXPECT_FALSE(parse_retry_after("1.5", 0));
+    EXPECT_FALSE(parse_retry_after("soon", 0));
+}
+
+TEST(RateLimitRetryAfter, HttpDates) {
+    const double t = 784111777.0;  // Sun, 06 Nov 1994 08:49:37 GMT
+    EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t - 30), 30.0);
+    EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", t - 30), 30.0);
+    EXPECT_EQ(parse_retry_after("Sun Nov  6 08:49:37 1994", t - 30), 30.0);
+    EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + 100), 0.0);  // past
+    EXPECT_EQ(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 0), 0.0);
+    EXPECT_EQ(parse_retry_after("Sat, 29 Feb 2020 12:00:00 GMT", 1582977600.0 - 5), 5.0);
+    EXPECT_EQ(parse_retry_after("Wed, 22 Nov 2034 10:00:05 GMT", 2047802400.0), 5.0);
+}
+
+TEST(RateLimitRetryAfter, MalformedDates) {
+    EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 08:49:37 UTC", 0));
+    EXPECT_FALSE(parse_retry_after("Sun, 6 Nov 1994 08:49:37 GMT", 0));
+    EXPECT_FALSE(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0));
+    EXPECT_FALSE(parse_retry_after("Sun, 31 Apr 1994 08:49:37 GMT", 0));
+    EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 24:49:37 GMT", 0));
+    EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 08:49 GMT", 0));
+    EXPECT_FALSE(parse_retry_after("Sun Nov 6 08:49:37", 0));
+}
+
+}  // namespace
+}  // namespace demper::core
