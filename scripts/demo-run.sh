@@ -43,13 +43,15 @@ createdb demo
 psql() { command psql -X -q -v ON_ERROR_STOP=1 -d demo "$@"; }
 psql -c "CREATE EXTENSION demper"
 
-# 3. Two stores, 1,000 products. Start prices sit well above the market, so the first checks
-#    undercut; floors are set so that some products end at their floor.
+# 3. Two stores, 1,000 products. Two thirds start well above the market (the first checks
+#    undercut), one third at its floor below the market (the first checks raise the price back
+#    up to the competition); floors are set so that some products end at their floor.
 psql <<'SQL'
 INSERT INTO demper.store (name, merchant_id) VALUES ('Alma Electronics', 'ALMA1'), ('Astana Gadgets', 'AST2');
 INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price, max_price, step)
 SELECT 1 + (g % 2), g::text, 'SKU-' || g, 'Model ' || g, 'Acme',
-       600000, 1000 + (g * 7919) % 200000, 600000, 1 + (g % 3) * 4
+       CASE WHEN g % 3 = 0 THEN 1000 + (g * 7919) % 100000 ELSE 600000 END,
+       1000 + (g * 7919) % 100000, 600000, 1 + (g % 3) * 4
   FROM generate_series(1, 1000) g;
 SQL
 echo "loaded $(psql -Atc 'SELECT count(*) FROM demper.product') products in 2 stores; checks spread over 20 s"

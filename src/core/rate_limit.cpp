@@ -94,6 +94,144 @@ double Backoff::delay(int attempt) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CircuitBreaker
+
+const char* breaker_state_name(BreakerState s) {
+    switch (s) {
+        case BreakerState::closed: return "closed";
+        case BreakerState::open: return "open";
+        case BreakerState::half_open: return "half_open";
+    }
+    return "unknown";
+}
+
+CircuitBreaker::CircuitBreaker(int failure_threshold, double window_s, double cooldown_s) {
+    configure(failure_threshold, window_s, cooldown_s);
+}
+
+void CircuitBreaker::configure(int failure_threshold, double window_s, double cooldown_s) {
+    threshold_ = std::max(1, failure_threshold);
+    window_s_ = (std::isfinite(window_s) && window_s > 0) ? window_s : 0.0;
+    cooldown_s_ = (std::isfinite(cooldown_s) && cooldown_s > 0) ? cooldown_s : 0.0;
+}
+
+BreakerState CircuitBreaker::state(double now) const {
+    if (state_ == BreakerState::open && now >= opened_at_ + cooldown_s_) {
+        return BreakerState::half_open;
+    }
+    return state_;
+}
+
+void CircuitBreaker::open(double now) {
+    state_ = BreakerState::open;
+    opened_at_ = now;
+    probe_out_ = false;
+    failures_ = 0;
+    ++opens_;
+}
+
+bool CircuitBreaker::allow(double now, bool* is_probe) {
+    if (is_probe != nullptr) *is_probe = false;
+    switch (state(now)) {
+        case BreakerState::closed: return true;
+        case BreakerState::open: return false;
+        case BreakerState::half_open:
+            state_ = BreakerState::half_open;
+            if (probe_out_) return false;
+            probe_out_ = true;
+            if (is_probe != nullptr) *is_probe = true;
+            return true;
+    }
+    return false;
+}
+
+double CircuitBreaker::next_allowed(double now) const {
+    switch (state(now)) {
+        case BreakerState::closed: return now;
+        case BreakerState::open: return opened_at_ + cooldown_s_;
+        case BreakerState::half_open:
+            return probe_out_ ? std::numeric_limits<double>::infinity() : now;
+    }
+    return now;
+}
+
+void CircuitBreaker::on_success(double now, bool probe) {
+    const BreakerState s = state(now);
+    if (s == BreakerState::closed) {
+        failures_ = 0;
+    } else if (s == BreakerState::half_open && probe) {
+        state_ = BreakerState::closed;
+        failures_ = 0;
+        probe_out_ = false;
+    }
+}
+
+void CircuitBreaker::on_failure(double now, bool probe) {
+    const BreakerState s = state(now);
+    if (s == BreakerState::closed) {
+        if (failures_ == 0 || now - first_failure_at_ > window_s_) {
+            failures_ = 0;
+            first_failure_at_ = now;
+        }
+        if (++failures_ >= threshold_) open(now);
+    } else if (s == BreakerState::half_open && probe) {
+        open(now);
+    }
+}
+
+void CircuitBreaker::on_probe_abandoned() { probe_out_ = false; }
+
+// ---------------------------------------------------------------------------------------------
+// AdaptiveRate
+
+AdaptiveRate::AdaptiveRate(double configured_rate, double floor, double decrease_interval_s,
+                           double clean_period_s, double increase_step) {
+    configure(configured_rate, floor, decrease_interval_s, clean_period_s, increase_step);
+    base_ = configured_;
+}
+
+void AdaptiveRate::configure(double configured_rate, double floor, double decrease_interval_s,
+                             double clean_period_s, double increase_step) {
+    auto non_negative = [](double v) { return (std::isfinite(v) && v > 0) ? v : 0.0; };
+    configured_ = non_negative(configured_rate);
+    floor_ = non_negative(floor);
+    decrease_interval_s_ = non_negative(decrease_interval_s);
+    clean_period_s_ = non_negative(clean_period_s);
+    step_ = non_negative(increase_step);
+    base_ = std::min(base_, configured_);
+}
+
+double AdaptiveRate::effective_floor() const { return std::min(floor_, configured_); }
+
+double AdaptiveRate::rate(double now) const {
+    if (!banned_) return configured_;
+    double r = base_;
+    if (clean_period_s_ > 0 && now > anchor_) {
+        r += std::floor((now - anchor_) / clean_period_s_) * step_;
+    } else if (clean_period_s_ <= 0) {
+        r = configured_;  // no clean period configured: recover at once
+    }
+    return std::clamp(r, effective_floor(), configured_);
+}
+
+bool AdaptiveRate::on_ban(double now) {
+    const double current = rate(now);
+    bool lowered = false;
+    if (!decreased_ || now - last_decrease_ >= decrease_interval_s_) {
+        base_ = std::max(effective_floor(), current * 0.5);
+        lowered = base_ < current;
+        decreased_ = true;
+        last_decrease_ = now;
+        if (lowered) ++decreases_;
+    } else {
+        base_ = current;
+    }
+    banned_ = true;
+    anchor_ = now;  // the clean period starts again
+    return lowered;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Retry-After
 
 namespace {

@@ -60,6 +60,79 @@ private:
     std::mt19937_64 rng_;
 };
 
+// BreakerState: closed (requests flow), open (nothing goes until the cool-down ends), half_open
+// (exactly one probe may go; its result closes or reopens the breaker).
+enum class BreakerState { closed, open, half_open };
+const char* breaker_state_name(BreakerState);  // "closed", "open", "half_open"
+
+// CircuitBreaker pauses an endpoint after a burst of failures. The caller decides what a failure is
+// (the engine counts ban signals, 5xx, timeouts and connect errors) and reports every result.
+// Closed: `failure_threshold` consecutive failures, the first and last at most `window_s` apart,
+// open it. Open: allow() is false for `cooldown_s`, then the breaker is half-open. Half-open: the
+// first allow() is the probe (reported via *is_probe); until the probe's result arrives nothing
+// else is allowed. A probe success closes, a probe failure reopens for another cool-down. Results
+// of requests that were admitted before the breaker opened (probe == false) are ignored while it is
+// open or half-open: they say nothing about the endpoint after the pause.
+class CircuitBreaker {
+public:
+    CircuitBreaker(int failure_threshold, double window_s, double cooldown_s);
+    void configure(int failure_threshold, double window_s, double cooldown_s);
+    // allow reports whether a request may go now; in half-open it hands out the single probe.
+    bool allow(double now, bool* is_probe = nullptr);
+    // next_allowed is the earliest time allow() can be true (+inf while a probe is out).
+    double next_allowed(double now) const;
+    void on_success(double now, bool probe);
+    void on_failure(double now, bool probe);
+    // on_probe_abandoned: the probe ended without a verdict (canceled): allow another one.
+    void on_probe_abandoned();
+    BreakerState state(double now) const;
+    std::uint64_t opens() const { return opens_; }
+    int consecutive_failures() const { return failures_; }
+
+private:
+    void open(double now);
+    int threshold_;
+    double window_s_;
+    double cooldown_s_;
+    BreakerState state_ = BreakerState::closed;  // open turns half-open lazily, by time
+    int failures_ = 0;
+    double first_failure_at_ = 0;
+    double opened_at_ = 0;
+    bool probe_out_ = false;
+    std::uint64_t opens_ = 0;
+};
+
+// AdaptiveRate is AIMD over a configured request rate. A ban signal halves the current rate (not
+// below `floor`, and at most once per `decrease_interval_s`: one burst of 403s is one signal);
+// every `clean_period_s` without a ban signal adds `increase_step`, never above the configured
+// rate. The rate is computed from the last ban, so reading it never changes it.
+class AdaptiveRate {
+public:
+    AdaptiveRate(double configured_rate, double floor, double decrease_interval_s,
+                 double clean_period_s, double increase_step);
+    void configure(double configured_rate, double floor, double decrease_interval_s,
+                   double clean_period_s, double increase_step);
+    // on_ban records a ban signal; true when it lowered the rate.
+    bool on_ban(double now);
+    double rate(double now) const;
+    double configured() const { return configured_; }
+    std::uint64_t decreases() const { return decreases_; }
+
+private:
+    double effective_floor() const;
+    double configured_;
+    double floor_;
+    double decrease_interval_s_;
+    double clean_period_s_;
+    double step_;
+    double base_;             // rate right after the last ban signal
+    double anchor_ = 0;       // time of the last ban signal
+    bool banned_ = false;     // any ban signal yet
+    double last_decrease_ = 0;
+    bool decreased_ = false;  // any decrease yet
+    std::uint64_t decreases_ = 0;
+};
+
 // parse_retry_after reads an HTTP Retry-After value: delta-seconds ("120") or an HTTP-date in any
 // of the three forms (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850
 // "Sunday, 06-Nov-94 08:49:37 GMT", asctime "Sun Nov  6 08:49:37 1994"). It returns the wait in

@@ -118,7 +118,8 @@ CheckOutcome decide(const ClaimedProduct& product, const core::HttpResponse& res
         out.reason = "check_failed";
         out.error_class = core::error_class_name(response.error);
         out.error_text = response.error_detail.empty() ? out.error_class : response.error_detail;
-        if (response.status != 0) out.error_text += " (HTTP " + std::to_string(response.status) + ")";
+        if (response.status != 0 && out.error_text.find("HTTP") == std::string::npos)
+            out.error_text += " (HTTP " + std::to_string(response.status) + ")";
         return out;
     }
     core::OffersParse parsed = core::parse_offers(response.body);

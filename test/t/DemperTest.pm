@@ -16,7 +16,8 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(start_mock demper_node expected_price poll_until mock_request_times
-  max_in_window worker_pid wait_for_worker);
+  max_in_window worker_pid wait_for_worker demper_stats insert_products wait_for_connections
+  wait_for_exit mock_requests_for);
 
 my $json = JSON::PP->new->canonical;
 
@@ -153,6 +154,78 @@ sub max_in_window {
 		$max = $n if $n > $max;
 	}
 	return $max;
+}
+
+# demper_stats returns the row of demper.demper_stats() as a hash reference (column => value).
+sub demper_stats
+{
+	my ($node) = @_;
+	my $out = $node->safe_psql('postgres',
+		'SELECT row_to_json(s) FROM demper.demper_stats() s');
+	return $json->decode($out);
+}
+
+# insert_products inserts products due now (next_check_at = now()) and wakes the worker. Each
+# product is a hash: store (store id, default 1), code, sku (default "sku-<code>"), price, min,
+# max (undef = no ceiling), step (default 1).
+sub insert_products
+{
+	my ($node, @products) = @_;
+	return unless @products;
+	my @values = map {
+		sprintf("(%d, '%s', '%s', %d, %d, %s, %d, now())",
+			$_->{store} // 1, $_->{code}, $_->{sku} // "sku-$_->{code}",
+			$_->{price}, $_->{min}, defined $_->{max} ? $_->{max} : 'NULL', $_->{step} // 1)
+	} @products;
+	$node->safe_psql('postgres',
+		    "INSERT INTO demper.product (store_id, product_code, sku, price, min_price, max_price, step, next_check_at) VALUES "
+		  . join(',', @values)
+		  . '; SELECT demper.wake_workers()');
+	return;
+}
+
+# wait_for_connections polls until the node accepts connections and answers a query again (after
+# crash recovery, say); returns true when it does within $timeout seconds (default 180).
+sub wait_for_connections
+{
+	my ($node, $timeout) = @_;
+	return poll_until(
+		sub {
+			my $r = eval { $node->safe_psql('postgres', 'SELECT 1') };
+			return defined $r && $r eq '1';
+		},
+		$timeout // 180);
+}
+
+# wait_for_exit polls until process $pid no longer exists (kill 0 fails); returns the seconds it
+# took (measured from the call), or undef when it still exists after $timeout seconds (default 60).
+sub wait_for_exit
+{
+	my ($pid, $timeout) = @_;
+	my $start = time;
+	my $deadline = $start + ($timeout // 60);
+	while (kill(0, $pid))
+	{
+		return undef if time > $deadline;
+		usleep(5_000);    # fine-grained: the exit time is a measured figure
+	}
+	return time - $start;
+}
+
+# mock_requests_for returns how many offer requests for product $code the mock's log holds.
+sub mock_requests_for
+{
+	my ($mock, $code) = @_;
+	$mock->post('/_mock/log/flush', {});
+	my $n = 0;
+	open my $fh, '<', $mock->{log} or return 0;
+	while (my $line = <$fh>)
+	{
+		my ($t, $port, $method, $path) = split /\t/, $line;
+		$n++ if defined $path && $path eq "/yml/offer-view/offers/$code";
+	}
+	close $fh;
+	return $n;
 }
 
 package DemperTest::Mock;

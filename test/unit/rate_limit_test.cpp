@@ -163,5 +163,131 @@ TEST(RateLimitRetryAfter, MalformedDates) {
     EXPECT_FALSE(parse_retry_after("Sun Nov 6 08:49:37", 0));
 }
 
+
+TEST(RateLimitBreaker, OpensAfterConsecutiveFailuresWithinWindow) {
+    CircuitBreaker b(3, 10.0, 5.0);
+    EXPECT_EQ(b.state(0), BreakerState::closed);
+    b.on_failure(0.0, false);
+    b.on_failure(1.0, false);
+    EXPECT_TRUE(b.allow(1.5));
+    b.on_failure(2.0, false);
+    EXPECT_EQ(b.state(2.0), BreakerState::open);
+    EXPECT_EQ(b.opens(), 1u);
+    EXPECT_FALSE(b.allow(2.1));
+    EXPECT_DOUBLE_EQ(b.next_allowed(2.1), 7.0);
+    EXPECT_STREQ(breaker_state_name(b.state(2.1)), "open");
+}
+
+TEST(RateLimitBreaker, SuccessOrSlowFailuresDoNotOpen) {
+    CircuitBreaker b(3, 10.0, 5.0);
+    b.on_failure(0.0, false);
+    b.on_failure(1.0, false);
+    b.on_success(1.5, false);  // breaks the streak
+    b.on_failure(2.0, false);
+    b.on_failure(3.0, false);
+    EXPECT_EQ(b.state(3.0), BreakerState::closed);
+    // failures spread wider than the window restart the count
+    CircuitBreaker w(3, 10.0, 5.0);
+    w.on_failure(0.0, false);
+    w.on_failure(6.0, false);
+    w.on_failure(12.0, false);  // 12 s after the first: a new streak of 1
+    EXPECT_EQ(w.state(12.0), BreakerState::closed);
+    w.on_failure(13.0, false);
+    w.on_failure(14.0, false);
+    EXPECT_EQ(w.state(14.0), BreakerState::open);
+}
+
+TEST(RateLimitBreaker, HalfOpenAdmitsExactlyOneProbe) {
+    CircuitBreaker b(1, 10.0, 5.0);
+    b.on_failure(0.0, false);
+    EXPECT_FALSE(b.allow(4.9));
+    EXPECT_EQ(b.state(5.0), BreakerState::half_open);
+    bool probe = false;
+    EXPECT_TRUE(b.allow(5.0, &probe));
+    EXPECT_TRUE(probe);
+    EXPECT_FALSE(b.allow(5.1, &probe));
+    EXPECT_FALSE(probe);
+    EXPECT_TRUE(std::isinf(b.next_allowed(5.1)));
+    // a stale result (admitted before the breaker opened) does not decide anything
+    b.on_success(5.2, false);
+    EXPECT_EQ(b.state(5.2), BreakerState::half_open);
+    b.on_success(5.3, true);
+    EXPECT_EQ(b.state(5.3), BreakerState::closed);
+    EXPECT_TRUE(b.allow(5.3));
+    EXPECT_TRUE(b.allow(5.3));
+}
+
+TEST(RateLimitBreaker, FailedProbeReopens) {
+    CircuitBreaker b(2, 10.0, 5.0);
+    b.on_failure(0.0, false);
+    b.on_failure(0.1, false);
+    bool probe = false;
+    ASSERT_TRUE(b.allow(5.1, &probe));
+    b.on_failure(5.5, true);
+    EXPECT_EQ(b.state(5.5), BreakerState::open);
+    EXPECT_EQ(b.opens(), 2u);
+    EXPECT_FALSE(b.allow(10.4));
+    EXPECT_TRUE(b.allow(10.5, &probe));
+    EXPECT_TRUE(probe);
+}
+
+TEST(RateLimitBreaker, AbandonedProbeAllowsAnother) {
+    CircuitBreaker b(1, 10.0, 1.0);
+    b.on_failure(0.0, false);
+    bool probe = false;
+    ASSERT_TRUE(b.allow(1.0, &probe));
+    EXPECT_FALSE(b.allow(1.0));
+    b.on_probe_abandoned();
+    EXPECT_TRUE(b.allow(1.0, &probe));
+    EXPECT_TRUE(probe);
+}
+
+TEST(RateLimitAimd, HalvesOnBanAtMostOncePerInterval) {
+    AdaptiveRate a(10.0, 0.5, 5.0, 30.0, 1.0);
+    EXPECT_DOUBLE_EQ(a.rate(0), 10.0);
+    EXPECT_TRUE(a.on_ban(100.0));
+    EXPECT_DOUBLE_EQ(a.rate(100.0), 5.0);
+    EXPECT_FALSE(a.on_ban(101.0));  // same burst of bans
+    EXPECT_FALSE(a.on_ban(104.9));
+    EXPECT_DOUBLE_EQ(a.rate(104.9), 5.0);
+    EXPECT_TRUE(a.on_ban(105.0));
+    EXPECT_DOUBLE_EQ(a.rate(105.0), 2.5);
+    EXPECT_EQ(a.decreases(), 2u);
+}
+
+TEST(RateLimitAimd, NeverBelowFloor) {
+    AdaptiveRate a(8.0, 0.5, 1.0, 30.0, 1.0);
+    for (int i = 0; i < 20; ++i) a.on_ban(i * 2.0);
+    EXPECT_DOUBLE_EQ(a.rate(40.0), 0.5);
+    AdaptiveRate low(0.2, 0.5, 1.0, 30.0, 1.0);  // configured below the floor: the floor yields
+    low.on_ban(0);
+    EXPECT_DOUBLE_EQ(low.rate(0), 0.2);
+}
+
+TEST(RateLimitAimd, AdditiveIncreaseAfterCleanPeriodsUpToConfigured) {
+    AdaptiveRate a(10.0, 0.5, 5.0, 30.0, 1.0);
+    a.on_ban(0.0);  // 5
+    EXPECT_DOUBLE_EQ(a.rate(29.9), 5.0);
+    EXPECT_DOUBLE_EQ(a.rate(30.0), 6.0);
+    EXPECT_DOUBLE_EQ(a.rate(95.0), 8.0);
+    EXPECT_DOUBLE_EQ(a.rate(1000.0), 10.0);
+    // a ban signal restarts the clean period, even one that does not lower the rate
+    a.on_ban(61.0);  // from 7 to 3.5
+    EXPECT_DOUBLE_EQ(a.rate(61.0), 3.5);
+    a.on_ban(62.0);  // within decrease interval: no decrease, clock restarts
+    EXPECT_DOUBLE_EQ(a.rate(91.5), 3.5);
+    EXPECT_DOUBLE_EQ(a.rate(92.0), 4.5);
+}
+
+TEST(RateLimitAimd, ReconfigureClipsToNewRate) {
+    AdaptiveRate a(10.0, 0.5, 5.0, 30.0, 1.0);
+    a.configure(4.0, 0.5, 5.0, 30.0, 1.0);
+    EXPECT_DOUBLE_EQ(a.rate(0), 4.0);
+    a.on_ban(0);
+    EXPECT_DOUBLE_EQ(a.rate(0), 2.0);
+    a.configure(20.0, 0.5, 5.0, 30.0, 1.0);
+    EXPECT_DOUBLE_EQ(a.rate(30.0), 3.0);  // climbs back, not jumps
+}
+
 }  // namespace
 }  // namespace demper::core
