@@ -12,7 +12,7 @@ PGFILEDESC = "demper - marketplace repricing engine"
 
 # pg_regress inputs are sql/*.sql other than the extension scripts; outputs in expected/.
 REGRESS      = $(sort $(basename $(notdir $(filter-out sql/demper--%,$(wildcard sql/*.sql)))))
-REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # Debian's server is built with LLVM; without this PGXS compiles .cpp to bitcode with clang.
 override with_llvm = no

@@ -177,51 +177,22 @@ bool headers_are_valid(const std::vector<std::string>& headers) {
 
 }  // namespace
 
-// Egress is one way out to the network: direct, or through one proxy.
-struct Egress {
-    std::string proxy;  // "" = direct
-    std::string name;   // "direct" or the proxy URL without credentials
-    TokenBucket bucket;
-    double cooldown_until = 0;
-    std::uint64_t attempts = 0;
-    std::uint64_t bans = 0;
-    std::size_t in_flight = 0;
-};
-using EgressPtr = std::shared_ptr<Egress>;
-
-// HostState is what the engine knows about one target "host:port".
-struct HostState {
-    HostState(const EngineConfig& c, double rate, double burst)
-        : bucket(rate, burst),
-          aimd(rate, c.aimd_floor_rps, c.aimd_decrease_interval_s, c.aimd_clean_period_s,
-               c.aimd_increase_step),
-          breaker(c.breaker_failure_threshold, c.breaker_window_s, c.breaker_cooldown_s) {}
-    TokenBucket bucket;  // its rate follows aimd
-    AdaptiveRate aimd;
-    CircuitBreaker breaker;
-    std::size_t in_flight = 0;
-    std::uint64_t bans = 0;
-};
-
 // Transfer is one request over its whole life; the per-attempt part is reset by each admission.
 struct Transfer {
     HttpRequest req;
     std::string url;  // current URL (changes with redirects)
-    std::string host_key;
-    HostState* host = nullptr;  // owned by Impl::hosts, never erased
     std::string method;
     bool send_body = true;
     int attempts = 0;  // attempts sent
     int retries = 0;   // retries scheduled (bounded by max_attempts - 1)
     int hops = 0;      // redirects followed
     double submitted_at = 0;
+    double not_before = 0;
     bool waited_for_token = false;
 
     // per attempt
     EasyPtr easy;
     SlistPtr header_list;
-    EgressPtr egress;
-    bool probe = false;  // the half-open breaker's single probe
     std::string body;
     std::optional<std::string> retry_after;
     bool too_large = false;
@@ -234,16 +205,15 @@ using TransferPtr = std::unique_ptr<Transfer>;
 struct HttpEngine::Impl {
     EngineConfig cfg;
     HostAllowList allow;
+    TokenBucket bucket;
     Backoff backoff;
     EngineCounters counters;
-    std::vector<EgressPtr> egresses;
-    std::unordered_map<std::string, std::unique_ptr<HostState>> hosts;
 
     OwnedFd epoll_fd;
     MultiPtr multi;
     double timer_deadline = -1;  // curl's requested wake-up (seconds, steady clock), -1 = none
 
-    std::list<TransferPtr> ready;                // waiting for admission, FIFO
+    std::deque<TransferPtr> ready;             // waiting for admission, FIFO
     std::multimap<double, TransferPtr> delayed;  // retries waiting for their time
     std::unordered_map<CURL*, TransferPtr> active;  // inside curl
     std::vector<HttpResponse> completed;
@@ -251,33 +221,18 @@ struct HttpEngine::Impl {
     explicit Impl(const EngineConfig& c);
     ~Impl();
 
-    void configure(const EngineConfig& c);
     void apply_multi_options();
-    double host_rate() const;
-    double host_burst() const;
-    std::size_t inflight_cap() const { return static_cast<std::size_t>(std::max(1, cfg.max_inflight)); }
-    std::size_t host_inflight_cap() const {
-        return static_cast<std::size_t>(std::max(1, cfg.max_inflight_per_host));
-    }
-    HostState* host_state(const std::string& key);
-    void sync_host_rate(HostState& h, double now);
-    Egress* pick_egress(double now) const;
-    double egress_ready_at(double now) const;
-    void rest_egress(Egress& e, double now);
     void complete(TransferPtr t, ErrorClass error, long status, std::string detail,
                   std::string content_type = {});
     void drive_sockets();
     void fire_timer_if_due(double now);
     void collect_finished(double now);
-    void release_attempt(Transfer& t);
-    void record_attempt(Transfer& t, ErrorClass error, double now);
     void finish_transfer(TransferPtr t, CURLcode code, double now);
     void schedule_retry(TransferPtr t, double now);
     void promote_due_retries(double now);
     void admit(double now);
-    double next_admission_at(double now) const;
-    bool start_attempt(Transfer& t, std::string* why);
-    std::optional<std::string> refusal_reason(const std::string& url, std::string* host_key) const;
+    bool start_attempt(Transfer& t, double now, std::string* why);
+    std::optional<std::string> refusal_reason(const std::string& url) const;
 
     static int on_socket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
     static int on_timer(CURLM* multi, long timeout_ms, void* userp);

@@ -92,6 +92,15 @@ SELECT (SELECT count(*) FROM upd),
        (SELECT count(*) FROM upd WHERE discarded)
 )SQL";
 
+// Release: products still in check when the worker stops become due again at once, so a restart
+// (or another worker) checks them without waiting for their lease to expire.
+constexpr const char* kReleaseSql = R"SQL(
+UPDATE demper.product p
+   SET next_check_at = now(), lease_token = NULL, lease_until = NULL
+  FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
+ WHERE p.id = r.id AND p.lease_token = r.lease_token
+)SQL";
+
 constexpr const char* kSecondsUntilDueSql = R"SQL(
 SELECT greatest(0, extract(epoch FROM min(next_check_at) - now()))::float8
   FROM demper.product
@@ -287,6 +296,22 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, int check_
     return result;
 }
 
+void Catalog::release(const std::vector<ClaimedProduct>& products) {
+    if (products.empty()) return;
+    std::vector<int64> ids, tokens;
+    for (const ClaimedProduct& p : products) {
+        ids.push_back(p.id);
+        tokens.push_back(p.lease_token);
+    }
+    in_transaction("demper: releasing leases", [&] {
+        Oid types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+        SPIPlanPtr plan = prepare(release_plan_, kReleaseSql, 2, types);
+        Datum args[2] = {int8_array(ids, nullptr), int8_array(tokens, nullptr)};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_UPDATE) elog(ERROR, "release failed: %s", SPI_result_code_string(rc));
+    });
+}
+
 std::optional<double> Catalog::seconds_until_due() {
     std::optional<double> seconds;
     in_transaction("demper: looking for due products", [&] {
@@ -301,7 +326,7 @@ std::optional<double> Catalog::seconds_until_due() {
 }
 
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_}) {
+    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_, &release_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);
             *slot = nullptr;

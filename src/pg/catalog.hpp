@@ -53,6 +53,8 @@ public:
     std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s);
     // apply writes a batch of outcomes: prices, history, schedule, errors; one transaction.
     ApplyResult apply(const std::vector<CheckOutcome>& outcomes, int check_interval_s, bool dry_run);
+    // release hands leased products back unchecked, due at once (the worker is stopping).
+    void release(const std::vector<ClaimedProduct>& products);
     // seconds_until_due returns how long until the next product is due (0 if one is due now),
     // or nullopt when no active product exists.
     std::optional<double> seconds_until_due();
@@ -63,6 +65,7 @@ private:
     void* claim_plan_ = nullptr;
     void* apply_plan_ = nullptr;
     void* due_plan_ = nullptr;
+    void* release_plan_ = nullptr;
 };
 
 }  // namespace demper::pg

@@ -158,6 +158,7 @@ private:
     void collect_completions();
     void apply_if_due(double now, bool force);
     void publish_gauges();
+    void stop_cleanly();
     std::size_t queue_limit() const;
     std::int64_t new_lease_token();
 
@@ -272,6 +273,25 @@ void Worker::publish_gauges() {
     gauge_set(kQueued, engine_->queued());
 }
 
+// stop_cleanly runs once SIGTERM has arrived, before the worker exits: it applies the decisions
+// already made and hands the products still in check back, due at once. Interrupts are held for
+// these two short transactions only; requests in flight are simply abandoned.
+void Worker::stop_cleanly() {
+    HOLD_INTERRUPTS();
+    try {
+        if (extension_ready_) {
+            apply_if_due(now_seconds(), true);
+            std::vector<ClaimedProduct> unchecked;
+            unchecked.reserve(in_check_.size());
+            for (const auto& entry : in_check_) unchecked.push_back(entry.second);
+            catalog_.release(unchecked);
+        }
+    } catch (const std::exception&) {
+        // Nothing more to do: leases expire by themselves and nothing was half written.
+    }
+    RESUME_INTERRUPTS();
+}
+
 void Worker::sleep_until_something_happens() {
     double now = now_seconds();
     long timeout_ms = 1000;
@@ -308,6 +328,7 @@ void Worker::run() {
     });
     double error_pause_until = 0;
     for (;;) {
+        if (ProcDiePending) stop_cleanly();
         pg_guard([] { CHECK_FOR_INTERRUPTS(); });
         if (ConfigReloadPending) {
             ConfigReloadPending = false;
