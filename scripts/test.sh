@@ -34,7 +34,7 @@ echo "== unit tests"
 rc=$?
 read -r p f < <(gtest_counts "$logs/unit.log")
 [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-grep -E '^\[  FAILED  \]|Failure' "$logs/unit.log" | head -20
+grep -E '^\[  FAILED  \]|: Failure$' "$logs/unit.log" | head -20
 layer_report unit "$p" "$f"
 
 echo "== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"

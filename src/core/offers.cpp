@@ -14,9 +14,13 @@ namespace demper::core {
 
 namespace {
 
-constexpr unsigned kParseFlags = rapidjson::kParseValidateEncodingFlag |
-                                 rapidjson::kParseIterativeFlag |
-                                 rapidjson::kParseFullPrecisionFlag;
+// Not kParseFullPrecisionFlag: RapidJSON 1.1.0's full-precision strtod has undefined behaviour
+// (signed overflow, negative shifts, clz(0)) on numbers with absurd exponents, which the fuzzer
+// reaches. The normal-precision path is exact for the integral prices we accept (at most 12
+// digits) and at worst 1 ulp off for long fractions, which cannot turn a fraction into an integer
+// in a way that matters (e.g. 151990.0000000000001 may be read as 151990).
+constexpr unsigned kParseFlags =
+    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
 
 OffersParse fail(std::string error) {
     OffersParse out;
@@ -31,7 +35,8 @@ bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '
 std::string rapidjson_error_text(rapidjson::ParseErrorCode code) {
     std::string text = rapidjson::GetParseError_En(code);
     if (!text.empty() && text.back() == '.') text.pop_back();
-    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') text[0] = static_cast<char>(text[0] - 'A' + 'a');
+    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
+        text[0] = static_cast<char>(text[0] - 'A' + 'a');
     return text;
 }
 
@@ -75,13 +80,14 @@ OffersParse parse_offers(std::string_view body) {
     if (first == body.size()) return fail("empty response");
     if (body[first] == '<') return fail("response is not JSON (HTML page)");
     // RapidJSON treats a NUL as the end of input, which would let "{...}\0<garbage>" through.
-    if (body.find('\0') != std::string_view::npos) return fail("response is not JSON (contains a NUL byte)");
+    if (body.find('\0') != std::string_view::npos)
+        return fail("response is not JSON (contains a NUL byte)");
 
     rapidjson::Document doc;
     doc.Parse<kParseFlags>(body.data(), body.size());
     if (doc.HasParseError()) {
-        return fail("response is not JSON: " + rapidjson_error_text(doc.GetParseError()) + " at offset " +
-                    std::to_string(doc.GetErrorOffset()));
+        return fail("response is not JSON: " + rapidjson_error_text(doc.GetParseError()) +
+                    " at offset " + std::to_string(doc.GetErrorOffset()));
     }
     if (!doc.IsObject()) return fail("response is not a JSON object");
 
@@ -144,8 +150,8 @@ OffersParse parse_offers(std::string_view body) {
 
         if (price == nullptr) return fail(where(index) + ": missing price");
         if (!price_of(*price, &offer.price)) {
-            return fail(where(index) + ": price must be an integer in [1, " + std::to_string(kMaxOfferPrice) +
-                        "]");
+            return fail(where(index) + ": price must be an integer in [1, " +
+                        std::to_string(kMaxOfferPrice) + "]");
         }
         if (name != nullptr && !optional_string(*name, &offer.merchant_name)) {
             return fail(where(index) + ": merchantName is not a string");
@@ -158,7 +164,8 @@ OffersParse parse_offers(std::string_view body) {
 
     out.book.total = static_cast<std::int64_t>(out.book.offers.size());
     if (total != nullptr && !total->IsNull()) {
-        if (!total->IsInt64() || total->GetInt64() < 0) return fail("\"total\" must be a non-negative integer");
+        if (!total->IsInt64() || total->GetInt64() < 0)
+            return fail("\"total\" must be a non-negative integer");
         out.book.total = total->GetInt64();
     }
     out.ok = true;
@@ -166,8 +173,8 @@ OffersParse parse_offers(std::string_view body) {
 }
 
 int delivery_rank(std::string_view duration) {
-    static constexpr std::string_view kOrder[] = {"EXPRESS",     "TODAY",       "TOMORROW",    "TILL_2_DAYS",
-                                                  "TILL_3_DAYS", "TILL_5_DAYS", "TILL_7_DAYS"};
+    static constexpr std::string_view kOrder[] = {
+        "EXPRESS", "TODAY", "TOMORROW", "TILL_2_DAYS", "TILL_3_DAYS", "TILL_5_DAYS", "TILL_7_DAYS"};
     for (int i = 0; i < static_cast<int>(std::size(kOrder)); ++i) {
         if (duration == kOrder[i]) return i;
     }

@@ -21,7 +21,8 @@
 //                   string, so 30012345 and "30012345" are the same merchant);
 //       price:      a JSON integer in [1, kMaxOfferPrice], or a JSON number with a fraction part
 //                   or exponent (151990.0, 1.5e5) only if it is finite, integral and in that range.
-//                   A string ("151990"), zero, a negative number, 1e308 or a fractional price fails.
+//                   A string ("151990"), zero, a negative number, 1e308 or a fractional price
+//                   fails.
 //       merchantName, deliveryDuration: optional strings; null counts as absent; any other type
 //                   fails the parse (a wrong type is a sign that the format changed).
 //   - `total` is optional: absent or null means "the number of offers"; otherwise it must be a
@@ -50,7 +51,7 @@ constexpr std::int64_t kMaxOfferPrice = 100'000'000'000;
 struct Offer {
     std::string merchant_id;
     std::string merchant_name;
-    std::int64_t price = 0;  // whole tenge
+    std::int64_t price = 0;         // whole tenge
     std::string delivery_duration;  // as sent (EXPRESS, TODAY, ...); empty when absent
 };
 
@@ -61,7 +62,7 @@ struct OfferBook {
 
 struct OffersParse {
     bool ok = false;
-    OfferBook book;  // empty unless ok
+    OfferBook book;     // empty unless ok
     std::string error;  // empty when ok
 };
 

@@ -56,12 +56,15 @@ std::int64_t cost_floor(const PricingRule& rule) {
 }
 
 // The floor as configured (min_price and cost), before the marketplace minimum.
-std::int64_t configured_floor(const PricingRule& rule) { return std::max(rule.min_price, cost_floor(rule)); }
+std::int64_t configured_floor(const PricingRule& rule) {
+    return std::max(rule.min_price, cost_floor(rule));
+}
 
 std::int64_t step_for(const PricingRule& rule, std::int64_t reference_price) {
     if (rule.step_percent > 0) {  // false for NaN
         const i128 micro = to_micro(rule.step_percent, 0);
-        const i128 ref = reference_price < 0 ? -static_cast<i128>(reference_price) : reference_price;
+        const i128 ref =
+            reference_price < 0 ? -static_cast<i128>(reference_price) : reference_price;
         return std::max<std::int64_t>(1, saturate(ceil_div(ref * micro, kMicroHundredPercent)));
     }
     return std::max<std::int64_t>(1, rule.step);
@@ -77,8 +80,8 @@ bool excluded_less(const ExcludedOffer& a, const ExcludedOffer& b) {
 }
 
 bool same_offer(const Offer& a, const Offer& b) {
-    return a.price == b.price && a.merchant_id == b.merchant_id && a.merchant_name == b.merchant_name &&
-           a.delivery_duration == b.delivery_duration;
+    return a.price == b.price && a.merchant_id == b.merchant_id &&
+           a.merchant_name == b.merchant_name && a.delivery_duration == b.delivery_duration;
 }
 
 int effective_position(const PricingRule& rule) { return std::max(1, rule.position); }
@@ -93,14 +96,17 @@ std::size_t reference_index(const PricingRule& rule, const std::vector<Offer>& s
 // filter_and_sort applies exclusions 1 and 2 (merchant, delivery) and sorts what is left.
 std::vector<Offer> filter_and_sort(const PricingRule& rule, const OfferBook& book,
                                    std::vector<ExcludedOffer>* excluded) {
-    std::vector<std::string_view> banned(rule.excluded_merchants.begin(), rule.excluded_merchants.end());
+    std::vector<std::string_view> banned(rule.excluded_merchants.begin(),
+                                         rule.excluded_merchants.end());
     std::sort(banned.begin(), banned.end());
     std::vector<Offer> kept;
     kept.reserve(book.offers.size());
     for (const Offer& o : book.offers) {
         if (std::binary_search(banned.begin(), banned.end(), std::string_view(o.merchant_id))) {
-            if (excluded) excluded->push_back({o.merchant_id, o.price, ExcludeWhy::excluded_merchant});
-        } else if (rule.max_delivery_rank && delivery_rank(o.delivery_duration) > *rule.max_delivery_rank) {
+            if (excluded)
+                excluded->push_back({o.merchant_id, o.price, ExcludeWhy::excluded_merchant});
+        } else if (rule.max_delivery_rank &&
+                   delivery_rank(o.delivery_duration) > *rule.max_delivery_rank) {
             if (excluded) excluded->push_back({o.merchant_id, o.price, ExcludeWhy::slow_delivery});
         } else {
             kept.push_back(o);
@@ -142,12 +148,13 @@ bool operator==(const ExcludedOffer& a, const ExcludedOffer& b) {
 }
 bool operator!=(const ExcludedOffer& a, const ExcludedOffer& b) { return !(a == b); }
 bool operator==(const PriceDecision& a, const PriceDecision& b) {
-    return a.current_price == b.current_price && a.new_price == b.new_price && a.changed == b.changed &&
-           a.target == b.target && a.competitor_price == b.competitor_price &&
-           a.competitor_merchant == b.competitor_merchant && a.reason == b.reason && a.clamps == b.clamps &&
-           a.excluded == b.excluded && a.floor_hit == b.floor_hit &&
-           a.floor_above_ceiling == b.floor_above_ceiling && a.floor == b.floor && a.ceiling == b.ceiling &&
-           a.step == b.step && a.competitors == b.competitors;
+    return a.current_price == b.current_price && a.new_price == b.new_price &&
+           a.changed == b.changed && a.target == b.target &&
+           a.competitor_price == b.competitor_price &&
+           a.competitor_merchant == b.competitor_merchant && a.reason == b.reason &&
+           a.clamps == b.clamps && a.excluded == b.excluded && a.floor_hit == b.floor_hit &&
+           a.floor_above_ceiling == b.floor_above_ceiling && a.floor == b.floor &&
+           a.ceiling == b.ceiling && a.step == b.step && a.competitors == b.competitors;
 }
 bool operator!=(const PriceDecision& a, const PriceDecision& b) { return !(a == b); }
 
@@ -169,14 +176,16 @@ std::vector<Offer> competitors_of(const PricingRule& rule, const OfferBook& book
     return sorted;
 }
 
-PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, const OfferBook& book) {
+PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule,
+                           const OfferBook& book) {
     PriceDecision d;
     d.current_price = current_price;
 
     // Bounds.
     const std::int64_t configured = configured_floor(rule);
     const std::int64_t floor = std::max(configured, kMarketplaceMinPrice);
-    const Bound floor_kind = configured >= kMarketplaceMinPrice ? Bound::floor : Bound::marketplace_min;
+    const Bound floor_kind =
+        configured >= kMarketplaceMinPrice ? Bound::floor : Bound::marketplace_min;
     d.floor = floor;
     if (rule.max_price) {
         d.floor_above_ceiling = *rule.max_price < floor;
@@ -187,12 +196,14 @@ PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, 
     std::vector<Offer> before_outliers = filter_and_sort(rule, book, &d.excluded);
     const std::size_t outliers = outlier_count(rule, before_outliers);
     for (std::size_t i = 0; i < outliers; ++i) {
-        d.excluded.push_back({before_outliers[i].merchant_id, before_outliers[i].price, ExcludeWhy::outlier});
+        d.excluded.push_back(
+            {before_outliers[i].merchant_id, before_outliers[i].price, ExcludeWhy::outlier});
     }
     std::sort(d.excluded.begin(), d.excluded.end(), excluded_less);
     const std::vector<Offer> comps(before_outliers.begin() + static_cast<std::ptrdiff_t>(outliers),
                                    before_outliers.end());
-    d.competitors = static_cast<int>(std::min<std::size_t>(comps.size(), std::numeric_limits<int>::max()));
+    d.competitors =
+        static_cast<int>(std::min<std::size_t>(comps.size(), std::numeric_limits<int>::max()));
 
     // Steps 1-2: the value the strategy asks for.
     std::int64_t value = current_price;
@@ -221,8 +232,9 @@ PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, 
             target = reference.price;
         } else {
             d.step = step_for(rule, reference.price);
-            target = rule.strategy == Strategy::follow_second ? static_cast<i128>(reference.price) + d.step
-                                                              : static_cast<i128>(reference.price) - d.step;
+            target = rule.strategy == Strategy::follow_second
+                         ? static_cast<i128>(reference.price) + d.step
+                         : static_cast<i128>(reference.price) - d.step;
         }
         d.target = saturate(target);
         if (*d.target < floor && rule.floor_action == FloorAction::hold) {
@@ -243,7 +255,8 @@ PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, 
     auto clamp_ceiling = [&] {
         if (d.ceiling && value > *d.ceiling) {
             // With the floor above max_price the effective ceiling is the floor: name it so.
-            d.clamps.push_back({d.floor_above_ceiling ? floor_kind : Bound::ceiling, value, *d.ceiling});
+            d.clamps.push_back(
+                {d.floor_above_ceiling ? floor_kind : Bound::ceiling, value, *d.ceiling});
             value = *d.ceiling;
         }
     };
@@ -279,13 +292,20 @@ PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, 
     if (!d.clamps.empty()) {
         switch (d.clamps.back().bound) {
             case Bound::marketplace_min:
-            case Bound::floor: d.reason = Reason::at_floor; break;
-            case Bound::ceiling: d.reason = Reason::ceiling; break;
-            case Bound::max_change: d.reason = Reason::max_change_capped; break;
+            case Bound::floor:
+                d.reason = Reason::at_floor;
+                break;
+            case Bound::ceiling:
+                d.reason = Reason::ceiling;
+                break;
+            case Bound::max_change:
+                d.reason = Reason::max_change_capped;
+                break;
         }
     } else if (comps.empty()) {
-        d.reason = rule.no_competitor_action == NoCompetitorAction::to_max ? Reason::no_competitors_to_max
-                                                                            : Reason::no_competitors_hold;
+        d.reason = rule.no_competitor_action == NoCompetitorAction::to_max
+                       ? Reason::no_competitors_to_max
+                       : Reason::no_competitors_hold;
     } else if (held) {
         d.reason = Reason::floor_hold;
     } else if (value == floor && d.target && *d.target == floor) {
@@ -298,10 +318,18 @@ PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, 
         d.reason = Reason::unchanged;
     } else {
         switch (rule.strategy) {
-            case Strategy::undercut: d.reason = Reason::undercut; break;
-            case Strategy::match: d.reason = Reason::match; break;
-            case Strategy::position: d.reason = Reason::position; break;
-            case Strategy::follow_second: d.reason = Reason::follow_second; break;
+            case Strategy::undercut:
+                d.reason = Reason::undercut;
+                break;
+            case Strategy::match:
+                d.reason = Reason::match;
+                break;
+            case Strategy::position:
+                d.reason = Reason::position;
+                break;
+            case Strategy::follow_second:
+                d.reason = Reason::follow_second;
+                break;
         }
     }
     return d;
@@ -321,14 +349,17 @@ std::string validate_rule(const PricingRule& rule) {
     if (rule.min_margin_percent && !std::isfinite(*rule.min_margin_percent)) {
         return "min_margin_percent must be a finite number";
     }
-    if (rule.max_price && effective_floor(rule) > *rule.max_price) return "the cost floor is above max_price";
-    if (rule.max_change_percent && (std::isnan(*rule.max_change_percent) || *rule.max_change_percent <= 0)) {
+    if (rule.max_price && effective_floor(rule) > *rule.max_price)
+        return "the cost floor is above max_price";
+    if (rule.max_change_percent &&
+        (std::isnan(*rule.max_change_percent) || *rule.max_change_percent <= 0)) {
         return "max_change_percent must be above 0";
     }
     if (rule.outlier_share && !(*rule.outlier_share > 0 && *rule.outlier_share < 1)) {
         return "outlier_share must be between 0 and 1";
     }
-    if (rule.max_delivery_rank && (*rule.max_delivery_rank < 0 || *rule.max_delivery_rank > kUnknownDeliveryRank)) {
+    if (rule.max_delivery_rank &&
+        (*rule.max_delivery_rank < 0 || *rule.max_delivery_rank > kUnknownDeliveryRank)) {
         return "max_delivery_rank must be between 0 and " + std::to_string(kUnknownDeliveryRank);
     }
     return {};
@@ -336,70 +367,99 @@ std::string validate_rule(const PricingRule& rule) {
 
 const char* reason_name(Reason reason) {
     switch (reason) {
-        case Reason::undercut: return "undercut";
-        case Reason::match: return "match";
-        case Reason::position: return "position";
-        case Reason::follow_second: return "follow_second";
-        case Reason::raised_to_competitor: return "raised_to_competitor";
-        case Reason::floor_hold: return "floor_hold";
-        case Reason::at_floor: return "at_floor";
-        case Reason::ceiling: return "ceiling";
-        case Reason::no_competitors_to_max: return "no_competitors_to_max";
-        case Reason::no_competitors_hold: return "no_competitors_hold";
-        case Reason::max_change_capped: return "max_change_capped";
-        case Reason::outlier_ignored: return "outlier_ignored";
-        case Reason::unchanged: return "unchanged";
+        case Reason::undercut:
+            return "undercut";
+        case Reason::match:
+            return "match";
+        case Reason::position:
+            return "position";
+        case Reason::follow_second:
+            return "follow_second";
+        case Reason::raised_to_competitor:
+            return "raised_to_competitor";
+        case Reason::floor_hold:
+            return "floor_hold";
+        case Reason::at_floor:
+            return "at_floor";
+        case Reason::ceiling:
+            return "ceiling";
+        case Reason::no_competitors_to_max:
+            return "no_competitors_to_max";
+        case Reason::no_competitors_hold:
+            return "no_competitors_hold";
+        case Reason::max_change_capped:
+            return "max_change_capped";
+        case Reason::outlier_ignored:
+            return "outlier_ignored";
+        case Reason::unchanged:
+            return "unchanged";
     }
     return "unknown";
 }
 
 const char* bound_name(Bound bound) {
     switch (bound) {
-        case Bound::marketplace_min: return "marketplace_min";
-        case Bound::floor: return "floor";
-        case Bound::ceiling: return "ceiling";
-        case Bound::max_change: return "max_change";
+        case Bound::marketplace_min:
+            return "marketplace_min";
+        case Bound::floor:
+            return "floor";
+        case Bound::ceiling:
+            return "ceiling";
+        case Bound::max_change:
+            return "max_change";
     }
     return "unknown";
 }
 
 const char* exclude_why_name(ExcludeWhy why) {
     switch (why) {
-        case ExcludeWhy::excluded_merchant: return "excluded_merchant";
-        case ExcludeWhy::slow_delivery: return "slow_delivery";
-        case ExcludeWhy::outlier: return "outlier";
+        case ExcludeWhy::excluded_merchant:
+            return "excluded_merchant";
+        case ExcludeWhy::slow_delivery:
+            return "slow_delivery";
+        case ExcludeWhy::outlier:
+            return "outlier";
     }
     return "unknown";
 }
 
 const char* strategy_name(Strategy strategy) {
     switch (strategy) {
-        case Strategy::undercut: return "undercut";
-        case Strategy::match: return "match";
-        case Strategy::position: return "position";
-        case Strategy::follow_second: return "follow_second";
+        case Strategy::undercut:
+            return "undercut";
+        case Strategy::match:
+            return "match";
+        case Strategy::position:
+            return "position";
+        case Strategy::follow_second:
+            return "follow_second";
     }
     return "unknown";
 }
 
 const char* floor_action_name(FloorAction action) {
     switch (action) {
-        case FloorAction::go_to_floor: return "go_to_floor";
-        case FloorAction::hold: return "hold";
+        case FloorAction::go_to_floor:
+            return "go_to_floor";
+        case FloorAction::hold:
+            return "hold";
     }
     return "unknown";
 }
 
 const char* no_competitor_action_name(NoCompetitorAction action) {
     switch (action) {
-        case NoCompetitorAction::to_max: return "to_max";
-        case NoCompetitorAction::hold: return "hold";
+        case NoCompetitorAction::to_max:
+            return "to_max";
+        case NoCompetitorAction::hold:
+            return "hold";
     }
     return "unknown";
 }
 
 std::optional<Strategy> parse_strategy(std::string_view name) {
-    for (Strategy s : {Strategy::undercut, Strategy::match, Strategy::position, Strategy::follow_second}) {
+    for (Strategy s :
+         {Strategy::undercut, Strategy::match, Strategy::position, Strategy::follow_second}) {
         if (name == strategy_name(s)) return s;
     }
     return std::nullopt;
@@ -535,7 +595,8 @@ void put_rule(JsonWriter& w, const PricingRule& rule) {
 
 }  // namespace
 
-std::string decision_to_json(const PriceDecision& d, const PricingRule& rule, const OfferBook& book) {
+std::string decision_to_json(const PriceDecision& d, const PricingRule& rule,
+                             const OfferBook& book) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     w.StartObject();

@@ -19,7 +19,8 @@
 //   undercut       target = cheapest − step                  (reference: the cheapest)
 //   match          target = cheapest                         (reference: the cheapest)
 //   follow_second  target = cheapest + step                  (reference: the cheapest)
-//   position N     target = N-th cheapest − step             (reference: the N-th; N < 1 counts as 1)
+//   position N     target = N-th cheapest − step             (reference: the N-th; N < 1 counts as
+//   1)
 //                  With fewer than N competitors the seller is already at position ≤ N whatever it
 //                  charges above the last one, so: target = max_price when set (take the margin),
 //                  else the most expensive competitor − step (never the dearest offer without an
@@ -59,7 +60,8 @@
 // ── Reason (one primary code; the first rule that applies wins) ─────────────────────────────────
 //   1. clamps not empty → the bound of the LAST clamp (the one that set the final value):
 //        floor / marketplace_min → at_floor; ceiling → ceiling; max_change → max_change_capped.
-//   2. no competitors → no_competitors_to_max / no_competitors_hold (even if the price is unchanged).
+//   2. no competitors → no_competitors_to_max / no_competitors_hold (even if the price is
+//   unchanged).
 //   3. the floor hold happened → floor_hold.
 //   4. the new price is the floor and the target was the floor → at_floor.
 //   5. an outlier was dropped and that changed the reference offer → outlier_ignored.
@@ -89,19 +91,19 @@ constexpr int kOutlierSample = 5;                  // offers the outlier median 
 
 struct PricingRule {
     Strategy strategy = Strategy::undercut;
-    std::int64_t step = 1;                       // amount in tenge, >= 1
-    double step_percent = 0;                     // if > 0: step = ceil(reference × % / 100), >= 1
-    int position = 1;                            // Strategy::position: undercut the N-th cheapest
+    std::int64_t step = 1;    // amount in tenge, >= 1
+    double step_percent = 0;  // if > 0: step = ceil(reference × % / 100), >= 1
+    int position = 1;         // Strategy::position: undercut the N-th cheapest
     std::int64_t min_price = kMarketplaceMinPrice;
     std::optional<std::int64_t> max_price;
-    std::optional<std::int64_t> cost_price;      // floor = ceil(cost × (1 + margin / 100))
+    std::optional<std::int64_t> cost_price;  // floor = ceil(cost × (1 + margin / 100))
     std::optional<double> min_margin_percent;
     FloorAction floor_action = FloorAction::go_to_floor;
     NoCompetitorAction no_competitor_action = NoCompetitorAction::to_max;
-    std::optional<double> max_change_percent;    // at most this % move from the current price
-    std::optional<double> outlier_share;         // drop offers below share × median of the sample
-    std::optional<int> max_delivery_rank;        // drop competitors whose delivery_rank is greater
-    std::vector<std::string> excluded_merchants; // own merchant ids (all stores) + ignore list
+    std::optional<double> max_change_percent;     // at most this % move from the current price
+    std::optional<double> outlier_share;          // drop offers below share × median of the sample
+    std::optional<int> max_delivery_rank;         // drop competitors whose delivery_rank is greater
+    std::vector<std::string> excluded_merchants;  // own merchant ids (all stores) + ignore list
 };
 
 enum class Reason {
@@ -139,19 +141,19 @@ struct ExcludedOffer {
 struct PriceDecision {
     std::int64_t current_price = 0;
     std::int64_t new_price = 0;
-    bool changed = false;                            // new_price != current_price
-    std::optional<std::int64_t> target;              // the strategy's raw target, before clamps
-    std::optional<std::int64_t> competitor_price;    // the reference offer the rule reacted to
+    bool changed = false;                          // new_price != current_price
+    std::optional<std::int64_t> target;            // the strategy's raw target, before clamps
+    std::optional<std::int64_t> competitor_price;  // the reference offer the rule reacted to
     std::optional<std::string> competitor_merchant;
     Reason reason = Reason::unchanged;
-    std::vector<Clamp> clamps;                       // in the order they were applied
-    std::vector<ExcludedOffer> excluded;             // sorted by price, merchant id
+    std::vector<Clamp> clamps;            // in the order they were applied
+    std::vector<ExcludedOffer> excluded;  // sorted by price, merchant id
     bool floor_hit = false;
-    bool floor_above_ceiling = false;                // min/cost floor > max_price: the floor won
-    std::int64_t floor = kMarketplaceMinPrice;       // the effective floor
-    std::optional<std::int64_t> ceiling;             // the effective ceiling (>= floor)
-    std::int64_t step = 0;                           // the step used (0 for match / no competitors)
-    int competitors = 0;                             // offers left after the exclusions
+    bool floor_above_ceiling = false;           // min/cost floor > max_price: the floor won
+    std::int64_t floor = kMarketplaceMinPrice;  // the effective floor
+    std::optional<std::int64_t> ceiling;        // the effective ceiling (>= floor)
+    std::int64_t step = 0;                      // the step used (0 for match / no competitors)
+    int competitors = 0;                        // offers left after the exclusions
 };
 
 bool operator==(const Clamp& a, const Clamp& b);
@@ -161,7 +163,8 @@ bool operator!=(const ExcludedOffer& a, const ExcludedOffer& b);
 bool operator==(const PriceDecision& a, const PriceDecision& b);
 bool operator!=(const PriceDecision& a, const PriceDecision& b);
 
-PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule, const OfferBook& book);
+PriceDecision decide_price(std::int64_t current_price, const PricingRule& rule,
+                           const OfferBook& book);
 
 // competitors_of returns the offers the rule considers, filtered and sorted as decide_price does;
 // `excluded` (when non-null) receives the dropped ones.
@@ -194,6 +197,7 @@ std::optional<NoCompetitorAction> parse_no_competitor_action(std::string_view na
 //  "excluded":[{"merchant_id","price","why"}], "rule":{...every PricingRule field...}}
 // Absent optionals and non-finite numbers are written as null. `book` must be the book the
 // decision was made from (the competitors are recomputed from it).
-std::string decision_to_json(const PriceDecision& decision, const PricingRule& rule, const OfferBook& book);
+std::string decision_to_json(const PriceDecision& decision, const PricingRule& rule,
+                             const OfferBook& book);
 
 }  // namespace demper::core

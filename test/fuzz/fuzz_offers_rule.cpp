@@ -27,7 +27,7 @@ using namespace demper::core;
 constexpr std::size_t kHeader = 24;
 
 class Bytes {
-public:
+  public:
     Bytes(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
     std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
     std::int32_t i32() {
@@ -41,26 +41,36 @@ public:
     double percent() {
         const std::uint8_t b = u8();
         switch (b) {
-            case 255: return std::numeric_limits<double>::quiet_NaN();
-            case 254: return std::numeric_limits<double>::infinity();
-            case 253: return -std::numeric_limits<double>::infinity();
-            case 252: return 1e300;
-            case 251: return -150;
-            default: return b / 4.0;
+            case 255:
+                return std::numeric_limits<double>::quiet_NaN();
+            case 254:
+                return std::numeric_limits<double>::infinity();
+            case 253:
+                return -std::numeric_limits<double>::infinity();
+            case 252:
+                return 1e300;
+            case 251:
+                return -150;
+            default:
+                return b / 4.0;
         }
     }
     std::int64_t price() {
         const std::uint8_t kind = u8();
         const std::int64_t v = i32();
         switch (kind % 16) {
-            case 0: return std::numeric_limits<std::int64_t>::max();
-            case 1: return std::numeric_limits<std::int64_t>::min();
-            case 2: return v * 1'000'000'000LL;  // far beyond kMaxOfferPrice
-            default: return v;
+            case 0:
+                return std::numeric_limits<std::int64_t>::max();
+            case 1:
+                return std::numeric_limits<std::int64_t>::min();
+            case 2:
+                return v * 1'000'000'000LL;  // far beyond kMaxOfferPrice
+            default:
+                return v;
         }
     }
 
-private:
+  private:
     const std::uint8_t* data_;
     std::size_t size_;
     std::size_t pos_ = 0;

@@ -54,7 +54,8 @@ Reply ControlApi::handle(const HttpRequest& request) {
 
 Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
     const std::string& method = request.method;
-    if (starts_with(what, "offers/") && what.size() > 7) return offers(request, std::string(what.substr(7)));
+    if (starts_with(what, "offers/") && what.size() > 7)
+        return offers(request, std::string(what.substr(7)));
     if (method == "GET") {
         if (what == "stats") return json_reply(200, marketplace_.stats_json());
         if (what == "pushes") return json_reply(200, marketplace_.pushes_json());
@@ -103,7 +104,8 @@ Reply ControlApi::set_fault(const HttpRequest& request) {
     return ok();
 }
 
-// set_ban configures ban emulation; fields left out take their defaults, and "enabled" defaults to true.
+// set_ban configures ban emulation; fields left out take their defaults, and "enabled" defaults to
+// true.
 Reply ControlApi::set_ban(const HttpRequest& request) {
     auto body = body_object(request);
     if (!body) return not_an_object();
@@ -116,7 +118,8 @@ Reply ControlApi::set_ban(const HttpRequest& request) {
         !read_unsigned_member(*body, "window_ms", rule.rule.window_ms) ||
         !read_unsigned_member(*body, "ban_ms", rule.rule.ban_ms) ||
         !read_unsigned_member(*body, "status", status) || status < 100 || status > kMaxStatus) {
-        return error_reply(400, "expected enabled (bool), threshold, window_ms, ban_ms, status (integers)");
+        return error_reply(
+            400, "expected enabled (bool), threshold, window_ms, ban_ms, status (integers)");
     }
     rule.rule.threshold = static_cast<size_t>(threshold);
     rule.status = static_cast<int>(status);
@@ -144,7 +147,8 @@ Reply ControlApi::set_merchant(const HttpRequest& request, const std::string& me
     auto body = body_object(request);
     if (!body) return not_an_object();
     MerchantSession updated = marketplace_.merchant_session(merchant_uid);
-    if (!read_text_member(*body, "session", updated.session) || !read_text_member(*body, "sid", updated.sid) ||
+    if (!read_text_member(*body, "session", updated.session) ||
+        !read_text_member(*body, "sid", updated.sid) ||
         !read_bool_member(*body, "expired", updated.expired)) {
         return error_reply(400, "expected session, sid (strings) and expired (bool)");
     }

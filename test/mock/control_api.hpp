@@ -14,14 +14,14 @@ namespace demper_mock {
 constexpr std::string_view kControlPrefix = "/_mock/";
 
 class ControlApi {
-public:
+  public:
     ControlApi(Marketplace& marketplace, OfferCatalogue& catalogue, RequestLog& log)
         : marketplace_(marketplace), catalogue_(catalogue), log_(log) {}
 
     // handle answers a request whose path starts with /_mock/.
     Reply handle(const HttpRequest& request);
 
-private:
+  private:
     Marketplace& marketplace_;
     OfferCatalogue& catalogue_;
     RequestLog& log_;

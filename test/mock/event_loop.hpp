@@ -1,9 +1,10 @@
 // event_loop.hpp: the mock's single thread: one epoll set plus a heap of timers.
 //
-// Everything the mock does happens in callbacks of this loop: socket readiness, delayed answers, dripped
-// bodies, log flushes, signals (through a signalfd). No thread ever sleeps, so one slow answer never
-// holds up another connection. Timers cannot be cancelled; their callbacks look up what they act on by id
-// and do nothing when it is gone (a closed connection), which keeps the heap simple.
+// Everything the mock does happens in callbacks of this loop: socket readiness, delayed answers,
+// dripped bodies, log flushes, signals (through a signalfd). No thread ever sleeps, so one slow
+// answer never holds up another connection. Timers cannot be cancelled; their callbacks look up
+// what they act on by id and do nothing when it is gone (a closed connection), which keeps the heap
+// simple.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@ uint64_t now_ms();
 double unix_now();
 
 class EventLoop {
-public:
+  public:
     using IoCallback = std::function<void(uint32_t events)>;
     using TimerCallback = std::function<void()>;
 
@@ -43,7 +44,7 @@ public:
     void run();
     void stop() { running_ = false; }
 
-private:
+  private:
     struct Timer {
         uint64_t due_ms;
         uint64_t sequence;  // keeps timers with equal due times in the order they were set
@@ -57,9 +58,9 @@ private:
     bool running_ = false;
     uint64_t timer_sequence_ = 0;
     std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
-    // Each watch gets a fresh key for epoll's user data, so an event already fetched for a closed (and
-    // maybe reused) fd is recognised as stale and dropped. An unwatched callback stays in the map, marked
-    // dead, until the dispatch round ends: it may be the very callback that is running.
+    // Each watch gets a fresh key for epoll's user data, so an event already fetched for a closed
+    // (and maybe reused) fd is recognised as stale and dropped. An unwatched callback stays in the
+    // map, marked dead, until the dispatch round ends: it may be the very callback that is running.
     struct Watch {
         IoCallback callback;
         bool alive = true;

@@ -13,16 +13,11 @@ struct ModeName {
 };
 
 constexpr ModeName kModeNames[] = {
-    {FaultMode::none, "none"},
-    {FaultMode::latency, "latency"},
-    {FaultMode::status, "status"},
-    {FaultMode::html, "html"},
-    {FaultMode::truncated, "truncated"},
-    {FaultMode::stall_after_headers, "stall_after_headers"},
-    {FaultMode::huge, "huge"},
-    {FaultMode::slow_body, "slow_body"},
-    {FaultMode::redirect, "redirect"},
-    {FaultMode::garbage, "garbage"},
+    {FaultMode::none, "none"},           {FaultMode::latency, "latency"},
+    {FaultMode::status, "status"},       {FaultMode::html, "html"},
+    {FaultMode::truncated, "truncated"}, {FaultMode::stall_after_headers, "stall_after_headers"},
+    {FaultMode::huge, "huge"},           {FaultMode::slow_body, "slow_body"},
+    {FaultMode::redirect, "redirect"},   {FaultMode::garbage, "garbage"},
     {FaultMode::body, "body"},
 };
 
@@ -39,17 +34,20 @@ constexpr const char* kAntiBotPage =
     "</head><body><h1>Checking your browser before accessing kaspi.kz</h1>"
     "<noscript>Enable JavaScript and cookies to continue</noscript></body></html>";
 
-// Not JSON, and not UTF-8 either: a stray BOM-like pair, a NUL, a lone continuation byte, an overlong
-// sequence and an encoded surrogate.
-constexpr char kGarbage[] = "\xff\xfe\x00{\"offers\":[\x80 garbage \xc0\xaf\xed\xa0\x80 <<<\x01\x02";
+// Not JSON, and not UTF-8 either: a stray BOM-like pair, a NUL, a lone continuation byte, an
+// overlong sequence and an encoded surrogate.
+constexpr char kGarbage[] =
+    "\xff\xfe\x00{\"offers\":[\x80 garbage \xc0\xaf\xed\xa0\x80 <<<\x01\x02";
 
-bool read_unsigned(const JsonValue& document, std::string_view key, uint64_t& out, std::string& error) {
+bool read_unsigned(const JsonValue& document, std::string_view key, uint64_t& out,
+                   std::string& error) {
     if (read_unsigned_member(document, key, out)) return true;
     error = std::string(key) + " must be a non-negative integer";
     return false;
 }
 
-bool read_text(const JsonValue& document, std::string_view key, std::string& out, std::string& error) {
+bool read_text(const JsonValue& document, std::string_view key, std::string& out,
+               std::string& error) {
     const JsonValue* value = document.find(key);
     if (value == nullptr) return true;
     if (value->type != JsonValue::Type::string) {
@@ -62,16 +60,18 @@ bool read_text(const JsonValue& document, std::string_view key, std::string& out
 
 // header_safe drops CR and LF so a test's header value cannot split the response head.
 std::string header_safe(std::string value) {
-    value.erase(std::remove_if(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n'; }),
-                value.end());
+    value.erase(
+        std::remove_if(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n'; }),
+        value.end());
     return value;
 }
 
 bool read_mode(const JsonValue& document, FaultMode& mode, std::string& error) {
     const JsonValue* value = document.find("mode");
     if (value == nullptr || value->type != JsonValue::Type::string) {
-        error = "mode is required (none, latency, status, html, truncated, stall_after_headers, huge, "
-                "slow_body, redirect, garbage, body)";
+        error =
+            "mode is required (none, latency, status, html, truncated, stall_after_headers, huge, "
+            "slow_body, redirect, garbage, body)";
         return false;
     }
     for (const auto& entry : kModeNames) {

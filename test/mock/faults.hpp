@@ -1,9 +1,10 @@
 // faults.hpp: the ways the mock misbehaves on purpose, set through POST /_mock/fault.
 //
-// A *fault* replaces or distorts the answer to an offers request: an error status, an anti-bot HTML page,
-// a truncated, huge, dripped, stalled or garbage body, a redirect, or any exact body a test wants to
-// send. A fault is set for one product or globally; a product's own fault wins over the global one. With
-// `count` it applies to that many matching requests and then clears itself (retry tests).
+// A *fault* replaces or distorts the answer to an offers request: an error status, an anti-bot HTML
+// page, a truncated, huge, dripped, stalled or garbage body, a redirect, or any exact body a test
+// wants to send. A fault is set for one product or globally; a product's own fault wins over the
+// global one. With `count` it applies to that many matching requests and then clears itself (retry
+// tests).
 #pragma once
 
 #include <cstdint>
@@ -55,7 +56,7 @@ std::optional<FaultRequest> fault_from_json(const JsonValue& document, std::stri
 Reply apply_fault(const Fault& fault, Reply normal);
 
 class FaultTable {
-public:
+  public:
     // set installs a fault (mode none clears it) for a product, or globally.
     void set(const FaultRequest& request);
     void clear();
@@ -64,7 +65,7 @@ public:
     // describe returns the active faults as JSON, for GET /_mock/faults.
     std::string describe() const;
 
-private:
+  private:
     std::optional<Fault> global_;
     std::unordered_map<std::string, Fault> by_product_;
 };

@@ -12,8 +12,21 @@ namespace {
 bool is_token_char(char c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '.':
+        case '^':
+        case '_':
+        case '`':
+        case '|':
+        case '~':
             return true;
         default:
             return false;
@@ -137,7 +150,8 @@ HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_
     while (start + 1 < input.size() && input[start] == '\r' && input[start + 1] == '\n') start += 2;
     size_t end = input.find("\r\n\r\n", start);
     if (end == std::string_view::npos) {
-        return input.size() - start > kMaxHeadBytes ? HeadParse::head_too_large : HeadParse::incomplete;
+        return input.size() - start > kMaxHeadBytes ? HeadParse::head_too_large
+                                                    : HeadParse::incomplete;
     }
     if (end - start > kMaxHeadBytes) return HeadParse::head_too_large;
     head_bytes = end + 4;
@@ -146,7 +160,8 @@ HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_
     size_t line_end = head.find("\r\n");
     bool http10 = false;
     request = HttpRequest{};
-    if (!parse_request_line(head.substr(0, line_end), request, http10)) return HeadParse::bad_request;
+    if (!parse_request_line(head.substr(0, line_end), request, http10))
+        return HeadParse::bad_request;
 
     HeaderFacts facts;
     while (line_end != std::string_view::npos) {
@@ -170,32 +185,58 @@ HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_
 
 const char* reason_phrase(int status) {
     switch (status) {
-        case 100: return "Continue";
-        case 200: return "OK";
-        case 201: return "Created";
-        case 204: return "No Content";
-        case 301: return "Moved Permanently";
-        case 302: return "Found";
-        case 307: return "Temporary Redirect";
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 413: return "Content Too Large";
-        case 429: return "Too Many Requests";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        case 501: return "Not Implemented";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        case 520: return "Unknown Error";
-        case 522: return "Connection Timed Out";
-        case 524: return "A Timeout Occurred";
-        case 526: return "Invalid SSL Certificate";
-        default: return "Unknown";
+        case 100:
+            return "Continue";
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 204:
+            return "No Content";
+        case 301:
+            return "Moved Permanently";
+        case 302:
+            return "Found";
+        case 307:
+            return "Temporary Redirect";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 413:
+            return "Content Too Large";
+        case 429:
+            return "Too Many Requests";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        case 520:
+            return "Unknown Error";
+        case 522:
+            return "Connection Timed Out";
+        case 524:
+            return "A Timeout Occurred";
+        case 526:
+            return "Invalid SSL Certificate";
+        default:
+            return "Unknown";
     }
 }
 

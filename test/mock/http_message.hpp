@@ -1,12 +1,14 @@
 // http_message.hpp: HTTP/1.1 requests as the mock reads them, and replies as it plans to send them.
 //
-// A request is parsed from the front of a connection's input buffer: the head first (request line and
-// headers), then exactly Content-Length body bytes. Both origin-form (`/path`) and absolute-form
-// (`http://host:port/path`, what a client sends to a forward proxy) targets reduce to the same `path`,
-// which is how one mock serves as marketplace and as proxy.
+// A request is parsed from the front of a connection's input buffer: the head first (request line
+// and headers), then exactly Content-Length body bytes. Both origin-form (`/path`) and
+// absolute-form
+// (`http://host:port/path`, what a client sends to a forward proxy) targets reduce to the same
+// `path`, which is how one mock serves as marketplace and as proxy.
 //
-// A Reply is the answer plus how to deliver it. Most replies are sent whole at once; fault modes ask for a
-// delay, for the body to be dripped, or for the body never to come (stall after the headers).
+// A Reply is the answer plus how to deliver it. Most replies are sent whole at once; fault modes
+// ask for a delay, for the body to be dripped, or for the body never to come (stall after the
+// headers).
 #pragma once
 
 #include <cstddef>
@@ -42,8 +44,8 @@ enum class HeadParse {
     unsupported,     // 501: Transfer-Encoding (the clients under test always send Content-Length)
 };
 
-// parse_head parses the request head at the front of `input`. On `complete`, fills `request` (all but the
-// body) and sets `head_bytes` to the head's length including the blank line.
+// parse_head parses the request head at the front of `input`. On `complete`, fills `request` (all
+// but the body) and sets `head_bytes` to the head's length including the blank line.
 HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_bytes);
 
 // How a reply reaches the client.

@@ -31,6 +31,13 @@ uint64_t drip_tick_ms(const Reply& reply) {
 [[noreturn]] void fail(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
 }
+// refuse_tunnel answers CONNECT: tests proxy plain http only, so no tunnel is ever opened.
+Reply refuse_tunnel() {
+    Reply reply = error_reply(405, "CONNECT is not supported: the mock proxies plain http");
+    reply.close = true;
+    return reply;
+}
+
 }  // namespace
 
 struct HttpServer::Connection {
@@ -41,13 +48,13 @@ struct HttpServer::Connection {
     size_t input_pos = 0;  // start of the first unanswered request
     std::string output;
     size_t output_pos = 0;
-    uint32_t events = 0;          // what epoll currently watches for
-    bool busy = false;            // a reply is delayed, dripping or stalled: later requests wait
-    bool stalled = false;         // the busy reply will never finish
-    bool continue_sent = false;   // 100 Continue already sent for the request being received
-    bool close_after = false;     // close once output is flushed; read nothing more
-    bool peer_closed = false;     // the client shut down its sending side
-    bool lingering = false;       // our side is shut; draining the client's leftovers before close
+    uint32_t events = 0;         // what epoll currently watches for
+    bool busy = false;           // a reply is delayed, dripping or stalled: later requests wait
+    bool stalled = false;        // the busy reply will never finish
+    bool continue_sent = false;  // 100 Continue already sent for the request being received
+    bool close_after = false;    // close once output is flushed; read nothing more
+    bool peer_closed = false;    // the client shut down its sending side
+    bool lingering = false;      // our side is shut; draining the client's leftovers before close
 };
 
 // PendingReply is a reply on its way out over more than one loop turn.
@@ -101,7 +108,8 @@ void HttpServer::accept_all(int listen_fd, uint16_t egress_port) {
         conn->egress_port = egress_port;
         conn->events = EPOLLIN | EPOLLRDHUP;
         uint64_t id = conn->id;
-        loop_.watch(fd, conn->events, [this, id](uint32_t events) { on_connection_event(id, events); });
+        loop_.watch(fd, conn->events,
+                    [this, id](uint32_t events) { on_connection_event(id, events); });
         connections_.emplace(id, std::move(conn));
     }
 }
@@ -155,10 +163,11 @@ bool HttpServer::process_input(Connection& conn) {
         if (verdict == HeadParse::incomplete) break;
         Arrival arrival{conn.egress_port, now_ms(), unix_now()};
         if (verdict != HeadParse::complete) {
-            reject(conn, verdict == HeadParse::head_too_large   ? 431
-                         : verdict == HeadParse::body_too_large ? 413
-                         : verdict == HeadParse::unsupported    ? 501
-                                                                : 400,
+            reject(conn,
+                   verdict == HeadParse::head_too_large   ? 431
+                   : verdict == HeadParse::body_too_large ? 413
+                   : verdict == HeadParse::unsupported    ? 501
+                                                          : 400,
                    arrival);
             break;
         }
@@ -172,10 +181,8 @@ bool HttpServer::process_input(Connection& conn) {
         request.body.assign(pending.substr(head_bytes, request.content_length));
         conn.input_pos += head_bytes + request.content_length;
         conn.continue_sent = false;
-        Reply reply = request.method == "CONNECT"
-                          ? error_reply(405, "CONNECT is not supported: the mock proxies plain http")
-                          : handler_.handle(request, arrival);
-        if (request.method == "CONNECT") reply.close = true;
+        Reply reply =
+            request.method == "CONNECT" ? refuse_tunnel() : handler_.handle(request, arrival);
         answer(conn, request, std::move(reply), arrival);
     }
     if (conn.input_pos == conn.input.size()) {
@@ -310,8 +317,8 @@ bool HttpServer::settle(Connection& conn) {
 }
 
 // linger shuts our sending side and drains what the client still sends before closing. Closing with
-// unread input would make the kernel send a reset, and the client could lose the answer (a 431 or 413
-// sent while it was still uploading).
+// unread input would make the kernel send a reset, and the client could lose the answer (a 431 or
+// 413 sent while it was still uploading).
 void HttpServer::linger(Connection& conn) {
     conn.lingering = true;
     shutdown(conn.fd, SHUT_WR);

@@ -1,12 +1,12 @@
 // http_server.hpp: non-blocking HTTP/1.1 server on the event loop.
 //
-// Vocabulary: an *egress* is one listening port. Tests point each of the client's egresses (its "IPs" or
-// proxies) at a different port, so the port a request arrived on stands for the client IP in ban
-// emulation, stats and the log.
+// Vocabulary: an *egress* is one listening port. Tests point each of the client's egresses (its
+// "IPs" or proxies) at a different port, so the port a request arrived on stands for the client IP
+// in ban emulation, stats and the log.
 //
-// A connection answers its requests strictly in order (pipelining needs that): while a reply is in flight
-// (delayed, dripping or stalled) the requests behind it wait in the input buffer. The server knows nothing
-// of the marketplace; a RequestHandler turns each request into a Reply.
+// A connection answers its requests strictly in order (pipelining needs that): while a reply is in
+// flight (delayed, dripping or stalled) the requests behind it wait in the input buffer. The server
+// knows nothing of the marketplace; a RequestHandler turns each request into a Reply.
 #pragma once
 
 #include <cstdint>
@@ -28,27 +28,29 @@ struct Arrival {
 };
 
 class RequestHandler {
-public:
+  public:
     virtual ~RequestHandler() = default;
     // handle answers one complete request.
     virtual Reply handle(const HttpRequest& request, const Arrival& arrival) = 0;
-    // on_reply is told of every recorded reply when it is planned, with the bytes it will put on the
-    // wire (fewer reach the client if it disconnects first). Malformed requests arrive here as method "-".
+    // on_reply is told of every recorded reply when it is planned, with the bytes it will put on
+    // the wire (fewer reach the client if it disconnects first). Malformed requests arrive here as
+    // method "-".
     virtual void on_reply(std::string_view method, std::string_view path, const Arrival& arrival,
                           int status, size_t wire_bytes) = 0;
 };
 
 class HttpServer {
-public:
+  public:
     HttpServer(EventLoop& loop, RequestHandler& handler);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
 
-    // listen binds host:port (port 0 picks a free one) and returns the bound port. Throws on failure.
+    // listen binds host:port (port 0 picks a free one) and returns the bound port. Throws on
+    // failure.
     uint16_t listen(const std::string& host, uint16_t port);
 
-private:
+  private:
     struct Connection;
     struct PendingReply;
 

@@ -8,11 +8,12 @@ namespace demper_mock {
 
 namespace {
 
-// Deep nesting only ever comes from hostile input; a bound keeps the recursion off the stack's edge.
+// Deep nesting only ever comes from hostile input; a bound keeps the recursion off the stack's
+// edge.
 constexpr int kMaxDepth = 64;
 
 class JsonParser {
-public:
+  public:
     explicit JsonParser(std::string_view text) : text_(text) {}
 
     std::optional<JsonValue> parse_document() {
@@ -24,7 +25,7 @@ public:
         return value;
     }
 
-private:
+  private:
     std::string_view text_;
     size_t pos_ = 0;
 
@@ -208,14 +209,30 @@ private:
             if (at_end()) return false;
             char e = text_[pos_++];
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u':
                     if (!parse_unicode_escape(out)) return false;
                     break;

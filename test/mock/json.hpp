@@ -1,9 +1,9 @@
 // json.hpp: the mock marketplace's small JSON reader and writer helpers.
 //
-// The mock parses little JSON: offer-request bodies (to find `limit` and `page`), push bodies and the
-// control API's bodies. A tree of JsonValue is enough; speed matters only for the offers body, which is
-// a few hundred bytes. Duplicate object keys are kept in order and `find` returns the last one, which is
-// what most real parsers do.
+// The mock parses little JSON: offer-request bodies (to find `limit` and `page`), push bodies and
+// the control API's bodies. A tree of JsonValue is enough; speed matters only for the offers body,
+// which is a few hundred bytes. Duplicate object keys are kept in order and `find` returns the last
+// one, which is what most real parsers do.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +40,8 @@ struct JsonMember {
     JsonValue value;
 };
 
-// read_unsigned_member sets `out` from object[key] when that is a non-negative integer. An absent key
-// leaves `out` alone and succeeds; any other value fails.
+// read_unsigned_member sets `out` from object[key] when that is a non-negative integer. An absent
+// key leaves `out` alone and succeeds; any other value fails.
 bool read_unsigned_member(const JsonValue& object, std::string_view key, uint64_t& out);
 
 // parse_json returns the parsed document, or nullopt if `text` is not exactly one JSON value.

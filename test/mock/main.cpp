@@ -1,8 +1,8 @@
 // main.cpp: demper_mock, the mock Kaspi.kz marketplace that demper's tests and benchmarks talk to.
 //
 // A real HTTP/1.1 server on loopback, single-threaded on one epoll loop, that serves the offers and
-// price-push endpoints as DOMAIN.md describes, misbehaves on request (faults, bans) and records what it
-// saw (stats, pushes, a request log). Usage and the control API: test/mock/README.md.
+// price-push endpoints as DOMAIN.md describes, misbehaves on request (faults, bans) and records
+// what it saw (stats, pushes, a request log). Usage and the control API: test/mock/README.md.
 //
 // Files: event_loop (epoll + timers), http_message/http_server (HTTP/1.1), offer_book (books),
 // faults, ban_tracker, marketplace (the emulated endpoints), control_api (/_mock/), request_log.
@@ -57,7 +57,8 @@ Number parse_number(const std::string& text, const std::string& option) {
 
 std::pair<std::string, uint16_t> parse_listen(const std::string& text) {
     size_t colon = text.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("--listen expects HOST:PORT, got " + text);
+    if (colon == std::string::npos)
+        throw std::runtime_error("--listen expects HOST:PORT, got " + text);
     return {text.substr(0, colon), parse_number<uint16_t>(text.substr(colon + 1), "--listen")};
 }
 
@@ -91,8 +92,8 @@ Options parse_options(int argc, char** argv) {
     return options;
 }
 
-// write_port_file writes the bound ports through a temporary file and a rename, so that a test polling
-// for the file never reads it half-written.
+// write_port_file writes the bound ports through a temporary file and a rename, so that a test
+// polling for the file never reads it half-written.
 void write_port_file(const std::string& file_name, const std::vector<uint16_t>& ports) {
     std::string temporary = file_name + ".tmp";
     FILE* file = std::fopen(temporary.c_str(), "w");
@@ -106,8 +107,9 @@ void write_port_file(const std::string& file_name, const std::vector<uint16_t>& 
 
 // MockRouter sends /_mock/ requests to the control API and everything else to the marketplace.
 class MockRouter : public RequestHandler {
-public:
-    MockRouter(Marketplace& marketplace, ControlApi& control) : marketplace_(marketplace), control_(control) {}
+  public:
+    MockRouter(Marketplace& marketplace, ControlApi& control)
+        : marketplace_(marketplace), control_(control) {}
 
     Reply handle(const HttpRequest& request, const Arrival& arrival) override {
         if (request.path.compare(0, kControlPrefix.size(), kControlPrefix) == 0) {
@@ -116,12 +118,12 @@ public:
         return marketplace_.handle(request, arrival);
     }
 
-    void on_reply(std::string_view method, std::string_view path, const Arrival& arrival, int status,
-                  size_t wire_bytes) override {
+    void on_reply(std::string_view method, std::string_view path, const Arrival& arrival,
+                  int status, size_t wire_bytes) override {
         marketplace_.record_reply(method, path, arrival, status, wire_bytes);
     }
 
-private:
+  private:
     Marketplace& marketplace_;
     ControlApi& control_;
 };
@@ -176,7 +178,8 @@ int run(int argc, char** argv) {
     for (const auto& [host, port] : options.listens) ports.push_back(server.listen(host, port));
     if (!options.port_file.empty()) write_port_file(options.port_file, ports);
     std::cerr << "demper_mock: listening on";
-    for (size_t i = 0; i < ports.size(); ++i) std::cerr << ' ' << options.listens[i].first << ':' << ports[i];
+    for (size_t i = 0; i < ports.size(); ++i)
+        std::cerr << ' ' << options.listens[i].first << ':' << ports[i];
     std::cerr << '\n';
 
     flush_log_periodically(loop, log);

@@ -84,12 +84,14 @@ Reply Marketplace::handle_offers(const HttpRequest& request, const Arrival& arri
 // egress_banned counts an offers request against its egress and says whether the egress is banned.
 bool Marketplace::egress_banned(const Arrival& arrival) {
     EgressState& egress = egresses_[arrival.egress_port];
-    egress.max_per_second = std::max(egress.max_per_second, egress.last_second.record(arrival.at_ms, 1000));
+    egress.max_per_second =
+        std::max(egress.max_per_second, egress.last_second.record(arrival.at_ms, 1000));
     if (!egress_ban_.enabled) return false;
     BanTracker::Verdict verdict = egress.ban.admit(arrival.at_ms, egress_ban_.rule);
     if (verdict == BanTracker::Verdict::ban_started) {
         ++stats_.bans;
-        log_.ban(arrival.unix_time, arrival.egress_port, "egress", egress_ban_.status, egress_ban_.rule.ban_ms);
+        log_.ban(arrival.unix_time, arrival.egress_port, "egress", egress_ban_.status,
+                 egress_ban_.rule.ban_ms);
     }
     return verdict != BanTracker::Verdict::allowed;
 }
@@ -99,7 +101,8 @@ Reply Marketplace::offers_answer(const HttpRequest& request, const std::string& 
     int64_t page = 0;
     if (!request.body.empty()) {  // an empty body means all defaults
         auto body = parse_json(request.body);
-        if (!body || !body->is_object()) return error_reply(400, "request body is not a JSON object");
+        if (!body || !body->is_object())
+            return error_reply(400, "request body is not a JSON object");
         if (!read_page_field(*body, "limit", limit) || !read_page_field(*body, "page", page)) {
             return error_reply(400, "limit and page must be integers");
         }
@@ -110,7 +113,8 @@ Reply Marketplace::offers_answer(const HttpRequest& request, const std::string& 
     if (page < 0) return error_reply(400, "page must not be negative");
     OfferBook scratch;
     const OfferBook& book = catalogue_.book_of(product, scratch);
-    return json_reply(200, render_offers_page(book, static_cast<size_t>(limit), static_cast<size_t>(page)));
+    return json_reply(
+        200, render_offers_page(book, static_cast<size_t>(limit), static_cast<size_t>(page)));
 }
 
 Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arrival) {
@@ -126,7 +130,8 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
     BanTracker::Verdict verdict = push_bans_[*merchant_uid].admit(arrival.at_ms, rule);
     if (verdict == BanTracker::Verdict::ban_started) {
         ++stats_.push_bans;
-        log_.ban(arrival.unix_time, arrival.egress_port, "merchant:" + *merchant_uid, 429, rule.ban_ms);
+        log_.ban(arrival.unix_time, arrival.egress_port, "merchant:" + *merchant_uid, 429,
+                 rule.ban_ms);
     }
     if (verdict != BanTracker::Verdict::allowed) return error_reply(429, "Too Many Requests");
     if (!session_matches(*merchant_uid, request.cookie)) return error_reply(401, "session expired");
@@ -137,7 +142,8 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
         return error_reply(400, "sku (string) and price (integer) are required");
     }
     Push push{arrival.unix_time, *merchant_uid, *sku->as_text(), "", *price->as_int(), "[]"};
-    if (const JsonValue* model = body->find("model"); model && model->as_text()) push.model = *model->as_text();
+    if (const JsonValue* model = body->find("model"); model && model->as_text())
+        push.model = *model->as_text();
     if (const JsonValue* cities = body->find("cityPrices")) {
         push.city_prices_json.clear();
         append_json(push.city_prices_json, *cities);
@@ -146,7 +152,8 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
     return json_reply(200, "{\"id\":\"job-" + std::to_string(next_job_++) + "\"}");
 }
 
-bool Marketplace::session_matches(const std::string& merchant_uid, const std::string& cookie) const {
+bool Marketplace::session_matches(const std::string& merchant_uid,
+                                  const std::string& cookie) const {
     auto it = sessions_.find(merchant_uid);
     if (it == sessions_.end() || it->second.expired) return false;
     auto session = cookie_value(cookie, "mc-session");
@@ -154,8 +161,8 @@ bool Marketplace::session_matches(const std::string& merchant_uid, const std::st
     return session && sid && *session == it->second.session && *sid == it->second.sid;
 }
 
-void Marketplace::record_reply(std::string_view method, std::string_view path, const Arrival& arrival,
-                               int status, size_t wire_bytes) {
+void Marketplace::record_reply(std::string_view method, std::string_view path,
+                               const Arrival& arrival, int status, size_t wire_bytes) {
     ++stats_.requests;
     ++stats_.by_status[status];
     ++stats_.by_egress[arrival.egress_port];
@@ -164,7 +171,8 @@ void Marketplace::record_reply(std::string_view method, std::string_view path, c
 
 void Marketplace::set_egress_ban(const EgressBanRule& rule) {
     egress_ban_ = rule;
-    for (auto& [port, egress] : egresses_) egress.ban.clear();  // a new rule starts from a clean slate
+    for (auto& [port, egress] : egresses_)
+        egress.ban.clear();  // a new rule starts from a clean slate
 }
 
 std::string Marketplace::stats_json() const {

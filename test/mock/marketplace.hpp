@@ -2,11 +2,13 @@
 //
 // Vocabulary (as in DOMAIN.md): an *offers request* reads a product's offer book
 // (POST /yml/offer-view/offers/{productId}); a *push* publishes a merchant's new price through the
-// merchant cabinet API (POST /pricefeed/upload/merchant/process). An *egress* is the listening port a
-// request came in on, standing for the client's IP. Kaspi's rate limits are emulated per egress for
-// offers requests (ban emulation, off until POST /_mock/ban) and per merchant for pushes (always on).
+// merchant cabinet API (POST /pricefeed/upload/merchant/process). An *egress* is the listening port
+// a request came in on, standing for the client's IP. Kaspi's rate limits are emulated per egress
+// for offers requests (ban emulation, off until POST /_mock/ban) and per merchant for pushes
+// (always on).
 //
-// Stats and the request log count *marketplace requests*: everything except the control API (/_mock/).
+// Stats and the request log count *marketplace requests*: everything except the control API
+// (/_mock/).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +35,8 @@ struct EgressBanRule {
     int status = 403;
 };
 
-// PushLimits is POST /_mock/push_limits: pushes per merchant per second, and the ban for exceeding it.
+// PushLimits is POST /_mock/push_limits: pushes per merchant per second, and the ban for exceeding
+// it.
 struct PushLimits {
     size_t limit_rps = 3;
     uint64_t ban_ms = 1800000;
@@ -47,26 +50,29 @@ struct MerchantSession {
 };
 
 class Marketplace {
-public:
-    Marketplace(const OfferCatalogue& catalogue, RequestLog& log) : catalogue_(catalogue), log_(log) {}
+  public:
+    Marketplace(const OfferCatalogue& catalogue, RequestLog& log)
+        : catalogue_(catalogue), log_(log) {}
 
     // handle answers a marketplace request (anything outside /_mock/).
     Reply handle(const HttpRequest& request, const Arrival& arrival);
     // record_reply counts a planned reply in the stats and writes its log line.
-    void record_reply(std::string_view method, std::string_view path, const Arrival& arrival, int status,
-                      size_t wire_bytes);
+    void record_reply(std::string_view method, std::string_view path, const Arrival& arrival,
+                      int status, size_t wire_bytes);
 
     // The control API's handles.
     FaultTable& faults() { return faults_; }
     void set_egress_ban(const EgressBanRule& rule);
     void set_push_limits(const PushLimits& limits) { push_limits_ = limits; }
-    MerchantSession& merchant_session(const std::string& merchant_uid) { return sessions_[merchant_uid]; }
+    MerchantSession& merchant_session(const std::string& merchant_uid) {
+        return sessions_[merchant_uid];
+    }
     std::string stats_json() const;
     std::string pushes_json() const;
     // reset returns everything but offer books and merchant sessions to its startup state.
     void reset();
 
-private:
+  private:
     struct EgressState {
         BanTracker ban;
         SlidingWindow last_second;
@@ -102,7 +108,8 @@ private:
     uint64_t next_job_ = 1;
     Stats stats_;
 
-    Reply handle_offers(const HttpRequest& request, const Arrival& arrival, const std::string& product);
+    Reply handle_offers(const HttpRequest& request, const Arrival& arrival,
+                        const std::string& product);
     Reply offers_answer(const HttpRequest& request, const std::string& product) const;
     bool egress_banned(const Arrival& arrival);
     Reply handle_push(const HttpRequest& request, const Arrival& arrival);

@@ -12,10 +12,11 @@ namespace demper_mock {
 
 namespace {
 
-constexpr const char* kDeliveryDurations[] = {"EXPRESS",     "TODAY",       "TOMORROW",   "TILL_2_DAYS",
-                                              "TILL_3_DAYS", "TILL_5_DAYS", "TILL_7_DAYS"};
+constexpr const char* kDeliveryDurations[] = {
+    "EXPRESS", "TODAY", "TOMORROW", "TILL_2_DAYS", "TILL_3_DAYS", "TILL_5_DAYS", "TILL_7_DAYS"};
 constexpr uint64_t kSyntheticMerchants = 10000;
-constexpr uint64_t kMerchantStride = 1237;  // distinct offsets mod 10000 for k < 6: ids never collide
+constexpr uint64_t kMerchantStride =
+    1237;  // distinct offsets mod 10000 for k < 6: ids never collide
 constexpr int64_t kMinSyntheticPrice = 1000;
 constexpr int64_t kMaxSyntheticPrice = 500000;
 
@@ -29,7 +30,8 @@ uint64_t splitmix64(uint64_t x) {
 
 int64_t synthetic_price(uint64_t hash) {
     return kMinSyntheticPrice +
-           static_cast<int64_t>(hash % static_cast<uint64_t>(kMaxSyntheticPrice - kMinSyntheticPrice + 1));
+           static_cast<int64_t>(hash %
+                                static_cast<uint64_t>(kMaxSyntheticPrice - kMinSyntheticPrice + 1));
 }
 
 std::optional<uint64_t> numeric_code(const std::string& code) {
@@ -99,7 +101,8 @@ bool offer_from_json(const JsonValue& item, const std::string& code, Offer& offe
     const JsonValue* price = item.find("price");
     if (price == nullptr || !price->as_int()) return false;
     offer.price = *price->as_int();
-    if (!text_field(item, "merchantId", offer.merchant_id) || offer.merchant_id.empty()) return false;
+    if (!text_field(item, "merchantId", offer.merchant_id) || offer.merchant_id.empty())
+        return false;
     offer.merchant_name = offer.merchant_id;
     offer.merchant_sku = offer.merchant_id + "-" + code;
     if (!text_field(item, "merchantName", offer.merchant_name) ||
@@ -160,7 +163,8 @@ OfferBook synthetic_book(uint64_t code, const std::string& own_merchant) {
     for (uint64_t k = 0; k < count; ++k) {
         uint64_t hk = splitmix64(h + k + 1);
         Offer offer;
-        offer.merchant_id = "M" + std::to_string(1 + (base + kMerchantStride * k) % kSyntheticMerchants);
+        offer.merchant_id =
+            "M" + std::to_string(1 + (base + kMerchantStride * k) % kSyntheticMerchants);
         offer.merchant_name = "Shop " + offer.merchant_id;
         offer.merchant_sku = offer.merchant_id + "-" + code_text;
         offer.price = synthetic_price(hk);
@@ -216,7 +220,8 @@ std::optional<OfferBook> book_from_json(const JsonValue& document, const std::st
         Offer offer;
         if (!offer_from_json(offers->items[i], code, offer)) {
             error = "offer " + std::to_string(i) +
-                    " needs merchantId (string) and price (integer); other fields must have their types";
+                    " needs merchantId (string) and price (integer); other fields must have their "
+                    "types";
             return std::nullopt;
         }
         book.push_back(std::move(offer));
@@ -239,9 +244,11 @@ size_t OfferCatalogue::load_tsv(const std::string& file_name) {
         if (line.empty() || line.front() == '#') continue;
         auto fields = split_tabs(line);
         Offer offer;
-        bool ok = (fields.size() == 4 || fields.size() == 5) && !fields[0].empty() && !fields[1].empty();
+        bool ok =
+            (fields.size() == 4 || fields.size() == 5) && !fields[0].empty() && !fields[1].empty();
         if (ok) {
-            auto [end, ec] = std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), offer.price);
+            auto [end, ec] =
+                std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), offer.price);
             ok = ec == std::errc() && end == fields[3].data() + fields[3].size();
         }
         if (!ok) {

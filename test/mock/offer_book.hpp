@@ -1,8 +1,8 @@
 // offer_book.hpp: what the mock marketplace sells.
 //
-// Vocabulary: a *product* is identified by its product code (the {productId} of the offers URL); its
-// *offer book* is the list of every merchant's offer for it, kept sorted cheapest first (ties by
-// merchantId), exactly the order Kaspi answers with sortOption PRICE. Books come from a TSV file
+// Vocabulary: a *product* is identified by its product code (the {productId} of the offers URL);
+// its *offer book* is the list of every merchant's offer for it, kept sorted cheapest first (ties
+// by merchantId), exactly the order Kaspi answers with sortOption PRICE. Books come from a TSV file
 // (--books), from PUT /_mock/offers/{code}, or are synthesised from the code (--synthetic N).
 #pragma once
 
@@ -34,23 +34,26 @@ using OfferBook = std::vector<Offer>;
 // sort_book puts a book in answer order: price ascending, ties by merchantId.
 void sort_book(OfferBook& book);
 
-// synthetic_book derives a deterministic book from a numeric product code (formula in offer_book.cpp).
-// `own_merchant` (may be empty) adds the seller's own offer, as Kaspi lists it among the others.
+// synthetic_book derives a deterministic book from a numeric product code (formula in
+// offer_book.cpp). `own_merchant` (may be empty) adds the seller's own offer, as Kaspi lists it
+// among the others.
 OfferBook synthetic_book(uint64_t code, const std::string& own_merchant);
 
 // render_offers_page is the body of an offers answer: one page of the book plus the full count.
 std::string render_offers_page(const OfferBook& book, size_t limit, size_t page);
 
-// book_from_json reads {"offers":[...]} as PUT to /_mock/offers/{code}; nullopt and `error` if invalid.
+// book_from_json reads {"offers":[...]} as PUT to /_mock/offers/{code}; nullopt and `error` if
+// invalid.
 std::optional<OfferBook> book_from_json(const JsonValue& document, const std::string& code,
                                         std::string& error);
 
 class OfferCatalogue {
-public:
+  public:
     void set_synthetic_limit(uint64_t limit) { synthetic_limit_ = limit; }
     void set_own_merchant(std::string merchant_id) { own_merchant_ = std::move(merchant_id); }
 
-    // load_tsv adds the books of a TSV file and returns the number of offers read; throws on bad lines.
+    // load_tsv adds the books of a TSV file and returns the number of offers read; throws on bad
+    // lines.
     size_t load_tsv(const std::string& file_name);
 
     // replace sets a product's book (sorting it), overriding any file or synthetic book.
@@ -60,7 +63,7 @@ public:
     // (unknown product). The reference is valid until the catalogue or `scratch` changes.
     const OfferBook& book_of(const std::string& code, OfferBook& scratch) const;
 
-private:
+  private:
     std::unordered_map<std::string, OfferBook> books_;
     uint64_t synthetic_limit_ = 0;
     std::string own_merchant_;

@@ -12,7 +12,8 @@
 namespace demper_mock {
 
 namespace {
-// Flush early when the buffer grows this large, so a burst cannot balloon memory between timer ticks.
+// Flush early when the buffer grows this large, so a burst cannot balloon memory between timer
+// ticks.
 constexpr size_t kFlushThreshold = 1 << 20;
 }  // namespace
 
@@ -23,12 +24,14 @@ RequestLog::~RequestLog() {
 
 void RequestLog::open(const std::string& file_name) {
     fd_ = ::open(file_name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error("cannot open log " + file_name + ": " + std::strerror(errno));
+    if (fd_ < 0)
+        throw std::runtime_error("cannot open log " + file_name + ": " + std::strerror(errno));
 }
 
 void RequestLog::begin_line(double unix_time, uint16_t egress_port) {
     char prefix[64];
-    int n = std::snprintf(prefix, sizeof prefix, "%.6f\t%u\t", unix_time, static_cast<unsigned>(egress_port));
+    int n = std::snprintf(prefix, sizeof prefix, "%.6f\t%u\t", unix_time,
+                          static_cast<unsigned>(egress_port));
     buffer_.append(prefix, static_cast<size_t>(n));
 }
 

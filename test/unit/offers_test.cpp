@@ -1,9 +1,9 @@
 // Unit tests of the strict offers parser (src/core/offers.hpp).
+#include "core/offers.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "core/offers.hpp"
 
 namespace {
 
@@ -13,7 +13,8 @@ using demper::core::OffersParse;
 using demper::core::parse_offers;
 
 // The DOMAIN.md §1 example.
-const char* const kDomainExample = R"({"offers": [{"merchantId": "30012345", "merchantName": "Shop A", "merchantSku": "A-1",
+const char* const kDomainExample =
+    R"({"offers": [{"merchantId": "30012345", "merchantName": "Shop A", "merchantSku": "A-1",
              "merchantRating": 4.9, "merchantReviewsQuantity": 120, "price": 151990,
              "kaspiDelivery": true, "deliveryType": "PICKUP", "deliveryDuration": "TOMORROW"}],
  "total": 7, "offersCount": 7})";
@@ -66,7 +67,8 @@ TEST(OffersParse, MerchantIdAsIntegerBecomesDecimalString) {
     const OffersParse p = parse_offers(one_offer(R"("merchantId":30012345,"price":10)"));
     ASSERT_TRUE(p.ok) << p.error;
     EXPECT_EQ(p.book.offers[0].merchant_id, "30012345");
-    const OffersParse big = parse_offers(one_offer(R"("merchantId":18446744073709551615,"price":10)"));
+    const OffersParse big =
+        parse_offers(one_offer(R"("merchantId":18446744073709551615,"price":10)"));
     ASSERT_TRUE(big.ok) << big.error;
     EXPECT_EQ(big.book.offers[0].merchant_id, "18446744073709551615");
 }
@@ -101,7 +103,8 @@ TEST(OffersParse, PriceMustBeAPositiveIntegerInRange) {
 }
 
 TEST(OffersParse, NanAndInfinityTokensAreNotJson) {
-    for (const char* token : {"NaN", "nan", "Infinity", "-Infinity", "inf", "1e99999", "0x10", "+5", "05", ".5"}) {
+    for (const char* token :
+         {"NaN", "nan", "Infinity", "-Infinity", "inf", "1e99999", "0x10", "+5", "05", ".5"}) {
         expect_fail(one_offer(std::string(R"("merchantId":"1","price":)") + token));
     }
 }
@@ -128,14 +131,16 @@ TEST(OffersParse, PriceBoundsAreInclusive) {
 }
 
 TEST(OffersParse, OptionalStringFields) {
-    const OffersParse p = parse_offers(one_offer(R"("merchantId":"1","price":10,"merchantName":null,"deliveryDuration":null)"));
+    const OffersParse p = parse_offers(
+        one_offer(R"("merchantId":"1","price":10,"merchantName":null,"deliveryDuration":null)"));
     ASSERT_TRUE(p.ok) << p.error;
     EXPECT_EQ(p.book.offers[0].merchant_name, "");
     EXPECT_EQ(p.book.offers[0].delivery_duration, "");
     const OffersParse absent = parse_offers(one_offer(R"("merchantId":"1","price":10)"));
     ASSERT_TRUE(absent.ok) << absent.error;
     EXPECT_EQ(absent.book.offers[0].delivery_duration, "");
-    const OffersParse unicode = parse_offers(one_offer(R"("merchantId":"1","price":10,"merchantName":"Магазин \u00e9 \"q\"")"));
+    const OffersParse unicode = parse_offers(
+        one_offer(R"("merchantId":"1","price":10,"merchantName":"Магазин \u00e9 \"q\"")"));
     ASSERT_TRUE(unicode.ok) << unicode.error;
     EXPECT_EQ(unicode.book.offers[0].merchant_name, "Магазин \xC3\xA9 \"q\"");
 }
@@ -143,37 +148,48 @@ TEST(OffersParse, OptionalStringFields) {
 TEST(OffersParse, OptionalFieldsOfWrongTypeFail) {
     expect_fail(one_offer(R"("merchantId":"1","price":10,"merchantName":5)"), "merchantName");
     expect_fail(one_offer(R"("merchantId":"1","price":10,"merchantName":{})"), "merchantName");
-    expect_fail(one_offer(R"("merchantId":"1","price":10,"deliveryDuration":2)"), "deliveryDuration");
-    expect_fail(one_offer(R"("merchantId":"1","price":10,"deliveryDuration":["TODAY"])"), "deliveryDuration");
+    expect_fail(one_offer(R"("merchantId":"1","price":10,"deliveryDuration":2)"),
+                "deliveryDuration");
+    expect_fail(one_offer(R"("merchantId":"1","price":10,"deliveryDuration":["TODAY"])"),
+                "deliveryDuration");
 }
 
 TEST(OffersParse, OneBadOfferFailsTheWholeBook) {
-    expect_fail(R"({"offers":[{"merchantId":"1","price":10},{"merchantId":"2","price":"20"},{"merchantId":"3","price":30}]})",
-                "offers[1]");
-    expect_fail(R"({"offers":[{"merchantId":"1","price":10},null]})", "offers[1]: offer is not an object");
+    expect_fail(
+        R"({"offers":[{"merchantId":"1","price":10},{"merchantId":"2","price":"20"},{"merchantId":"3","price":30}]})",
+        "offers[1]");
+    expect_fail(R"({"offers":[{"merchantId":"1","price":10},null]})",
+                "offers[1]: offer is not an object");
     expect_fail(R"({"offers":[{"merchantId":"1","price":10},[]]})", "offers[1]");
     expect_fail(R"({"offers":[5]})", "offers[0]");
 }
 
 TEST(OffersParse, DuplicateKeysThatMatterFail) {
     expect_fail(one_offer(R"("merchantId":"1","price":10,"price":20)"), "duplicate key \"price\"");
-    expect_fail(one_offer(R"("merchantId":"1","merchantId":"2","price":10)"), "duplicate key \"merchantId\"");
-    expect_fail(one_offer(R"("merchantId":"1","price":10,"merchantName":"a","merchantName":"b")"), "duplicate");
-    expect_fail(one_offer(R"("merchantId":"1","price":10,"deliveryDuration":"TODAY","deliveryDuration":"TODAY")"),
+    expect_fail(one_offer(R"("merchantId":"1","merchantId":"2","price":10)"),
+                "duplicate key \"merchantId\"");
+    expect_fail(one_offer(R"("merchantId":"1","price":10,"merchantName":"a","merchantName":"b")"),
                 "duplicate");
-    expect_fail(R"({"offers":[],"offers":[{"merchantId":"1","price":10}]})", "duplicate key \"offers\"");
+    expect_fail(
+        one_offer(
+            R"("merchantId":"1","price":10,"deliveryDuration":"TODAY","deliveryDuration":"TODAY")"),
+        "duplicate");
+    expect_fail(R"({"offers":[],"offers":[{"merchantId":"1","price":10}]})",
+                "duplicate key \"offers\"");
     expect_fail(R"({"offers":[],"total":1,"total":2})", "duplicate key \"total\"");
 }
 
 TEST(OffersParse, DuplicateIgnoredKeysAreIgnored) {
-    const OffersParse p = parse_offers(R"({"offers":[{"merchantId":"1","price":10,"x":1,"x":2}],"y":1,"y":[]})");
+    const OffersParse p =
+        parse_offers(R"({"offers":[{"merchantId":"1","price":10,"x":1,"x":2}],"y":1,"y":[]})");
     ASSERT_TRUE(p.ok) << p.error;
     EXPECT_EQ(p.book.offers.size(), 1u);
 }
 
 TEST(OffersParse, HtmlAntiBotPage) {
-    expect_fail("<!DOCTYPE html><html><head><title>Just a moment...</title></head><body></body></html>",
-                "response is not JSON (HTML page)");
+    expect_fail(
+        "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body></body></html>",
+        "response is not JSON (HTML page)");
     expect_fail("\r\n  <html>", "HTML page");
 }
 
@@ -193,10 +209,13 @@ TEST(OffersParse, TruncatedJson) {
 }
 
 TEST(OffersParse, InvalidUtf8) {
-    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"merchantName\":\"\xC3\x28\""), "not JSON");
+    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"merchantName\":\"\xC3\x28\""),
+                "not JSON");
     expect_fail(one_offer("\"merchantId\":\"\xFF\xFE\",\"price\":10"), "not JSON");
-    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"ignored\":\"\xED\xA0\x80\""), "not JSON");
-    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"ignored\":\"\xE2\x82\""), "not JSON");
+    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"ignored\":\"\xED\xA0\x80\""),
+                "not JSON");
+    expect_fail(one_offer("\"merchantId\":\"1\",\"price\":10,\"ignored\":\"\xE2\x82\""),
+                "not JSON");
 }
 
 TEST(OffersParse, NulBytesAndTrailingGarbage) {
@@ -249,10 +268,12 @@ TEST(OffersParse, EmptyOffersListIsAValidEmptyBook) {
 }
 
 TEST(OffersParse, Total) {
-    const OffersParse paged = parse_offers(R"({"offers":[{"merchantId":"1","price":10}],"total":130})");
+    const OffersParse paged =
+        parse_offers(R"({"offers":[{"merchantId":"1","price":10}],"total":130})");
     ASSERT_TRUE(paged.ok) << paged.error;
     EXPECT_EQ(paged.book.total, 130);
-    const OffersParse null_total = parse_offers(R"({"offers":[{"merchantId":"1","price":10}],"total":null})");
+    const OffersParse null_total =
+        parse_offers(R"({"offers":[{"merchantId":"1","price":10}],"total":null})");
     ASSERT_TRUE(null_total.ok) << null_total.error;
     EXPECT_EQ(null_total.book.total, 1);
     expect_fail(R"({"offers":[],"total":-1})", "total");

@@ -60,7 +60,8 @@ std::int64_t expected_floor(const PricingRule& rule) {
                 h = half_percent(*rule.min_margin_percent).value_or(0);
             }
         }
-        floor = std::max(floor, static_cast<i128>(sat(ceil_div_pos(i128(*rule.cost_price) * (200 + h), 200))));
+        floor = std::max(
+            floor, static_cast<i128>(sat(ceil_div_pos(i128(*rule.cost_price) * (200 + h), 200))));
     }
     return std::max<std::int64_t>(sat(floor), kMarketplaceMinPrice);
 }
@@ -87,16 +88,20 @@ std::optional<i128> model_target(const PricingRule& rule, const OfferBook& book)
     std::vector<std::int64_t> prices;
     for (const Offer& o : book.offers) {
         if (is_excluded(rule, o.merchant_id)) continue;
-        if (rule.max_delivery_rank && delivery_rank(o.delivery_duration) > *rule.max_delivery_rank) continue;
+        if (rule.max_delivery_rank && delivery_rank(o.delivery_duration) > *rule.max_delivery_rank)
+            continue;
         prices.push_back(o.price);
     }
     if (prices.empty()) return std::nullopt;
     std::sort(prices.begin(), prices.end());
     const i128 step = std::max<std::int64_t>(1, rule.step);
     switch (rule.strategy) {
-        case Strategy::undercut: return i128(prices.front()) - step;
-        case Strategy::match: return i128(prices.front());
-        case Strategy::follow_second: return i128(prices.front()) + step;
+        case Strategy::undercut:
+            return i128(prices.front()) - step;
+        case Strategy::match:
+            return i128(prices.front());
+        case Strategy::follow_second:
+            return i128(prices.front()) + step;
         case Strategy::position: {
             const std::size_t n = static_cast<std::size_t>(std::max(1, rule.position));
             if (n <= prices.size()) return i128(prices[n - 1]) - step;
@@ -111,15 +116,20 @@ std::optional<i128> model_target(const PricingRule& rule, const OfferBook& book)
 // `again` and `shuffled` are the decisions for the same input, recomputed and with the offers
 // in another order.
 std::string check_decision(std::int64_t current, const PricingRule& rule, const OfferBook& book,
-                           const PriceDecision& d, const PriceDecision& again, const PriceDecision& shuffled) {
+                           const PriceDecision& d, const PriceDecision& again,
+                           const PriceDecision& shuffled) {
     const std::int64_t floor = expected_floor(rule);
-    if (d.floor != floor) return "effective floor is " + std::to_string(d.floor) + ", expected " + std::to_string(floor);
+    if (d.floor != floor)
+        return "effective floor is " + std::to_string(d.floor) + ", expected " +
+               std::to_string(floor);
     if (d.new_price < floor) return "new price below the floor";
     if (d.new_price < kMarketplaceMinPrice) return "new price below the marketplace minimum";
     const bool has_ceiling = rule.max_price.has_value();
     const bool inverted = has_ceiling && *rule.max_price < floor;
-    if (has_ceiling && !inverted && d.new_price > *rule.max_price) return "new price above the ceiling";
-    if (inverted && d.new_price != floor) return "floor above ceiling, but new price is not the floor";
+    if (has_ceiling && !inverted && d.new_price > *rule.max_price)
+        return "new price above the ceiling";
+    if (inverted && d.new_price != floor)
+        return "floor above ceiling, but new price is not the floor";
     if (d.floor_above_ceiling != inverted) return "floor_above_ceiling flag is wrong";
     if (d.changed != (d.new_price != current)) return "changed != (new_price != current_price)";
     if (d.current_price != current) return "current_price not echoed";
@@ -133,7 +143,8 @@ std::string check_decision(std::int64_t current, const PricingRule& rule, const 
             const std::int64_t eff_ceiling = has_ceiling ? (inverted ? floor : *rule.max_price) : 0;
             const bool ceiling_forced =
                 has_ceiling && d.new_price == eff_ceiling && i128(current) - *cap > eff_ceiling;
-            if (!floor_forced && !ceiling_forced) return "moved more than the max_change cap without being forced";
+            if (!floor_forced && !ceiling_forced)
+                return "moved more than the max_change cap without being forced";
         }
         if (d.reason == Reason::max_change_capped && dist != *cap) {
             return "reason max_change_capped, but the price is not at the edge of the cap";
@@ -148,15 +159,18 @@ std::string check_decision(std::int64_t current, const PricingRule& rule, const 
     if (static_cast<std::size_t>(d.competitors) + d.excluded.size() != book.offers.size()) {
         return "competitors + excluded != number of offers";
     }
-    if (d.competitor_merchant && is_excluded(rule, *d.competitor_merchant)) return "reacted to an excluded merchant";
-    if ((d.competitors == 0) != !d.competitor_price.has_value()) return "reference offer present iff competitors";
+    if (d.competitor_merchant && is_excluded(rule, *d.competitor_merchant))
+        return "reacted to an excluded merchant";
+    if ((d.competitors == 0) != !d.competitor_price.has_value())
+        return "reference offer present iff competitors";
 
     switch (d.reason) {
         case Reason::at_floor:
             if (d.new_price != floor) return "reason at_floor, but the price is not the floor";
             break;
         case Reason::ceiling:
-            if (!has_ceiling || d.new_price != *rule.max_price) return "reason ceiling, but not at max_price";
+            if (!has_ceiling || d.new_price != *rule.max_price)
+                return "reason ceiling, but not at max_price";
             break;
         case Reason::floor_hold:
             if (d.new_price != current) return "reason floor_hold, but the price moved";
@@ -166,7 +180,8 @@ std::string check_decision(std::int64_t current, const PricingRule& rule, const 
             if (d.changed) return "reason unchanged, but the price changed";
             break;
         case Reason::raised_to_competitor:
-            if (d.new_price <= current) return "reason raised_to_competitor, but the price did not go up";
+            if (d.new_price <= current)
+                return "reason raised_to_competitor, but the price did not go up";
             break;
         case Reason::no_competitors_to_max:
         case Reason::no_competitors_hold:
@@ -192,7 +207,8 @@ std::string check_decision(std::int64_t current, const PricingRule& rule, const 
         }
         want = std::max<i128>(sat(want), floor);
         if (has_ceiling) want = std::min<i128>(want, inverted ? floor : *rule.max_price);
-        if (i128(d.new_price) != want) return "differs from the model: expected " + std::to_string(sat(want));
+        if (i128(d.new_price) != want)
+            return "differs from the model: expected " + std::to_string(sat(want));
     }
     return "";
 }
@@ -200,7 +216,7 @@ std::string check_decision(std::int64_t current, const PricingRule& rule, const 
 // ─── the generator ────────────────────────────────────────────────────────────────────────────
 
 class Gen {
-public:
+  public:
     explicit Gen(std::uint64_t seed) : rng_(seed) {}
 
     std::int64_t uniform(std::int64_t lo, std::int64_t hi) {
@@ -213,15 +229,18 @@ public:
     }
 
     std::int64_t price(std::int64_t scale) {
-        if (chance(2)) return pick(std::vector<std::int64_t>{1, 9, 10, 11, kMaxOfferPrice, kI64Max, 0, -5, kI64Min});
+        if (chance(2))
+            return pick(
+                std::vector<std::int64_t>{1, 9, 10, 11, kMaxOfferPrice, kI64Max, 0, -5, kI64Min});
         return uniform(1, scale);
     }
 
     void make(std::int64_t* current, PricingRule* rule, OfferBook* book) {
-        const std::int64_t scale = pick(std::vector<std::int64_t>{20, 1000, 200000, kMaxOfferPrice});
-        static const std::vector<std::string> kDelivery = {"EXPRESS",     "TODAY",       "TOMORROW",
-                                                           "TILL_2_DAYS", "TILL_3_DAYS", "TILL_5_DAYS",
-                                                           "TILL_7_DAYS", "",            "SOON"};
+        const std::int64_t scale =
+            pick(std::vector<std::int64_t>{20, 1000, 200000, kMaxOfferPrice});
+        static const std::vector<std::string> kDelivery = {
+            "EXPRESS",     "TODAY",       "TOMORROW", "TILL_2_DAYS", "TILL_3_DAYS",
+            "TILL_5_DAYS", "TILL_7_DAYS", "",         "SOON"};
         book->offers.clear();
         const int n = static_cast<int>(uniform(0, 8));
         for (int i = 0; i < n; ++i) {
@@ -237,36 +256,47 @@ public:
         }
         book->total = n;
 
-        *current = chance(5) ? pick(std::vector<std::int64_t>{0, -1, kI64Min, kI64Max, 10}) : uniform(1, scale);
+        *current = chance(5) ? pick(std::vector<std::int64_t>{0, -1, kI64Min, kI64Max, 10})
+                             : uniform(1, scale);
 
         PricingRule r;
-        r.strategy = pick(std::vector<Strategy>{Strategy::undercut, Strategy::match, Strategy::position,
-                                                Strategy::follow_second});
-        r.step = chance(5) ? pick(std::vector<std::int64_t>{0, -3, kI64Max, kI64Min}) : uniform(1, 50);
-        if (chance(20)) r.step_percent = pick(std::vector<double>{0.5, 1, 2.5, 10, 1e300, NAN, -1, INFINITY});
+        r.strategy = pick(std::vector<Strategy>{Strategy::undercut, Strategy::match,
+                                                Strategy::position, Strategy::follow_second});
+        r.step =
+            chance(5) ? pick(std::vector<std::int64_t>{0, -3, kI64Max, kI64Min}) : uniform(1, 50);
+        if (chance(20))
+            r.step_percent = pick(std::vector<double>{0.5, 1, 2.5, 10, 1e300, NAN, -1, INFINITY});
         r.position = static_cast<int>(uniform(-1, 6));
-        r.min_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, -10, 0, kI64Max}) : uniform(0, scale);
-        if (chance(50)) r.max_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, 0, 5, kI64Max}) : uniform(1, 2 * scale);
+        r.min_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, -10, 0, kI64Max})
+                                : uniform(0, scale);
+        if (chance(50))
+            r.max_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, 0, 5, kI64Max})
+                                    : uniform(1, 2 * scale);
         if (chance(30)) {
-            r.cost_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, -100, 0, kI64Max}) : uniform(1, scale);
+            r.cost_price = chance(5) ? pick(std::vector<std::int64_t>{kI64Min, -100, 0, kI64Max})
+                                     : uniform(1, scale);
         }
-        if (chance(30)) r.min_margin_percent = pick(std::vector<double>{0, 5, 10, 12.5, 33.5, -20, -150, NAN, INFINITY});
+        if (chance(30))
+            r.min_margin_percent =
+                pick(std::vector<double>{0, 5, 10, 12.5, 33.5, -20, -150, NAN, INFINITY});
         r.floor_action = chance(50) ? FloorAction::go_to_floor : FloorAction::hold;
         r.no_competitor_action = chance(50) ? NoCompetitorAction::to_max : NoCompetitorAction::hold;
         if (chance(40)) {
-            r.max_change_percent =
-                pick(std::vector<double>{0.5, 1, 5, 10, 25, 50, 100, 250, 0, -5, NAN, INFINITY, -INFINITY});
+            r.max_change_percent = pick(std::vector<double>{0.5, 1, 5, 10, 25, 50, 100, 250, 0, -5,
+                                                            NAN, INFINITY, -INFINITY});
         }
-        if (chance(25)) r.outlier_share = pick(std::vector<double>{0.1, 0.3, 0.5, 0.9, 1.0, 2.0, 0, NAN});
+        if (chance(25))
+            r.outlier_share = pick(std::vector<double>{0.1, 0.3, 0.5, 0.9, 1.0, 2.0, 0, NAN});
         if (chance(25)) r.max_delivery_rank = static_cast<int>(uniform(-1, 8));
         const int excluded = static_cast<int>(uniform(0, 3));
-        for (int i = 0; i < excluded; ++i) r.excluded_merchants.push_back("m" + std::to_string(uniform(0, 9)));
+        for (int i = 0; i < excluded; ++i)
+            r.excluded_merchants.push_back("m" + std::to_string(uniform(0, 9)));
         *rule = std::move(r);
     }
 
     std::mt19937_64& rng() { return rng_; }
 
-private:
+  private:
     std::mt19937_64 rng_;
 };
 
@@ -280,7 +310,8 @@ std::string describe_input(std::int64_t current, const PricingRule& rule, const 
                            const PriceDecision& d) {
     std::ostringstream out;
     out << "current=" << current << " offers=[";
-    for (const Offer& o : book.offers) out << o.merchant_id << ":" << o.price << ":" << o.delivery_duration << " ";
+    for (const Offer& o : book.offers)
+        out << o.merchant_id << ":" << o.price << ":" << o.delivery_duration << " ";
     out << "]\ndecision=" << decision_to_json(d, rule, book);
     return out.str();
 }
@@ -303,7 +334,8 @@ TEST(PriceRuleProperty, RandomBooksAndRules) {
         const PriceDecision other_order = decide_price(current, rule, shuffled);
         const std::string problem = check_decision(current, rule, book, d, again, other_order);
         if (!problem.empty()) {
-            ADD_FAILURE() << problem << "\nseed=" << seed << " (DEMPER_PROPERTY_SEED) iteration=" << i << "\n"
+            ADD_FAILURE() << problem << "\nseed=" << seed
+                          << " (DEMPER_PROPERTY_SEED) iteration=" << i << "\n"
                           << describe_input(current, rule, book, d);
             return;
         }
@@ -334,8 +366,8 @@ TEST(PriceRuleProperty, CheckerCatchesBrokenDecisions) {
     ASSERT_EQ(check_decision(current, rule, book, good, good, good), "");
     ASSERT_EQ(good.new_price, 499);
 
-    auto expect_caught = [&](const char* what, PriceDecision bad, const PricingRule& r = PricingRule{},
-                             bool use_rule = false) {
+    auto expect_caught = [&](const char* what, PriceDecision bad,
+                             const PricingRule& r = PricingRule{}, bool use_rule = false) {
         const PricingRule& rr = use_rule ? r : rule;
         EXPECT_NE(check_decision(current, rr, book, bad, bad, bad), "") << what;
     };
@@ -429,7 +461,8 @@ TEST(PriceRuleProperty, CheckerCatchesBrokenDecisions) {
         d.clamps.clear();
         d.floor_hit = false;
         d.reason = Reason::floor_hold;
-        EXPECT_NE(check_decision(current, hold, empty, d, d, d), "") << "floor_hold without floor_hit";
+        EXPECT_NE(check_decision(current, hold, empty, d, d, d), "")
+            << "floor_hold without floor_hit";
     }
 }
 
