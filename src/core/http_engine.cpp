@@ -17,8 +17,8 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <limits>
+#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -34,18 +34,30 @@ namespace demper::core {
 
 const char* error_class_name(ErrorClass c) {
     switch (c) {
-        case ErrorClass::none: return "none";
-        case ErrorClass::timeout: return "timeout";
-        case ErrorClass::connect: return "connect";
-        case ErrorClass::dns: return "dns";
-        case ErrorClass::tls: return "tls";
-        case ErrorClass::http_4xx: return "http_4xx";
-        case ErrorClass::http_5xx: return "http_5xx";
-        case ErrorClass::ban: return "ban";
-        case ErrorClass::too_large: return "too_large";
-        case ErrorClass::bad_body: return "bad_body";
-        case ErrorClass::refused_host: return "refused_host";
-        case ErrorClass::canceled: return "canceled";
+        case ErrorClass::none:
+            return "none";
+        case ErrorClass::timeout:
+            return "timeout";
+        case ErrorClass::connect:
+            return "connect";
+        case ErrorClass::dns:
+            return "dns";
+        case ErrorClass::tls:
+            return "tls";
+        case ErrorClass::http_4xx:
+            return "http_4xx";
+        case ErrorClass::http_5xx:
+            return "http_5xx";
+        case ErrorClass::ban:
+            return "ban";
+        case ErrorClass::too_large:
+            return "too_large";
+        case ErrorClass::bad_body:
+            return "bad_body";
+        case ErrorClass::refused_host:
+            return "refused_host";
+        case ErrorClass::canceled:
+            return "canceled";
     }
     return "unknown";
 }
@@ -87,7 +99,7 @@ using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
 
 // OwnedFd closes its descriptor on destruction.
 class OwnedFd {
-public:
+  public:
     explicit OwnedFd(int fd) : fd_(fd) {}
     ~OwnedFd() {
         if (fd_ >= 0) ::close(fd_);
@@ -96,7 +108,7 @@ public:
     OwnedFd& operator=(const OwnedFd&) = delete;
     int get() const { return fd_; }
 
-private:
+  private:
     int fd_;
 };
 
@@ -111,8 +123,8 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
 
 std::string_view trim_header_value(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r' ||
-                          v.back() == '\n')) {
+    while (!v.empty() &&
+           (v.back() == ' ' || v.back() == '\t' || v.back() == '\r' || v.back() == '\n')) {
         v.remove_suffix(1);
     }
     return v;
@@ -135,9 +147,11 @@ ErrorClass classify_status(long status) {
 
 ErrorClass classify_curl_code(CURLcode code) {
     switch (code) {
-        case CURLE_OPERATION_TIMEDOUT: return ErrorClass::timeout;
+        case CURLE_OPERATION_TIMEDOUT:
+            return ErrorClass::timeout;
         case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY: return ErrorClass::dns;
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            return ErrorClass::dns;
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CERTPROBLEM:
@@ -152,11 +166,15 @@ ErrorClass classify_curl_code(CURLcode code) {
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         case CURLE_SSL_INVALIDCERTSTATUS:
         case CURLE_SSL_CLIENTCERT:
-        case CURLE_USE_SSL_FAILED: return ErrorClass::tls;
+        case CURLE_USE_SSL_FAILED:
+            return ErrorClass::tls;
         case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT: return ErrorClass::refused_host;
-        case CURLE_FILESIZE_EXCEEDED: return ErrorClass::too_large;
-        default: return ErrorClass::connect;  // refused, reset, empty reply, broken stream
+        case CURLE_URL_MALFORMAT:
+            return ErrorClass::refused_host;
+        case CURLE_FILESIZE_EXCEEDED:
+            return ErrorClass::too_large;
+        default:
+            return ErrorClass::connect;  // refused, reset, empty reply, broken stream
     }
 }
 
@@ -175,24 +193,65 @@ bool headers_are_valid(const std::vector<std::string>& headers) {
     return true;
 }
 
-}  // namespace
+// scrub removes a proxy's credentials from a text that might quote the proxy URL.
+std::string scrub(std::string text, const std::string& proxy) {
+    const std::size_t sep = proxy.find("://");
+    const std::size_t start = sep == std::string::npos ? 0 : sep + 3;
+    const std::size_t at = proxy.find('@', start);
+    if (at == std::string::npos) return text;
+    const std::string userinfo = proxy.substr(start, at - start);
+    for (std::size_t pos; !userinfo.empty() && (pos = text.find(userinfo)) != std::string::npos;) {
+        text.replace(pos, userinfo.size(), "***");
+    }
+    return text;
+}
+
+// Egress is one way out to the network: direct, or through one proxy.
+struct Egress {
+    std::string proxy;  // "" = direct
+    std::string name;   // "direct" or the proxy URL without credentials
+    TokenBucket bucket;
+    double cooldown_until = 0;
+    std::uint64_t attempts = 0;
+    std::uint64_t bans = 0;
+    std::size_t in_flight = 0;
+};
+using EgressPtr = std::shared_ptr<Egress>;
+
+// HostState is what the engine knows about one target "host:port".
+struct HostState {
+    HostState(const EngineConfig& c, double rate, double burst)
+        : bucket(rate, burst),
+          aimd(rate, c.aimd_floor_rps, c.aimd_decrease_interval_s, c.aimd_clean_period_s,
+               c.aimd_increase_step),
+          breaker(c.breaker_failure_threshold, c.breaker_window_s, c.breaker_cooldown_s) {}
+    TokenBucket bucket;  // its rate follows aimd
+    AdaptiveRate aimd;
+    CircuitBreaker breaker;
+    std::size_t in_flight = 0;
+    std::uint64_t bans = 0;
+};
 
 // Transfer is one request over its whole life; the per-attempt part is reset by each admission.
 struct Transfer {
     HttpRequest req;
     std::string url;  // current URL (changes with redirects)
+    std::string host_key;
+    HostState* host = nullptr;  // owned by Impl::hosts, never erased
     std::string method;
     bool send_body = true;
     int attempts = 0;  // attempts sent
     int retries = 0;   // retries scheduled (bounded by max_attempts - 1)
     int hops = 0;      // redirects followed
     double submitted_at = 0;
-    double not_before = 0;
     bool waited_for_token = false;
+    double admitted_at = 0;  // of the latest attempt
 
     // per attempt
     EasyPtr easy;
     SlistPtr header_list;
+    EgressPtr egress;
+    bool probe = false;  // the half-open breaker's single probe
     std::string body;
     std::optional<std::string> retry_after;
     bool too_large = false;
@@ -202,37 +261,57 @@ struct Transfer {
 
 using TransferPtr = std::unique_ptr<Transfer>;
 
+}  // namespace
+
 struct HttpEngine::Impl {
     EngineConfig cfg;
     HostAllowList allow;
-    TokenBucket bucket;
     Backoff backoff;
     EngineCounters counters;
+    std::vector<EgressPtr> egresses;
+    std::unordered_map<std::string, std::unique_ptr<HostState>> hosts;
 
     OwnedFd epoll_fd;
     MultiPtr multi;
     double timer_deadline = -1;  // curl's requested wake-up (seconds, steady clock), -1 = none
 
-    std::deque<TransferPtr> ready;             // waiting for admission, FIFO
-    std::multimap<double, TransferPtr> delayed;  // retries waiting for their time
+    std::list<TransferPtr> ready;                   // waiting for admission, FIFO
+    std::multimap<double, TransferPtr> delayed;     // retries waiting for their time
     std::unordered_map<CURL*, TransferPtr> active;  // inside curl
     std::vector<HttpResponse> completed;
 
     explicit Impl(const EngineConfig& c);
     ~Impl();
 
+    void configure(const EngineConfig& c);
     void apply_multi_options();
+    double host_rate() const;
+    double host_burst() const;
+    std::size_t inflight_cap() const {
+        return static_cast<std::size_t>(std::max(1, cfg.max_inflight));
+    }
+    std::size_t host_inflight_cap() const {
+        return static_cast<std::size_t>(std::max(1, cfg.max_inflight_per_host));
+    }
+    HostState* host_state(const std::string& key);
+    void sync_host_rate(HostState& h, double now);
+    Egress* pick_egress(double now) const;
+    double egress_ready_at(double now) const;
+    void rest_egress(Egress& e, double now);
     void complete(TransferPtr t, ErrorClass error, long status, std::string detail,
                   std::string content_type = {});
     void drive_sockets();
     void fire_timer_if_due(double now);
     void collect_finished(double now);
+    void release_attempt(Transfer& t);
+    void record_attempt(Transfer& t, ErrorClass error, double now);
     void finish_transfer(TransferPtr t, CURLcode code, double now);
     void schedule_retry(TransferPtr t, double now);
     void promote_due_retries(double now);
     void admit(double now);
-    bool start_attempt(Transfer& t, double now, std::string* why);
-    std::optional<std::string> refusal_reason(const std::string& url) const;
+    double next_admission_at(double now) const;
+    bool start_attempt(Transfer& t, std::string* why);
+    std::optional<std::string> refusal_reason(const std::string& url, std::string* host_key) const;
 
     static int on_socket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
     static int on_timer(CURLM* multi, long timeout_ms, void* userp);
@@ -249,7 +328,6 @@ static std::uint64_t pick_seed(std::uint64_t configured) {
 HttpEngine::Impl::Impl(const EngineConfig& c)
     : cfg(c),
       allow(c.allowed_hosts),
-      bucket(c.requests_per_second, c.burst),
       backoff(c.backoff_base_s, c.backoff_cap_s, pick_seed(c.backoff_seed)),
       epoll_fd(::epoll_create1(EPOLL_CLOEXEC)) {
     init_curl_once();
@@ -262,7 +340,7 @@ HttpEngine::Impl::Impl(const EngineConfig& c)
     curl_multi_setopt(multi.get(), CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi.get(), CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
     curl_multi_setopt(multi.get(), CURLMOPT_TIMERDATA, this);
-    apply_multi_options();
+    configure(c);
 }
 
 HttpEngine::Impl::~Impl() {
@@ -273,13 +351,102 @@ HttpEngine::Impl::~Impl() {
     multi.reset();  // closes cached connections; may call on_socket, epoll_fd is still open
 }
 
+// configure applies a configuration to everything admitted from now on.
+void HttpEngine::Impl::configure(const EngineConfig& c) {
+    cfg = c;
+    allow = HostAllowList(c.allowed_hosts);
+    backoff.configure(c.backoff_base_s, c.backoff_cap_s);
+
+    std::vector<std::string> wanted = c.proxies;
+    if (wanted.empty()) wanted.emplace_back();  // one direct egress
+    std::vector<EgressPtr> next;
+    for (const std::string& proxy : wanted) {
+        auto same = std::find_if(egresses.begin(), egresses.end(),
+                                 [&proxy](const EgressPtr& e) { return e->proxy == proxy; });
+        if (same != egresses.end()) {
+            (*same)->bucket.configure(c.requests_per_second, c.burst);
+            next.push_back(*same);
+        } else {
+            auto e = std::make_shared<Egress>(
+                Egress{proxy, proxy.empty() ? std::string("direct") : redact_proxy_url(proxy),
+                       TokenBucket(c.requests_per_second, c.burst)});
+            next.push_back(std::move(e));
+        }
+    }
+    egresses = std::move(next);  // in-flight attempts keep their egress alive
+
+    for (auto& [key, h] : hosts) {
+        h->aimd.configure(host_rate(), c.aimd_floor_rps, c.aimd_decrease_interval_s,
+                          c.aimd_clean_period_s, c.aimd_increase_step);
+        h->breaker.configure(c.breaker_failure_threshold, c.breaker_window_s, c.breaker_cooldown_s);
+        h->bucket.configure(h->bucket.rate(), host_burst());  // rate synced at admission
+    }
+    apply_multi_options();
+}
+
 void HttpEngine::Impl::apply_multi_options() {
-    // Our own in-flight cap is never above curl's connection caps, so curl never parks an
+    // Our own in-flight caps are never above curl's connection caps, so curl never parks an
     // admitted handle in its internal pending queue (where the timeout would run unseen).
-    const long cap = std::max(1, cfg.max_inflight);
-    curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, cap);
+    // Through proxies curl counts connections per proxy, so only the global cap applies there.
+    const long cap = static_cast<long>(inflight_cap());
+    const long per_host =
+        cfg.proxies.empty() ? std::min(cap, static_cast<long>(host_inflight_cap())) : cap;
+    curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
     curl_multi_setopt(multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
     curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, std::max(cap, 16L));
+}
+
+double HttpEngine::Impl::host_rate() const {
+    if (cfg.host_requests_per_second > 0) return cfg.host_requests_per_second;
+    return cfg.requests_per_second * static_cast<double>(egresses.size());
+}
+
+double HttpEngine::Impl::host_burst() const {
+    if (cfg.host_burst > 0) return cfg.host_burst;
+    return cfg.burst * static_cast<double>(egresses.size());
+}
+
+HostState* HttpEngine::Impl::host_state(const std::string& key) {
+    auto it = hosts.find(key);
+    if (it == hosts.end()) {
+        it = hosts.emplace(key, std::make_unique<HostState>(cfg, host_rate(), host_burst())).first;
+    }
+    return it->second.get();
+}
+
+void HttpEngine::Impl::sync_host_rate(HostState& h, double now) {
+    const double rate = h.aimd.rate(now);
+    if (rate != h.bucket.rate()) h.bucket.configure(rate, host_burst());
+}
+
+// pick_egress returns the egress that can send now with the most saved tokens, or null.
+Egress* HttpEngine::Impl::pick_egress(double now) const {
+    Egress* best = nullptr;
+    double best_tokens = -1;
+    for (const EgressPtr& e : egresses) {
+        if (now < e->cooldown_until || e->bucket.next_available(now) > now) continue;
+        const double tokens = e->bucket.tokens(now);
+        if (best == nullptr || tokens > best_tokens ||
+            (tokens == best_tokens && e->in_flight < best->in_flight)) {
+            best = e.get();
+            best_tokens = tokens;
+        }
+    }
+    return best;
+}
+
+double HttpEngine::Impl::egress_ready_at(double now) const {
+    double at = kInfinity;
+    for (const EgressPtr& e : egresses) {
+        at = std::min(at, std::max(e->cooldown_until, e->bucket.next_available(now)));
+    }
+    return at;
+}
+
+void HttpEngine::Impl::rest_egress(Egress& e, double now) {
+    const double until = now + std::max(0.0, cfg.egress_cooldown_s);
+    if (e.cooldown_until <= now) ++counters.egress_cooldowns;
+    e.cooldown_until = std::max(e.cooldown_until, until);
 }
 
 int HttpEngine::Impl::on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
@@ -327,11 +494,17 @@ size_t HttpEngine::Impl::on_header(char* data, size_t size, size_t nmemb, void* 
     return n;
 }
 
-std::optional<std::string> HttpEngine::Impl::refusal_reason(const std::string& url) const {
+std::optional<std::string> HttpEngine::Impl::refusal_reason(const std::string& url,
+                                                            std::string* host_key) const {
     auto parts = parse_url(url);
     if (!parts) return std::string("malformed or non-http(s) URL");
     if (!allow.allows(parts->host, parts->port)) {
         return "host not in the allow-list: " + parts->host;
+    }
+    if (host_key != nullptr) {
+        const bool v6 = parts->host.find(':') != std::string::npos;
+        *host_key =
+            (v6 ? "[" + parts->host + "]" : parts->host) + ":" + std::to_string(parts->port);
     }
     return std::nullopt;
 }
@@ -344,7 +517,9 @@ void HttpEngine::Impl::complete(TransferPtr t, ErrorClass error, long status, st
     r.status = status;
     r.body = std::move(t->body);
     r.error_detail = std::move(detail);
-    r.elapsed_ms = (now_s() - t->submitted_at) * 1000.0;
+    const double now = now_s();
+    r.elapsed_ms = (now - t->submitted_at) * 1000.0;
+    r.request_ms = t->attempts > 0 ? (now - t->admitted_at) * 1000.0 : 0.0;
     r.attempts = t->attempts;
     r.content_type = std::move(content_type);
     if (error == ErrorClass::none) {
@@ -356,7 +531,7 @@ void HttpEngine::Impl::complete(TransferPtr t, ErrorClass error, long status, st
     completed.push_back(std::move(r));
 }
 
-bool HttpEngine::Impl::start_attempt(Transfer& t, double now, std::string* why) {
+bool HttpEngine::Impl::start_attempt(Transfer& t, std::string* why) {
     EasyPtr easy(curl_easy_init());
     if (!easy) {
         *why = "curl_easy_init failed";
@@ -398,7 +573,9 @@ bool HttpEngine::Impl::start_attempt(Transfer& t, double now, std::string* why) 
     set(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
     set(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
     set(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));  // we follow, after the allow-list
-    set(curl_easy_setopt(h, CURLOPT_PROXY, ""));            // ignore http_proxy & co.
+    // Always explicit, so that http_proxy/no_proxy in the environment never change the egress.
+    set(curl_easy_setopt(h, CURLOPT_PROXY, t.egress->proxy.c_str()));
+    set(curl_easy_setopt(h, CURLOPT_NOPROXY, ""));
     set(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, std::max(1L, cfg.timeout_ms)));
     set(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, std::max(1L, cfg.connect_timeout_ms)));
     set(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L));
@@ -440,41 +617,93 @@ bool HttpEngine::Impl::start_attempt(Transfer& t, double now, std::string* why) 
         *why = std::string("curl_multi_add_handle failed: ") + curl_multi_strerror(mrc);
         return false;
     }
-    (void)now;
     t.header_list = std::move(list);
     t.easy = std::move(easy);
     ++t.attempts;
     return true;
 }
 
+// admit hands queued requests to curl, oldest first, while slots and tokens allow. A request whose
+// host cannot go now (breaker open, host cap, host bucket) is skipped, so one slow host does not
+// hold up the others; when no egress can send, nothing can go and the pass ends.
 void HttpEngine::Impl::admit(double now) {
-    const std::size_t cap = static_cast<std::size_t>(std::max(1, cfg.max_inflight));
-    while (!ready.empty() && active.size() < cap) {
-        Transfer& head = *ready.front();
-        if (auto why = refusal_reason(head.url)) {
-            TransferPtr t = std::move(ready.front());
-            ready.pop_front();
-            complete(std::move(t), ErrorClass::refused_host, 0, std::move(*why));
+    for (auto& [key, h] : hosts) sync_host_rate(*h, now);
+    std::vector<const HostState*> blocked;
+    auto is_blocked = [&blocked](const HostState* h) {
+        return std::find(blocked.begin(), blocked.end(), h) != blocked.end();
+    };
+    auto note_wait = [this](Transfer& t) {
+        if (!t.waited_for_token) {
+            t.waited_for_token = true;
+            ++counters.rate_limit_waits;
+        }
+    };
+    for (auto it = ready.begin(); it != ready.end() && active.size() < inflight_cap();) {
+        Transfer& t = **it;
+        HostState& h = *t.host;
+        if (is_blocked(&h)) {
+            ++it;
             continue;
         }
-        if (!bucket.try_take(now)) {
-            if (!head.waited_for_token) {
-                head.waited_for_token = true;
-                ++counters.rate_limit_waits;
-            }
+        if (h.in_flight >= host_inflight_cap() || h.breaker.next_allowed(now) > now) {
+            blocked.push_back(&h);
+            ++it;
+            continue;
+        }
+        if (h.bucket.next_available(now) > now) {
+            note_wait(t);
+            blocked.push_back(&h);
+            ++it;
+            continue;
+        }
+        Egress* egress = pick_egress(now);
+        if (egress == nullptr) {
+            note_wait(t);
             return;
         }
-        TransferPtr t = std::move(ready.front());
-        ready.pop_front();
-        t->waited_for_token = false;
+        TransferPtr owned = std::move(*it);
+        it = ready.erase(it);
+        bool probe = false;
+        h.breaker.allow(now, &probe);
+        h.bucket.try_take(now);
+        egress->bucket.try_take(now);
+        owned->waited_for_token = false;
+        owned->admitted_at = now;
+        owned->probe = probe;
+        for (const EgressPtr& e : egresses) {
+            if (e.get() == egress) owned->egress = e;
+        }
         std::string why;
-        if (!start_attempt(*t, now, &why)) {
-            complete(std::move(t), ErrorClass::connect, 0, std::move(why));
+        if (!start_attempt(*owned, &why)) {
+            if (probe) h.breaker.on_probe_abandoned();
+            owned->egress.reset();
+            complete(std::move(owned), ErrorClass::connect, 0, std::move(why));
             continue;
         }
-        CURL* easy = t->easy.get();
-        active.emplace(easy, std::move(t));
+        ++h.in_flight;
+        ++egress->in_flight;
+        ++egress->attempts;
+        CURL* easy = owned->easy.get();
+        active.emplace(easy, std::move(owned));
     }
+}
+
+// next_admission_at is the earliest time admit() could start a queued request, assuming nothing
+// else happens meanwhile (+inf when only a completion can unblock the queue).
+double HttpEngine::Impl::next_admission_at(double now) const {
+    if (ready.empty() || active.size() >= inflight_cap()) return kInfinity;
+    double host_at = kInfinity;
+    std::vector<const HostState*> seen;
+    for (const TransferPtr& t : ready) {
+        const HostState* h = t->host;
+        if (std::find(seen.begin(), seen.end(), h) != seen.end()) continue;
+        seen.push_back(h);
+        if (h->in_flight >= host_inflight_cap()) continue;
+        host_at = std::min(host_at,
+                           std::max(h->breaker.next_allowed(now), h->bucket.next_available(now)));
+        if (host_at <= now) break;
+    }
+    return std::max(host_at, egress_ready_at(now));
 }
 
 void HttpEngine::Impl::drive_sockets() {
@@ -516,6 +745,52 @@ void HttpEngine::Impl::collect_finished(double now) {
     }
 }
 
+// release_attempt frees an attempt's handle and slots (connections stay cached in the multi).
+void HttpEngine::Impl::release_attempt(Transfer& t) {
+    t.easy.reset();
+    t.header_list.reset();
+    if (t.host != nullptr && t.host->in_flight > 0) --t.host->in_flight;
+    if (t.egress && t.egress->in_flight > 0) --t.egress->in_flight;
+}
+
+// record_attempt feeds one attempt's outcome to the host's breaker and AIMD and to the egress.
+void HttpEngine::Impl::record_attempt(Transfer& t, ErrorClass error, double now) {
+    HostState& h = *t.host;
+    const std::uint64_t opens_before = h.breaker.opens();
+    switch (error) {
+        case ErrorClass::ban:
+        case ErrorClass::http_5xx:
+        case ErrorClass::timeout:
+        case ErrorClass::connect:
+            h.breaker.on_failure(now, t.probe);
+            break;
+        case ErrorClass::canceled:
+            if (t.probe) h.breaker.on_probe_abandoned();
+            break;
+        default:
+            h.breaker.on_success(now, t.probe);
+            break;  // the endpoint answered
+    }
+    counters.breaker_opens += h.breaker.opens() - opens_before;
+    if (error == ErrorClass::ban) {
+        ++counters.bans;
+        ++h.bans;
+        h.aimd.on_ban(now);
+        sync_host_rate(h, now);
+    }
+    if (t.egress) {
+        if (error == ErrorClass::ban) {
+            ++t.egress->bans;
+            rest_egress(*t.egress, now);
+        } else if (!t.egress->proxy.empty() &&
+                   (error == ErrorClass::connect || error == ErrorClass::dns)) {
+            rest_egress(*t.egress, now);  // a dead proxy rests like a banned one
+        }
+    }
+    t.probe = false;
+    t.egress.reset();
+}
+
 void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now) {
     CURL* h = t->easy.get();
     long status = 0;
@@ -527,9 +802,8 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
     curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect);
     std::string redirect_url = redirect != nullptr ? redirect : "";
     std::string curl_detail = t->errbuf[0] != '\0' ? t->errbuf.data() : curl_easy_strerror(code);
-    // The attempt is over: free its handle now (connections stay cached in the multi).
-    t->easy.reset();
-    t->header_list.reset();
+    if (t->egress && !t->egress->proxy.empty()) curl_detail = scrub(curl_detail, t->egress->proxy);
+    release_attempt(*t);
 
     ErrorClass error = ErrorClass::none;
     std::string detail;
@@ -541,8 +815,8 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
             error = classify_curl_code(code);
             detail = std::move(curl_detail);
         }
-    } else if (status == 301 || status == 302 || status == 303 || status == 307 ||
-               status == 308) {
+    } else if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
+        record_attempt(*t, ErrorClass::none, now);
         if (redirect_url.empty()) {
             complete(std::move(t), ErrorClass::bad_body, status, "redirect without Location",
                      std::move(content_type));
@@ -553,13 +827,16 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
                      std::move(content_type));
             return;
         }
-        if (auto why = refusal_reason(redirect_url)) {
+        std::string key;
+        if (auto why = refusal_reason(redirect_url, &key)) {
             complete(std::move(t), ErrorClass::refused_host, status, "redirect refused: " + *why,
                      std::move(content_type));
             return;
         }
         ++t->hops;
         t->url = std::move(redirect_url);
+        t->host_key = std::move(key);
+        t->host = host_state(t->host_key);
         if (status == 303) {  // "see other": fetch the result with GET; 301/302/307/308 keep POST
             t->method = "GET";
             t->send_body = false;
@@ -577,6 +854,7 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
             detail = "HTTP " + std::to_string(status);
         }
     }
+    record_attempt(*t, error, now);
 
     if (is_retried(error) && t->retries + 1 < cfg.max_attempts) {
         schedule_retry(std::move(t), now);
@@ -595,9 +873,7 @@ void HttpEngine::Impl::schedule_retry(TransferPtr t, double now) {
     wait = std::min(wait, std::max(0.0, cfg.backoff_cap_s));
     ++t->retries;
     ++counters.retries;
-    t->not_before = now + wait;
-    const double at = t->not_before;
-    delayed.emplace(at, std::move(t));
+    delayed.emplace(now + wait, std::move(t));
 }
 
 void HttpEngine::Impl::promote_due_retries(double now) {
@@ -610,17 +886,45 @@ void HttpEngine::Impl::promote_due_retries(double now) {
 // ---------------------------------------------------------------------------------------------
 // HttpEngine
 
+std::string redact_proxy_url(const std::string& proxy) {
+    const std::size_t sep = proxy.find("://");
+    const std::size_t start = sep == std::string::npos ? 0 : sep + 3;
+    std::size_t end = proxy.find_first_of("/?#", start);
+    if (end == std::string::npos) end = proxy.size();
+    const std::size_t at = proxy.rfind('@', end == 0 ? 0 : end - 1);
+    if (at == std::string::npos || at < start) return proxy;
+    return proxy.substr(0, start) + proxy.substr(at + 1);
+}
+
 HttpEngine::HttpEngine(const EngineConfig& cfg) : impl_(std::make_unique<Impl>(cfg)) {}
 
 HttpEngine::~HttpEngine() = default;
 
 void HttpEngine::reconfigure(const EngineConfig& cfg) {
     Impl& s = *impl_;
-    s.cfg = cfg;
-    s.allow = HostAllowList(cfg.allowed_hosts);
-    s.bucket.configure(cfg.requests_per_second, cfg.burst);
-    s.backoff.configure(cfg.backoff_base_s, cfg.backoff_cap_s);
-    s.apply_multi_options();
+    s.configure(cfg);
+    // Queued requests to hosts that are no longer allowed end now, not at their admission.
+    std::vector<TransferPtr> refused;
+    for (auto it = s.ready.begin(); it != s.ready.end();) {
+        if (s.refusal_reason((*it)->url, nullptr)) {
+            refused.push_back(std::move(*it));
+            it = s.ready.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (auto it = s.delayed.begin(); it != s.delayed.end();) {
+        if (s.refusal_reason(it->second->url, nullptr)) {
+            refused.push_back(std::move(it->second));
+            it = s.delayed.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (auto& t : refused) {
+        auto why = s.refusal_reason(t->url, nullptr);
+        s.complete(std::move(t), ErrorClass::refused_host, 0, why.value_or("refused"));
+    }
 }
 
 void HttpEngine::submit(HttpRequest req) {
@@ -632,7 +936,7 @@ void HttpEngine::submit(HttpRequest req) {
     t->method = req.method.empty() ? std::string("POST") : req.method;
     t->send_body = t->method != "GET" && t->method != "HEAD";
     t->req = std::move(req);
-    if (auto why = s.refusal_reason(t->url)) {
+    if (auto why = s.refusal_reason(t->url, &t->host_key)) {
         s.complete(std::move(t), ErrorClass::refused_host, 0, std::move(*why));
         return;
     }
@@ -644,6 +948,7 @@ void HttpEngine::submit(HttpRequest req) {
         s.complete(std::move(t), ErrorClass::refused_host, 0, "malformed request header");
         return;
     }
+    t->host = s.host_state(t->host_key);
     s.ready.push_back(std::move(t));
 }
 
@@ -655,10 +960,7 @@ long HttpEngine::next_timeout_ms() const {
     const double now = now_s();
     double deadline = kInfinity;
     if (s.timer_deadline >= 0) deadline = s.timer_deadline;
-    const std::size_t cap = static_cast<std::size_t>(std::max(1, s.cfg.max_inflight));
-    if (!s.ready.empty() && s.active.size() < cap) {
-        deadline = std::min(deadline, s.bucket.next_available(now));
-    }
+    deadline = std::min(deadline, s.next_admission_at(now));
     if (!s.delayed.empty()) deadline = std::min(deadline, s.delayed.begin()->first);
     if (deadline == kInfinity) return -1;
     const double ms = std::ceil((deadline - now) * 1000.0);
@@ -694,11 +996,12 @@ std::size_t HttpEngine::queued() const { return impl_->ready.size() + impl_->del
 
 void HttpEngine::cancel_all() {
     Impl& s = *impl_;
+    const double now = now_s();
     std::vector<TransferPtr> victims;
     for (auto& [easy, t] : s.active) {
         curl_multi_remove_handle(s.multi.get(), easy);
-        t->easy.reset();
-        t->header_list.reset();
+        s.release_attempt(*t);
+        s.record_attempt(*t, ErrorClass::canceled, now);
         victims.push_back(std::move(t));
     }
     s.active.clear();
@@ -710,5 +1013,41 @@ void HttpEngine::cancel_all() {
 }
 
 const EngineCounters& HttpEngine::counters() const { return impl_->counters; }
+
+EngineSnapshot HttpEngine::snapshot() const {
+    const Impl& s = *impl_;
+    const double now = now_s();
+    EngineSnapshot snap;
+    snap.counters = s.counters;
+    std::map<const HostState*, std::size_t> queued;
+    for (const TransferPtr& t : s.ready) ++queued[t->host];
+    for (const auto& [at, t] : s.delayed) ++queued[t->host];
+    for (const auto& [key, h] : s.hosts) {
+        HostSnapshot hs;
+        hs.host = key;
+        hs.effective_rate = h->aimd.rate(now);
+        hs.breaker = h->breaker.state(now);
+        hs.bans = h->bans;
+        hs.breaker_opens = h->breaker.opens();
+        hs.in_flight = h->in_flight;
+        auto q = queued.find(h.get());
+        hs.queued = q == queued.end() ? 0 : q->second;
+        snap.hosts.push_back(std::move(hs));
+    }
+    std::sort(snap.hosts.begin(), snap.hosts.end(),
+              [](const HostSnapshot& a, const HostSnapshot& b) { return a.host < b.host; });
+    for (const EgressPtr& e : s.egresses) {
+        EgressSnapshot es;
+        es.name = e->name;
+        es.rate = e->bucket.rate();
+        es.cooling_down = now < e->cooldown_until;
+        es.cooldown_left_s = es.cooling_down ? e->cooldown_until - now : 0;
+        es.attempts = e->attempts;
+        es.bans = e->bans;
+        es.in_flight = e->in_flight;
+        snap.egresses.push_back(std::move(es));
+    }
+    return snap;
+}
 
 }  // namespace demper::core

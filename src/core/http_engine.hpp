@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "core/rate_limit.hpp"
+
 namespace demper::core {
 
 // ErrorClass is how a request ended. Retried classes: timeout, connect, dns, ban, http_5xx.
@@ -70,13 +72,14 @@ struct HttpResponse {
     std::string body;          // the final attempt's body (kept for errors too, for diagnostics)
     std::string error_detail;  // short reason; never holds request headers or proxy credentials
     double elapsed_ms = 0;     // from submit() to completion, queueing and retries included
+    double request_ms = 0;     // the final attempt alone, from its admission (0 if never sent)
     int attempts = 0;          // attempts sent (retries and redirect hops included)
     std::string content_type;
 };
 
 struct EngineConfig {
-    double requests_per_second = 8;
-    double burst = 4;   // token bucket for admissions
+    double requests_per_second = 8;  // per egress (token bucket for admissions)
+    double burst = 4;
     int max_inflight = 64;  // requests inside curl at once
     long timeout_ms = 10000;
     long connect_timeout_ms = 5000;
@@ -87,9 +90,34 @@ struct EngineConfig {
     std::string user_agent = "demper/0.1";
     int max_attempts = 3;  // attempts in total for retried classes (redirect hops not counted)
     double backoff_base_s = 0.5;
-    double backoff_cap_s = 30;  // also caps a Retry-After
+    double backoff_cap_s = 30;       // also caps a Retry-After
     std::uint64_t backoff_seed = 0;  // 0 = seed from std::random_device
     long dns_cache_timeout_s = 60;
+
+    // --- per target host ("host:port"): bucket, in-flight cap, AIMD, circuit breaker ---
+    // The host bucket's rate is the AdaptiveRate's current rate, which starts at (and never
+    // exceeds) host_requests_per_second; 0 = requests_per_second x number of egresses, since the
+    // marketplace's limits are per client IP.
+    double host_requests_per_second = 0;
+    double host_burst = 0;  // 0 = burst x number of egresses
+    int max_inflight_per_host = 32;
+    double aimd_floor_rps = 0.5;
+    double aimd_decrease_interval_s = 5;  // one halving per burst of ban signals
+    double aimd_clean_period_s = 10;      // ban-free period that earns one increase_step
+    double aimd_increase_step = 1;
+    // Breaker failures: ban signals, 5xx, timeouts, connect errors. While open, the host's
+    // requests wait in the queue; they are not failed.
+    int breaker_failure_threshold = 5;
+    double breaker_window_s = 10;
+    double breaker_cooldown_s = 10;
+
+    // --- egress pool ---
+    // Proxy URLs ("http://host:port", "http://user:password@host:port", "socks5h://..."); empty
+    // = one direct egress. Each egress has its own bucket (requests_per_second, burst) and rests
+    // egress_cooldown_s after a ban signal (a proxy also after a connect error) while the others
+    // carry on. A request goes to the egress that can send it soonest.
+    std::vector<std::string> proxies;
+    double egress_cooldown_s = 10;
 };
 
 struct EngineCounters {
@@ -99,10 +127,44 @@ struct EngineCounters {
     std::uint64_t refused = 0;           // completed with refused_host
     std::uint64_t completed_ok = 0;
     std::uint64_t completed_failed = 0;  // any other ErrorClass, canceled included
+    std::uint64_t bans = 0;              // ban signals seen (per attempt)
+    std::uint64_t breaker_opens = 0;     // all hosts together
+    std::uint64_t egress_cooldowns = 0;  // times an egress was rested
 };
 
+// HostSnapshot describes one target host ("host:port") the engine has talked to.
+struct HostSnapshot {
+    std::string host;
+    double effective_rate = 0;  // AIMD's current rate, requests per second
+    BreakerState breaker = BreakerState::closed;
+    std::uint64_t bans = 0;
+    std::uint64_t breaker_opens = 0;
+    std::size_t in_flight = 0;
+    std::size_t queued = 0;
+};
+
+// EgressSnapshot describes one egress: "direct" or a proxy URL with its credentials removed.
+struct EgressSnapshot {
+    std::string name;
+    double rate = 0;
+    bool cooling_down = false;
+    double cooldown_left_s = 0;
+    std::uint64_t attempts = 0;
+    std::uint64_t bans = 0;
+    std::size_t in_flight = 0;
+};
+
+struct EngineSnapshot {
+    EngineCounters counters;
+    std::vector<HostSnapshot> hosts;       // sorted by name
+    std::vector<EgressSnapshot> egresses;  // in configuration order
+};
+
+// redact_proxy_url removes "user:password@" from a proxy URL (for logs, stats and errors).
+std::string redact_proxy_url(const std::string& proxy);
+
 class HttpEngine {
-public:
+  public:
     // HttpEngine initialises libcurl once per process (thread-safely) and creates its multi
     // handle and epoll set; throws std::runtime_error when any of that fails.
     explicit HttpEngine(const EngineConfig&);
@@ -133,8 +195,10 @@ public:
     // cancel_all completes every queued and in-flight request with ErrorClass::canceled.
     void cancel_all();
     const EngineCounters& counters() const;
+    // snapshot gives counters plus per-host and per-egress state, for stats and tests.
+    EngineSnapshot snapshot() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

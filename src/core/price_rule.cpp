@@ -596,7 +596,7 @@ void put_rule(JsonWriter& w, const PricingRule& rule) {
 }  // namespace
 
 std::string decision_to_json(const PriceDecision& d, const PricingRule& rule,
-                             const OfferBook& book) {
+                             const OfferBook& book, std::size_t max_listed) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     w.StartObject();
@@ -641,9 +641,15 @@ std::string decision_to_json(const PriceDecision& d, const PricingRule& rule,
         w.EndObject();
     }
     w.EndArray();
+    const std::vector<Offer> competitors = competitors_of(rule, book);
+    put_key(w, "competitor_count");
+    w.Int64(static_cast<std::int64_t>(competitors.size()));
+    put_key(w, "offers_seen");
+    w.Int64(static_cast<std::int64_t>(book.offers.size()));
     put_key(w, "competitors");
     w.StartArray();
-    for (const Offer& o : competitors_of(rule, book)) {
+    for (std::size_t i = 0; i < competitors.size() && i < max_listed; i++) {
+        const Offer& o = competitors[i];
         w.StartObject();
         put_key(w, "merchant_id");
         put_string(w, o.merchant_id);

@@ -197,7 +197,7 @@ std::optional<NoCompetitorAction> parse_no_competitor_action(std::string_view na
 //  "excluded":[{"merchant_id","price","why"}], "rule":{...every PricingRule field...}}
 // Absent optionals and non-finite numbers are written as null. `book` must be the book the
 // decision was made from (the competitors are recomputed from it).
-std::string decision_to_json(const PriceDecision& decision, const PricingRule& rule,
-                             const OfferBook& book);
+std::string decision_to_json(const PriceDecision& decision, const PricingRule& rule, const OfferBook& book,
+                             std::size_t max_listed = 10);
 
 }  // namespace demper::core

@@ -98,9 +98,12 @@ double Backoff::delay(int attempt) {
 
 const char* breaker_state_name(BreakerState s) {
     switch (s) {
-        case BreakerState::closed: return "closed";
-        case BreakerState::open: return "open";
-        case BreakerState::half_open: return "half_open";
+        case BreakerState::closed:
+            return "closed";
+        case BreakerState::open:
+            return "open";
+        case BreakerState::half_open:
+            return "half_open";
     }
     return "unknown";
 }
@@ -133,8 +136,10 @@ void CircuitBreaker::open(double now) {
 bool CircuitBreaker::allow(double now, bool* is_probe) {
     if (is_probe != nullptr) *is_probe = false;
     switch (state(now)) {
-        case BreakerState::closed: return true;
-        case BreakerState::open: return false;
+        case BreakerState::closed:
+            return true;
+        case BreakerState::open:
+            return false;
         case BreakerState::half_open:
             state_ = BreakerState::half_open;
             if (probe_out_) return false;
@@ -147,8 +152,10 @@ bool CircuitBreaker::allow(double now, bool* is_probe) {
 
 double CircuitBreaker::next_allowed(double now) const {
     switch (state(now)) {
-        case BreakerState::closed: return now;
-        case BreakerState::open: return opened_at_ + cooldown_s_;
+        case BreakerState::closed:
+            return now;
+        case BreakerState::open:
+            return opened_at_ + cooldown_s_;
         case BreakerState::half_open:
             return probe_out_ ? std::numeric_limits<double>::infinity() : now;
     }
@@ -238,8 +245,8 @@ namespace {
 
 std::string_view trim_blanks(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                          s.back() == '\n')) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
         s.remove_suffix(1);
     }
     return s;
@@ -300,8 +307,8 @@ std::optional<int> parse_clock(std::string_view s) {
 std::optional<double> to_unix(int year, int month, int day, int seconds_of_day) {
     static constexpr std::array<int, 12> kDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (day < 1 || day > kDays[static_cast<std::size_t>(month - 1)]) return std::nullopt;
-    const long long days = days_from_civil(year, static_cast<unsigned>(month),
-                                           static_cast<unsigned>(day));
+    const long long days =
+        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     return static_cast<double>(days) * 86400.0 + seconds_of_day;
 }
 
@@ -326,7 +333,8 @@ std::optional<double> parse_http_date(std::string_view s) {
             auto yy = parse_int(f[1].substr(7, 2), 2, 2);
             auto clock = parse_clock(f[2]);
             if (!day || !month || !yy || !clock) return std::nullopt;
-            const int year = *yy < 70 ? 2000 + *yy : 1900 + *yy;  // RFC 7231 sliding window, simplified
+            const int year =
+                *yy < 70 ? 2000 + *yy : 1900 + *yy;  // RFC 7231 sliding window, simplified
             return to_unix(year, *month, *day, *clock);
         }
         return std::nullopt;

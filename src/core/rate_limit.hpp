@@ -5,8 +5,9 @@
 // sleeps, or locks: one owner (the engine, the worker's single thread) calls them.
 //
 // Vocabulary: a *token* is the permission to send one request; a *ban signal* is an answer the
-// marketplace gives when it thinks it is being hammered (403, 429, Cloudflare 526); a *probe* is the
-// single request a half-open circuit breaker lets through to see whether the endpoint recovered.
+// marketplace gives when it thinks it is being hammered (403, 429, Cloudflare 526); a *probe* is
+// the single request a half-open circuit breaker lets through to see whether the endpoint
+// recovered.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@ namespace demper::core {
 // It starts full. A rate <= 0 never refills (only the initial burst can be spent); a burst below 1
 // is treated as 1, so the bucket can always eventually admit.
 class TokenBucket {
-public:
+  public:
     TokenBucket(double rate_per_s, double burst);
     // configure changes rate and burst and keeps the tokens already saved (clipped to the new
     // burst). Time since the last call is credited at the new rate on the next call.
@@ -33,7 +34,7 @@ public:
     double rate() const { return rate_; }
     double burst() const { return burst_; }
 
-private:
+  private:
     double tokens_at(double now) const;
     void refill(double now);
     double rate_;
@@ -47,14 +48,14 @@ private:
 // delay(attempt) = uniform(0, min(cap, base * 2^attempt)), attempt counted from 0 for the first
 // retry. The generator is seeded so tests (and incident replays) are reproducible.
 class Backoff {
-public:
+  public:
     Backoff(double base_s, double cap_s, std::uint64_t seed);
     void configure(double base_s, double cap_s);
     double delay(int attempt);
     // ceiling is the upper bound of delay(attempt).
     double ceiling(int attempt) const;
 
-private:
+  private:
     double base_;
     double cap_;
     std::mt19937_64 rng_;
@@ -74,7 +75,7 @@ const char* breaker_state_name(BreakerState);  // "closed", "open", "half_open"
 // of requests that were admitted before the breaker opened (probe == false) are ignored while it is
 // open or half-open: they say nothing about the endpoint after the pause.
 class CircuitBreaker {
-public:
+  public:
     CircuitBreaker(int failure_threshold, double window_s, double cooldown_s);
     void configure(int failure_threshold, double window_s, double cooldown_s);
     // allow reports whether a request may go now; in half-open it hands out the single probe.
@@ -89,7 +90,7 @@ public:
     std::uint64_t opens() const { return opens_; }
     int consecutive_failures() const { return failures_; }
 
-private:
+  private:
     void open(double now);
     int threshold_;
     double window_s_;
@@ -107,7 +108,7 @@ private:
 // every `clean_period_s` without a ban signal adds `increase_step`, never above the configured
 // rate. The rate is computed from the last ban, so reading it never changes it.
 class AdaptiveRate {
-public:
+  public:
     AdaptiveRate(double configured_rate, double floor, double decrease_interval_s,
                  double clean_period_s, double increase_step);
     void configure(double configured_rate, double floor, double decrease_interval_s,
@@ -118,16 +119,16 @@ public:
     double configured() const { return configured_; }
     std::uint64_t decreases() const { return decreases_; }
 
-private:
+  private:
     double effective_floor() const;
     double configured_;
     double floor_;
     double decrease_interval_s_;
     double clean_period_s_;
     double step_;
-    double base_;             // rate right after the last ban signal
-    double anchor_ = 0;       // time of the last ban signal
-    bool banned_ = false;     // any ban signal yet
+    double base_;          // rate right after the last ban signal
+    double anchor_ = 0;    // time of the last ban signal
+    bool banned_ = false;  // any ban signal yet
     double last_decrease_ = 0;
     bool decreased_ = false;  // any decrease yet
     std::uint64_t decreases_ = 0;

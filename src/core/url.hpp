@@ -50,7 +50,7 @@ bool template_is_valid(std::string_view tmpl, std::string* why);
 // There is no catch-all "*": an empty list allows nothing. Malformed entries are ignored and
 // reported by invalid_entries().
 class HostAllowList {
-public:
+  public:
     explicit HostAllowList(std::string_view comma_separated = "");
     // allows reports whether `host` (as in UrlParts::host, or with IPv6 brackets) is listed.
     bool allows(std::string_view host) const;
@@ -59,7 +59,7 @@ public:
     bool empty() const { return entries_.empty(); }
     const std::vector<std::string>& invalid_entries() const { return invalid_; }
 
-private:
+  private:
     struct Entry {
         std::string host;  // normalised; without the "*." for suffix entries
         bool subdomains_only = false;

@@ -277,7 +277,13 @@ void Worker::publish_gauges() {
 // already made and hands the products still in check back, due at once. Interrupts are held for
 // these two short transactions only; requests in flight are simply abandoned.
 void Worker::stop_cleanly() {
+    // An ERROR raised under the hold resets InterruptHoldoffCount to 0 (errfinish), so restore
+    // the saved count instead of RESUME_INTERRUPTS, which would underflow it and block every
+    // interrupt from then on.
+    const uint32 saved_holdoff = InterruptHoldoffCount;
     HOLD_INTERRUPTS();
+    char error[512];
+    error[0] = '\0';
     try {
         if (extension_ready_) {
             apply_if_due(now_seconds(), true);
@@ -286,10 +292,16 @@ void Worker::stop_cleanly() {
             for (const auto& entry : in_check_) unchecked.push_back(entry.second);
             catalog_.release(unchecked);
         }
-    } catch (const std::exception&) {
-        // Nothing more to do: leases expire by themselves and nothing was half written.
+    } catch (const std::exception& e) {
+        strlcpy(error, e.what(), sizeof(error));
     }
-    RESUME_INTERRUPTS();
+    InterruptHoldoffCount = saved_holdoff;
+    if (error[0] != '\0') {
+        pg_guard([&] {
+            ereport(LOG, (errmsg("demper worker could not hand back its products before stopping: %s", error),
+                          errdetail("They will be checked again when their lease expires.")));
+        });
+    }
 }
 
 void Worker::sleep_until_something_happens() {

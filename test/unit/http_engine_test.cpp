@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,7 +56,7 @@ struct CannedResponse {
 };
 
 class TestServer {
-public:
+  public:
     using Handler = std::function<CannedResponse(const SeenRequest&)>;
 
     explicit TestServer(Handler handler) : handler_(std::move(handler)) {
@@ -105,13 +106,15 @@ public:
     int peak_concurrency() const { return peak_; }
     int connections_accepted() const { return accepted_; }
 
-private:
+  private:
     void accept_loop() {
         while (!stopping_) {
             pollfd p{listen_fd_, POLLIN, 0};
             if (::poll(&p, 1, 20) <= 0) continue;
             const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
             if (fd < 0) continue;
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             ++accepted_;
             std::lock_guard<std::mutex> lock(mu_);
             connections_.emplace_back([this, fd] { serve(fd); });
@@ -143,6 +146,10 @@ private:
         std::size_t header_end;
         while ((header_end = buffer.find("\r\n\r\n")) == std::string::npos) {
             if (!read_more(fd, buffer)) return false;
+            if (buffer[0] == '\x16') {  // a TLS ClientHello: answer in plain text and hang up
+                send_all(fd, "HTTP/1.1 400 Plain HTTP here\r\n\r\n");
+                return false;
+            }
         }
         const std::string head = buffer.substr(0, header_end);
         buffer.erase(0, header_end + 4);
@@ -225,8 +232,9 @@ private:
         if (r.close || r.no_content_length) head += "Connection: close\r\n";
         for (const auto& h : r.headers) head += h + "\r\n";
         head += "\r\n";
+        if (r.stall_after_headers_ms <= 0) return send_all(fd, head + r.body);  // one segment
         if (!send_all(fd, head)) return false;
-        if (r.stall_after_headers_ms > 0 && !sleep_ms(r.stall_after_headers_ms)) return false;
+        if (!sleep_ms(r.stall_after_headers_ms)) return false;
         return send_all(fd, r.body);
     }
 
@@ -259,6 +267,7 @@ EngineConfig test_config() {
     c.backoff_base_s = 0.02;
     c.backoff_cap_s = 0.2;
     c.backoff_seed = 1;
+    c.egress_cooldown_s = 0.05;
     return c;
 }
 
@@ -338,7 +347,8 @@ TEST(HttpEngineBasics, IdleEngineHasNothingPending) {
 }
 
 TEST(HttpEngine, SingleRequestRoundTrip) {
-    TestServer server([](const SeenRequest& req) { return ok_json(R"({"echo":)" + req.body + "}"); });
+    TestServer server(
+        [](const SeenRequest& req) { return ok_json(R"({"echo":)" + req.body + "}"); });
     HttpEngine e(test_config());
     e.submit(make_request(42, server.url("/yml/offer-view/offers/101")));
     Loop loop{e};
@@ -351,6 +361,8 @@ TEST(HttpEngine, SingleRequestRoundTrip) {
     EXPECT_EQ(r.content_type, "application/json");
     EXPECT_EQ(r.attempts, 1);
     EXPECT_GT(r.elapsed_ms, 0);
+    EXPECT_GT(r.request_ms, 0);
+    EXPECT_LE(r.request_ms, r.elapsed_ms);
     auto seen = server.requests();
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_EQ(seen[0].method, "POST");
@@ -451,7 +463,10 @@ TEST(HttpEngine, QueueTimeDoesNotCountTowardsTheTimeout) {
     for (int i = 0; i < 4; ++i) e.submit(make_request(i, server.url()));
     Loop loop{e};
     ASSERT_TRUE(loop.run_until(4, 20));
-    for (const auto& r : loop.done) EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+    for (const auto& r : loop.done) {
+        EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+        EXPECT_LT(r.request_ms, 700);
+    }
     EXPECT_GT(loop.done.back().elapsed_ms, 1000);
 }
 
@@ -712,6 +727,16 @@ TEST(HttpEngine, ConnectionRefusedIsConnectAndRetried) {
     EXPECT_EQ(loop.done[0].attempts, 2);
 }
 
+TEST(HttpEngine, TlsFailureIsTlsAndNotRetried) {
+    TestServer server([](const SeenRequest&) { return ok_json(); });
+    HttpEngine e(test_config());
+    e.submit(make_request(1, "https://127.0.0.1:" + std::to_string(server.port()) + "/x"));
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(1, 10));
+    EXPECT_EQ(loop.done[0].error, ErrorClass::tls) << loop.done[0].error_detail;
+    EXPECT_EQ(loop.done[0].attempts, 1);
+}
+
 TEST(HttpEngine, CancelAllCompletesEverything) {
     TestServer server([](const SeenRequest&) {
         CannedResponse r = ok_json();
@@ -769,6 +794,242 @@ TEST(HttpEngine, DestructionWithWorkInFlightLeaksNoDescriptor) {
     }
     server.stop();  // the server lives in this process too: close its side first
     EXPECT_EQ(open_fd_count(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2: per-host breaker, AIMD and in-flight cap; the egress pool.
+
+TEST(HttpEngineHosts, BreakerPausesHostThenProbeCloses) {
+    std::atomic<bool> failing{true};
+    TestServer server([&failing](const SeenRequest&) {
+        if (failing) {
+            CannedResponse r;
+            r.status = 503;
+            return r;
+        }
+        return ok_json();
+    });
+    EngineConfig c = test_config();
+    c.max_inflight_per_host = 1;
+    c.max_attempts = 1;
+    c.breaker_failure_threshold = 3;
+    c.breaker_cooldown_s = 0.5;
+    HttpEngine e(c);
+    for (int i = 0; i < 8; ++i) e.submit(make_request(i, server.url()));
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(3, 10));
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.hosts.size(), 1u);
+    EXPECT_EQ(snap.hosts[0].breaker, BreakerState::open);
+    EXPECT_EQ(snap.hosts[0].queued, 5u);  // waiting, not failed
+    EXPECT_EQ(snap.counters.breaker_opens, 1u);
+    loop.run_for(0.2);
+    EXPECT_EQ(loop.done.size(), 3u);
+    EXPECT_EQ(server.request_count(), 3u);
+    failing = false;
+    ASSERT_TRUE(loop.run_until(8, 10));
+    for (std::size_t i = 0; i < loop.done.size(); ++i) {
+        EXPECT_EQ(loop.done[i].error, i < 3 ? ErrorClass::http_5xx : ErrorClass::none) << i;
+    }
+    auto seen = server.requests();
+    ASSERT_EQ(seen.size(), 8u);
+    EXPECT_GE(seen[3].at - seen[2].at, 0.45);  // the probe came after the cool-down
+    EXPECT_EQ(e.snapshot().hosts[0].breaker, BreakerState::closed);
+    EXPECT_EQ(e.counters().breaker_opens, 1u);
+}
+
+TEST(HttpEngineHosts, FailedProbeReopensTheBreaker) {
+    TestServer server([](const SeenRequest&) {
+        CannedResponse r;
+        r.status = 500;
+        return r;
+    });
+    EngineConfig c = test_config();
+    c.max_inflight_per_host = 1;
+    c.max_attempts = 1;
+    c.breaker_failure_threshold = 2;
+    c.breaker_cooldown_s = 0.3;
+    HttpEngine e(c);
+    for (int i = 0; i < 4; ++i) e.submit(make_request(i, server.url()));
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(4, 10));
+    auto seen = server.requests();
+    ASSERT_EQ(seen.size(), 4u);
+    EXPECT_LT(seen[1].at - seen[0].at, 0.25);
+    EXPECT_GE(seen[2].at - seen[1].at, 0.27);  // first probe
+    EXPECT_GE(seen[3].at - seen[2].at, 0.27);  // second probe, after the reopened cool-down
+    EXPECT_EQ(e.counters().breaker_opens, 3u);
+}
+
+TEST(HttpEngineHosts, InflightCapIsPerHost) {
+    auto slow = [](const SeenRequest&) {
+        CannedResponse r = ok_json();
+        r.delay_ms = 100;
+        return r;
+    };
+    TestServer a(slow), b(slow);
+    EngineConfig c = test_config();
+    c.max_inflight_per_host = 3;
+    HttpEngine e(c);
+    for (int i = 0; i < 12; ++i) {
+        e.submit(make_request(i, a.url()));
+        e.submit(make_request(100 + i, b.url()));
+    }
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(24, 30));
+    for (const auto& r : loop.done) EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+    EXPECT_LE(a.peak_concurrency(), 3);
+    EXPECT_LE(b.peak_concurrency(), 3);
+    EXPECT_LE(loop.peak_in_flight, 6u);
+    EXPECT_GE(loop.peak_in_flight, 4u);  // one host's cap does not hold up the other
+    EXPECT_EQ(e.snapshot().hosts.size(), 2u);
+}
+
+TEST(HttpEngineHosts, BanSignalHalvesTheHostRate) {
+    std::atomic<int> calls{0};
+    TestServer server([&calls](const SeenRequest&) {
+        if (calls++ == 0) {
+            CannedResponse r;
+            r.status = 429;
+            return r;
+        }
+        return ok_json();
+    });
+    EngineConfig c = test_config();
+    c.requests_per_second = 100;
+    c.aimd_clean_period_s = 60;
+    HttpEngine e(c);
+    e.submit(make_request(1, server.url()));
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(1, 10));
+    EXPECT_EQ(loop.done[0].error, ErrorClass::none);
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.hosts.size(), 1u);
+    EXPECT_DOUBLE_EQ(snap.hosts[0].effective_rate, 50.0);
+    EXPECT_EQ(snap.hosts[0].bans, 1u);
+    EXPECT_EQ(snap.counters.bans, 1u);
+    EXPECT_EQ(snap.egresses.size(), 1u);
+    EXPECT_EQ(snap.egresses[0].name, "direct");
+    EXPECT_EQ(snap.egresses[0].bans, 1u);
+    EXPECT_EQ(snap.hosts[0].host, "127.0.0.1:" + std::to_string(server.port()));
+}
+
+TEST(HttpEngineEgress, RedactProxyUrl) {
+    EXPECT_EQ(redact_proxy_url("http://user:secret@proxy.example:3128"),
+              "http://proxy.example:3128");
+    EXPECT_EQ(redact_proxy_url("socks5h://u:p@10.0.0.1:1080/"), "socks5h://10.0.0.1:1080/");
+    EXPECT_EQ(redact_proxy_url("http://proxy.example:3128"), "http://proxy.example:3128");
+    EXPECT_EQ(redact_proxy_url("u:p@proxy:1"), "proxy:1");
+    EXPECT_EQ(redact_proxy_url("http://proxy/a@b"), "http://proxy/a@b");
+}
+
+// A test server acting as a forward proxy: it sees absolute-form targets.
+CannedResponse proxy_answer(const SeenRequest& req, const std::string& who) {
+    CannedResponse r = ok_json(R"({"via":")" + who + R"(","target":")" + req.target + "\"}");
+    return r;
+}
+
+TEST(HttpEngineEgress, TwoProxiesShareTheLoadEachWithItsOwnBudget) {
+    TestServer pa([](const SeenRequest& req) { return proxy_answer(req, "a"); });
+    TestServer pb([](const SeenRequest& req) { return proxy_answer(req, "b"); });
+    EngineConfig c = test_config();
+    c.allowed_hosts = "shop.test";
+    c.proxies = {"http://127.0.0.1:" + std::to_string(pa.port()),
+                 "http://127.0.0.1:" + std::to_string(pb.port())};
+    c.requests_per_second = 20;
+    c.burst = 2;
+    HttpEngine e(c);
+    constexpr int kRequests = 30;
+    for (int i = 0; i < kRequests; ++i) {
+        e.submit(make_request(i, "http://shop.test:8080/offers/" + std::to_string(i)));
+    }
+    const double start = now_s();
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(kRequests, 30));
+    for (const auto& r : loop.done) EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+    for (TestServer* p : {&pa, &pb}) {
+        auto seen = p->requests();
+        EXPECT_GE(seen.size(), 5u);
+        std::size_t early = 0;
+        for (const auto& s : seen) {
+            EXPECT_EQ(s.method, "POST");
+            EXPECT_EQ(s.target.rfind("http://shop.test:8080/offers/", 0), 0u) << s.target;
+            EXPECT_EQ(s.host_header, "shop.test:8080");
+            EXPECT_EQ(s.body, R"({"cityId":"750000000"})");
+            early += s.at <= start + 0.5 ? 1 : 0;
+        }
+        EXPECT_LE(early, 12u);  // burst 2 + 0.5 s at 20/s, per egress
+    }
+    EXPECT_EQ(pa.request_count() + pb.request_count(), static_cast<std::size_t>(kRequests));
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 2u);
+    EXPECT_EQ(snap.egresses[0].attempts + snap.egresses[1].attempts,
+              static_cast<std::uint64_t>(kRequests));
+    ASSERT_EQ(snap.hosts.size(), 1u);
+    EXPECT_EQ(snap.hosts[0].host, "shop.test:8080");
+    EXPECT_DOUBLE_EQ(snap.hosts[0].effective_rate, 40.0);  // 2 egresses x 20/s
+}
+
+TEST(HttpEngineEgress, BannedEgressRestsWhileTheOtherCarriesOn) {
+    TestServer banned([](const SeenRequest&) {
+        CannedResponse r;
+        r.status = 403;
+        r.body = "forbidden";
+        return r;
+    });
+    TestServer fine([](const SeenRequest& req) { return proxy_answer(req, "fine"); });
+    EngineConfig c = test_config();
+    c.allowed_hosts = "shop.test";
+    c.proxies = {"http://127.0.0.1:" + std::to_string(banned.port()),
+                 "http://user:secret@127.0.0.1:" + std::to_string(fine.port())};
+    c.requests_per_second = 50;
+    c.burst = 2;
+    c.egress_cooldown_s = 30;
+    c.max_attempts = 3;
+    c.aimd_clean_period_s = 60;
+    HttpEngine e(c);
+    constexpr int kRequests = 20;
+    for (int i = 0; i < kRequests; ++i) {
+        e.submit(make_request(i, "http://shop.test/offers/" + std::to_string(i)));
+    }
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(kRequests, 30));
+    for (const auto& r : loop.done) EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+    EXPECT_GE(banned.request_count(), 1u);
+    EXPECT_LE(banned.request_count(), 4u);  // only what was in flight before the first 403
+    EXPECT_EQ(fine.request_count(), static_cast<std::size_t>(kRequests));
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 2u);
+    EXPECT_TRUE(snap.egresses[0].cooling_down);
+    EXPECT_GT(snap.egresses[0].cooldown_left_s, 20);
+    EXPECT_GE(snap.egresses[0].bans, 1u);
+    EXPECT_FALSE(snap.egresses[1].cooling_down);
+    EXPECT_EQ(snap.egresses[1].name, "http://127.0.0.1:" + std::to_string(fine.port()));
+    EXPECT_EQ(snap.counters.egress_cooldowns, 1u);
+    EXPECT_LT(snap.hosts[0].effective_rate, 100.0);  // AIMD reacted too
+    EXPECT_EQ(snap.hosts[0].breaker, BreakerState::closed);
+}
+
+TEST(HttpEngineEgress, ReconfigureKeepsEgressStateAndDropsRemovedProxies) {
+    TestServer pa([](const SeenRequest& req) { return proxy_answer(req, "a"); });
+    EngineConfig c = test_config();
+    c.allowed_hosts = "shop.test";
+    c.proxies = {"http://127.0.0.1:" + std::to_string(pa.port())};
+    HttpEngine e(c);
+    e.submit(make_request(1, "http://shop.test/x"));
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(1, 10));
+    EXPECT_EQ(e.snapshot().egresses[0].attempts, 1u);
+    c.proxies.push_back("http://127.0.0.1:1");
+    e.reconfigure(c);
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 2u);
+    EXPECT_EQ(snap.egresses[0].attempts, 1u);  // same proxy, same state
+    c.proxies.clear();
+    e.reconfigure(c);
+    snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 1u);
+    EXPECT_EQ(snap.egresses[0].name, "direct");
 }
 
 }  // namespace

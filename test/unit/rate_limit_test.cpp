@@ -163,7 +163,6 @@ TEST(RateLimitRetryAfter, MalformedDates) {
     EXPECT_FALSE(parse_retry_after("Sun Nov 6 08:49:37", 0));
 }
 
-
 TEST(RateLimitBreaker, OpensAfterConsecutiveFailuresWithinWindow) {
     CircuitBreaker b(3, 10.0, 5.0);
     EXPECT_EQ(b.state(0), BreakerState::closed);
