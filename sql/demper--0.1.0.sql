@@ -186,6 +186,9 @@ CREATE FUNCTION demper.demper_stats(
     OUT http_requests    bigint,
     OUT http_retries     bigint,
     OUT rate_limit_waits bigint,
+    OUT bans             bigint,
+    OUT breaker_opens    bigint,
+    OUT egress_cooldowns bigint,
     OUT in_flight        bigint,
     OUT queued           bigint,
     OUT failed_timeout   bigint,
@@ -203,6 +206,22 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'demper_stats'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION demper.demper_stats() IS 'Counters of all demper workers since the last demper_stats_reset()';
+
+CREATE FUNCTION demper.http_status(
+    OUT kind             text,
+    OUT name             text,
+    OUT effective_rate   float8,
+    OUT state            text,
+    OUT cooldown_left    float8,
+    OUT bans             bigint,
+    OUT breaker_opens    bigint,
+    OUT in_flight        integer,
+    OUT queued           integer,
+    OUT published_at     timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'demper_http_status'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION demper.http_status() IS 'Each target host and egress of the workers: effective rate, breaker or rest state, bans';
 
 CREATE FUNCTION demper.demper_stats_reset() RETURNS void
 AS 'MODULE_PATHNAME', 'demper_stats_reset'
@@ -274,6 +293,7 @@ SELECT count(*) FILTER (WHERE next_check_at <= now())                  AS due_no
 REVOKE ALL ON ALL TABLES IN SCHEMA demper FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.demper_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.demper_stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.http_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.wake_workers() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.check_now(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.check_interval() FROM PUBLIC;

@@ -17,6 +17,7 @@ void _PG_init(void);
 PG_FUNCTION_INFO_V1(demper_stats);
 PG_FUNCTION_INFO_V1(demper_stats_reset);
 PG_FUNCTION_INFO_V1(demper_wake_workers);
+PG_FUNCTION_INFO_V1(demper_http_status);
 }
 
 namespace {
@@ -98,4 +99,37 @@ Datum demper_wake_workers(PG_FUNCTION_ARGS) {
         if (proc != nullptr) SetLatch(&proc->procLatch);
     }
     PG_RETURN_VOID();
+}
+
+Datum demper_http_status(PG_FUNCTION_ARGS) {
+    demper::pg::SharedState* s = require_shared_state();
+    // Copy the table under the spinlock (no PostgreSQL call while holding it), then build rows.
+    static demper::pg::EndpointStatus copy[demper::pg::kMaxEndpoints];
+    int count = 0;
+    TimestampTz published_at = 0;
+    SpinLockAcquire(&s->endpoints_lock);
+    count = s->endpoint_count;
+    published_at = s->endpoints_published_at;
+    memcpy(copy, s->endpoints, sizeof(copy[0]) * static_cast<size_t>(count));
+    SpinLockRelease(&s->endpoints_lock);
+
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (int i = 0; i < count; i++) {
+        const demper::pg::EndpointStatus& e = copy[i];
+        Datum values[10];
+        bool nulls[10] = {};
+        values[0] = CStringGetTextDatum(e.is_egress ? "egress" : "host");
+        values[1] = CStringGetTextDatum(e.name);
+        values[2] = Float8GetDatum(e.effective_rate);
+        values[3] = CStringGetTextDatum(e.state);
+        values[4] = Float8GetDatum(e.cooldown_left_s);
+        values[5] = Int64GetDatum(static_cast<int64>(e.bans));
+        values[6] = Int64GetDatum(static_cast<int64>(e.breaker_opens));
+        values[7] = Int32GetDatum(static_cast<int32>(e.in_flight));
+        values[8] = Int32GetDatum(static_cast<int32>(e.queued));
+        values[9] = TimestampTzGetDatum(published_at);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
 }

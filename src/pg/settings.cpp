@@ -34,6 +34,13 @@ char* g_allowed_hosts = nullptr;
 char* g_ca_file = nullptr;
 char* g_user_agent = nullptr;
 bool g_dry_run = false;
+char* g_proxies = nullptr;
+int g_max_inflight_per_host = 32;
+int g_backoff_base_ms = 500;
+int g_backoff_max_ms = 30000;
+int g_breaker_threshold = 5;
+int g_breaker_cooldown_s = 10;
+int g_egress_cooldown_s = 10;
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
@@ -69,6 +76,31 @@ bool check_offers_url(char** newval, void** extra, GucSource source) {
         GUC_check_errdetail("%s", why);
         GUC_check_errhint("Use an http or https URL with {product_code}, for example %s.", kDefaultOffersUrl);
         return false;
+    }
+    return true;
+}
+
+// check_proxies accepts a comma-separated list of http(s) or socks5(h) proxy URLs. Its messages
+// never repeat the value: a proxy URL may carry a password.
+bool check_proxies(char** newval, void** extra, GucSource source) {
+    if (*newval == nullptr) return true;
+    const char* p = *newval;
+    int index = 0;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == '\0') break;
+        const char* end = p;
+        while (*end != '\0' && *end != ',') end++;
+        index++;
+        bool known = strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0 ||
+                     strncmp(p, "socks5://", 9) == 0 || strncmp(p, "socks5h://", 10) == 0;
+        const char* host = strstr(p, "://");
+        if (!known || host == nullptr || host + 3 >= end) {
+            GUC_check_errmsg("invalid proxy URL in demper.proxies (entry %d)", index);
+            GUC_check_errhint("Use http://host:port, https://host:port, socks5://host:port or socks5h://host:port, separated by commas.");
+            return false;
+        }
+        p = end;
     }
     return true;
 }
@@ -132,6 +164,28 @@ void define_settings() {
                                &g_user_agent, kDefaultUserAgent, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("demper.dry_run", "Record decisions without changing any price.", nullptr,
                              &g_dry_run, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.proxies", "Proxy URLs to send requests through, comma separated.",
+                               "Each proxy is an egress with its own rate budget; empty means direct.",
+                               &g_proxies, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_proxies, nullptr,
+                               nullptr);
+    DefineCustomIntVariable("demper.max_inflight_per_host", "Most HTTP requests in flight to one host.",
+                            nullptr, &g_max_inflight_per_host, 32, 1, 10000, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.backoff_base", "First retry delay (exponential back-off with full jitter).",
+                            nullptr, &g_backoff_base_ms, 500, 1, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.backoff_max", "Longest retry delay; also caps Retry-After.", nullptr,
+                            &g_backoff_max_ms, 30000, 1, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.breaker_threshold",
+                            "Consecutive failures that open a host's circuit breaker.", nullptr,
+                            &g_breaker_threshold, 5, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.breaker_cooldown", "How long an open circuit breaker waits before a probe.",
+                            nullptr, &g_breaker_cooldown_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.egress_cooldown", "How long an egress rests after a ban signal.",
+                            "A ban signal is a 403, 429 or 526 answer.", &g_egress_cooldown_s, 10, 1, 3600,
+                            PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("demper");
 }
 
@@ -155,6 +209,13 @@ Settings current_settings() {
     s.ca_file = str(g_ca_file);
     s.user_agent = str(g_user_agent);
     s.dry_run = g_dry_run;
+    s.proxies = str(g_proxies);
+    s.max_inflight_per_host = g_max_inflight_per_host;
+    s.backoff_base_ms = g_backoff_base_ms;
+    s.backoff_max_ms = g_backoff_max_ms;
+    s.breaker_threshold = g_breaker_threshold;
+    s.breaker_cooldown_s = g_breaker_cooldown_s;
+    s.egress_cooldown_s = g_egress_cooldown_s;
     return s;
 }
 

@@ -25,6 +25,13 @@ struct Settings {
     std::string ca_file;
     std::string user_agent;
     bool dry_run;
+    std::string proxies;
+    int max_inflight_per_host;
+    int backoff_base_ms;
+    int backoff_max_ms;
+    int breaker_threshold;
+    int breaker_cooldown_s;
+    int egress_cooldown_s;
 };
 
 void define_settings();

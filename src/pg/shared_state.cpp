@@ -20,6 +20,9 @@ void init_shared_memory() {
         for (auto& c : g_shared->counters) pg_atomic_init_u64(&c, 0);
         pg_atomic_init_u64(&g_shared->stats_reset_at, static_cast<uint64>(GetCurrentTimestamp()));
         for (auto& p : g_shared->worker_pids) pg_atomic_init_u32(&p, 0);
+        SpinLockInit(&g_shared->endpoints_lock);
+        g_shared->endpoint_count = 0;
+        g_shared->endpoints_published_at = 0;
     }
     LWLockRelease(AddinShmemInitLock);
 }

@@ -22,6 +22,9 @@ enum Counter : int {
     kHttpRequests,
     kHttpRetries,
     kRateLimitWaits,
+    kBans,
+    kBreakerOpens,
+    kEgressCooldowns,
     kInFlight,  // gauge
     kQueued,    // gauge
     kFailedTimeout,
@@ -38,11 +41,31 @@ enum Counter : int {
 };
 
 constexpr int kMaxWorkers = 64;
+constexpr int kMaxEndpoints = 64;      // hosts + egresses published by the workers
+constexpr int kEndpointNameLen = 96;
+
+// EndpointStatus is one target host or one egress of a worker's HTTP engine, as last published.
+struct EndpointStatus {
+    int worker_slot;
+    bool is_egress;
+    char name[kEndpointNameLen];  // host:port, or the egress with credentials removed
+    double effective_rate;        // requests per second the engine admits now
+    char state[16];               // breaker state of a host; "resting"/"ready" for an egress
+    double cooldown_left_s;
+    uint64 bans;
+    uint64 breaker_opens;
+    uint32 in_flight;
+    uint32 queued;
+};
 
 struct SharedState {
     pg_atomic_uint64 counters[kCounterCount];
     pg_atomic_uint64 stats_reset_at;         // TimestampTz
     pg_atomic_uint32 worker_pids[kMaxWorkers];  // 0 = slot free
+    slock_t endpoints_lock;                   // guards the endpoint table below
+    int endpoint_count;
+    TimestampTz endpoints_published_at;
+    EndpointStatus endpoints[kMaxEndpoints];
 };
 
 // shared_state returns the shared memory block, or nullptr when demper was not preloaded.

@@ -50,8 +50,58 @@ double now_seconds() {
 
 // The counters of the engine last copied to shared memory, to add only the difference.
 struct EngineCounterMirror {
-    std::uint64_t requests = 0, retries = 0, rate_limit_waits = 0;
+    std::uint64_t requests = 0, retries = 0, rate_limit_waits = 0, bans = 0, breaker_opens = 0,
+                  egress_cooldowns = 0;
 };
+
+constexpr double kPublishEndpointsSeconds = 0.25;  // how often http_status() is refreshed
+
+// endpoint_rows turns the engine's snapshot into shared-memory rows (built outside the lock).
+std::vector<EndpointStatus> endpoint_rows(const core::EngineSnapshot& snap, int slot) {
+    std::vector<EndpointStatus> rows;
+    for (const core::HostSnapshot& h : snap.hosts) {
+        EndpointStatus e{};
+        e.worker_slot = slot;
+        e.is_egress = false;
+        strlcpy(e.name, h.host.c_str(), sizeof(e.name));
+        e.effective_rate = h.effective_rate;
+        strlcpy(e.state, core::breaker_state_name(h.breaker), sizeof(e.state));
+        e.bans = h.bans;
+        e.breaker_opens = h.breaker_opens;
+        e.in_flight = static_cast<uint32>(h.in_flight);
+        e.queued = static_cast<uint32>(h.queued);
+        rows.push_back(e);
+    }
+    for (const core::EgressSnapshot& g : snap.egresses) {
+        EndpointStatus e{};
+        e.worker_slot = slot;
+        e.is_egress = true;
+        strlcpy(e.name, g.name.c_str(), sizeof(e.name));
+        e.effective_rate = g.rate;
+        strlcpy(e.state, g.cooling_down ? "resting" : "ready", sizeof(e.state));
+        e.cooldown_left_s = g.cooldown_left_s;
+        e.bans = g.bans;
+        e.in_flight = static_cast<uint32>(g.in_flight);
+        rows.push_back(e);
+    }
+    return rows;
+}
+
+// publish_endpoints replaces this worker's rows of the shared endpoint table.
+void publish_endpoints(const std::vector<EndpointStatus>& rows, int slot) {
+    SharedState* s = shared_state();
+    if (s == nullptr) return;
+    TimestampTz now = GetCurrentTimestamp();
+    SpinLockAcquire(&s->endpoints_lock);
+    int kept = 0;
+    for (int i = 0; i < s->endpoint_count; i++)
+        if (s->endpoints[i].worker_slot != slot) s->endpoints[kept++] = s->endpoints[i];
+    for (const EndpointStatus& e : rows)
+        if (kept < kMaxEndpoints) s->endpoints[kept++] = e;
+    s->endpoint_count = kept;
+    s->endpoints_published_at = now;
+    SpinLockRelease(&s->endpoints_lock);
+}
 
 Counter failure_counter(const std::string& error_class) {
     if (error_class == "timeout") return kFailedTimeout;
@@ -64,6 +114,22 @@ Counter failure_counter(const std::string& error_class) {
     if (error_class == "too_large") return kFailedTooLarge;
     if (error_class == "refused_host") return kFailedRefusedHost;
     return kFailedBadBody;
+}
+
+// split_list splits a comma-separated setting into its trimmed, non-empty entries.
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        std::size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        std::size_t b = list.find_first_not_of(" \t", start);
+        std::size_t e = list.find_last_not_of(" \t", end == 0 ? 0 : end - 1);
+        if (b != std::string::npos && b < end && e != std::string::npos && e >= b)
+            out.push_back(list.substr(b, e - b + 1));
+        start = end + 1;
+    }
+    return out;
 }
 
 core::EngineConfig engine_config(const Settings& s) {
@@ -79,6 +145,13 @@ core::EngineConfig engine_config(const Settings& s) {
     c.ca_file = s.ca_file;
     c.user_agent = s.user_agent;
     c.max_attempts = s.max_attempts;
+    c.backoff_base_s = s.backoff_base_ms / 1000.0;
+    c.backoff_cap_s = s.backoff_max_ms / 1000.0;
+    c.max_inflight_per_host = s.max_inflight_per_host;
+    c.breaker_failure_threshold = s.breaker_threshold;
+    c.breaker_cooldown_s = s.breaker_cooldown_s;
+    c.egress_cooldown_s = s.egress_cooldown_s;
+    c.proxies = split_list(s.proxies);
     return c;
 }
 
@@ -171,6 +244,7 @@ private:
     std::vector<CheckOutcome> outcomes_;                          // decided, not yet applied
     double first_outcome_at_ = 0;
     double next_claim_at_ = 0;
+    double next_publish_at_ = 0;
     bool extension_ready_ = false;
     std::uint64_t next_request_id_ = 1;
     EngineCounterMirror mirror_;
@@ -268,7 +342,15 @@ void Worker::publish_gauges() {
     counter_add(kHttpRequests, c.requests - mirror_.requests);
     counter_add(kHttpRetries, c.retries - mirror_.retries);
     counter_add(kRateLimitWaits, c.rate_limit_waits - mirror_.rate_limit_waits);
-    mirror_ = {c.requests, c.retries, c.rate_limit_waits};
+    counter_add(kBans, c.bans - mirror_.bans);
+    counter_add(kBreakerOpens, c.breaker_opens - mirror_.breaker_opens);
+    counter_add(kEgressCooldowns, c.egress_cooldowns - mirror_.egress_cooldowns);
+    mirror_ = {c.requests, c.retries, c.rate_limit_waits, c.bans, c.breaker_opens, c.egress_cooldowns};
+    double now = now_seconds();
+    if (now >= next_publish_at_) {
+        next_publish_at_ = now + kPublishEndpointsSeconds;
+        publish_endpoints(endpoint_rows(engine_->snapshot(), slot_), slot_);
+    }
     gauge_set(kInFlight, engine_->in_flight());
     gauge_set(kQueued, engine_->queued());
 }
@@ -372,7 +454,16 @@ void Worker::run() {
 }
 
 void clear_worker_slot(int code, Datum arg) {
-    if (SharedState* s = shared_state()) pg_atomic_write_u32(&s->worker_pids[DatumGetInt32(arg)], 0);
+    int slot = DatumGetInt32(arg);
+    if (SharedState* s = shared_state()) {
+        pg_atomic_write_u32(&s->worker_pids[slot], 0);
+        SpinLockAcquire(&s->endpoints_lock);
+        int kept = 0;
+        for (int i = 0; i < s->endpoint_count; i++)
+            if (s->endpoints[i].worker_slot != slot) s->endpoints[kept++] = s->endpoints[i];
+        s->endpoint_count = kept;
+        SpinLockRelease(&s->endpoints_lock);
+    }
 }
 
 // worker_main_cpp runs the worker; the C++ objects live here, below demper_worker_main.
