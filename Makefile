@@ -36,3 +36,6 @@ check-core-purity:
 	  || (echo "src/core must not include PostgreSQL headers" >&2; exit 1)
 
 all: check-core-purity
+
+# PGXS does not track header dependencies: rebuild every object when any header changes.
+$(OBJS): $(wildcard src/core/*.hpp src/pg/*.hpp)

@@ -30,66 +30,115 @@ UPDATE demper.product p
   FROM due, demper.store s
  WHERE p.id = due.id AND s.id = p.store_id
 RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step,
-          s.merchant_id, s.city_id, s.active
+          s.merchant_id, coalesce(p.city_id, s.city_id), s.active,
+          p.store_id, p.strategy, p.step_percent::float8, p.position, p.cost_price,
+          p.min_margin_percent::float8, p.floor_action, p.no_competitor_action,
+          p.max_change_percent::float8,
+          array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
+                                 WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ','),
+          s.max_delivery_duration, s.outlier_share::float8, demper.in_working_hours(s),
+          s.approval_mode
 )SQL";
 
 // The decision was made from the row as claimed; when a user changed any input of it since, the
 // decision is dropped and the product is checked again at once with the new values.
 #define DEMPER_SAME_INPUTS                                                                  \
-    "(p.price = d.seen_price AND p.min_price = d.seen_min AND "                              \
-    "p.max_price IS NOT DISTINCT FROM d.seen_max AND p.step = d.seen_step AND p.bot_active)"
+    "(p.price = g.seen_price AND p.min_price = g.seen_min AND "                              \
+    "p.max_price IS NOT DISTINCT FROM g.seen_max AND p.step = g.seen_step AND p.bot_active)"
 
-// Apply: one statement writes a whole batch: price, schedule, status and one history row per
-// change. Rows whose lease is no longer ours (expired and reclaimed) are left alone.
+// The interval until a product's next check: its own, else the priority or the global one.
+#define DEMPER_INTERVAL                                                                      \
+    "coalesce(p.check_interval, CASE WHEN p.priority THEN make_interval(secs => $16) "       \
+    "ELSE make_interval(secs => $15) END)"
+
+// Apply: one statement writes a whole batch: price, schedule, status, explanation, one history
+// row per change, one proposal per change of a store in approval mode. Rows whose lease is no
+// longer ours (expired and reclaimed) are left alone. A store's change budget is shared out in
+// product id order; changes beyond it are deferred (checked again within a minute), not lost.
 constexpr const char* kApplySql = R"SQL(
 WITH d AS (
     SELECT *
       FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
                   $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                  $13::int8[])
+                  $13::int8[], $17::int8[], $18::text[])
         AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
-             error_text, seen_price, seen_min, seen_max, seen_step)
+             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain)
+), budget AS (
+    SELECT s.id AS store_id, s.approval_mode,
+           s.change_budget - (SELECT count(*) FROM demper.price_history h
+                               WHERE h.store_id = s.id
+                                 AND h.changed_at > now() - s.change_budget_window) AS remaining
+      FROM demper.store s
+     WHERE s.id IN (SELECT store_id FROM d)
+), g AS (
+    SELECT d.*,
+           coalesce(b.approval_mode, false) AS approval_mode,
+           CASE WHEN d.ok AND d.new_price <> d.seen_price AND b.remaining IS NOT NULL
+                     AND NOT b.approval_mode
+                THEN row_number() OVER (PARTITION BY d.store_id,
+                                                     (d.ok AND d.new_price <> d.seen_price)
+                                        ORDER BY d.id) > b.remaining
+                ELSE false END AS over_budget
+      FROM d LEFT JOIN budget b ON b.store_id = d.store_id
 ), upd AS (
     UPDATE demper.product p
-       SET price = CASE WHEN d.ok AND NOT $14 AND )SQL" DEMPER_SAME_INPUTS R"SQL( THEN d.new_price
-                        ELSE p.price END,
-           last_check_time = CASE WHEN d.skipped THEN p.last_check_time ELSE now() END,
+       SET price = CASE WHEN g.ok AND NOT $14 AND )SQL" DEMPER_SAME_INPUTS R"SQL(
+                             AND NOT g.approval_mode AND NOT g.over_budget
+                        THEN g.new_price ELSE p.price END,
+           last_check_time = CASE WHEN g.skipped THEN p.last_check_time ELSE now() END,
            next_check_at = CASE
-               WHEN d.ok AND NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN now()
-               WHEN d.ok OR d.skipped THEN now() + make_interval(secs => $15)
-               ELSE now() + least(make_interval(secs => $15),
+               WHEN g.ok AND NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN now()
+               WHEN g.ok AND g.over_budget AND NOT $14
+                   THEN now() + least()SQL" DEMPER_INTERVAL R"SQL(, interval '1 minute')
+               WHEN g.skipped AND g.reason = 'outside_hours'
+                   THEN demper.next_opening(s) + random() * least()SQL" DEMPER_INTERVAL R"SQL(, interval '5 minutes')
+               WHEN g.ok OR g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
+               ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
                                   make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
            END,
            lease_token = NULL,
            lease_until = NULL,
-           check_failures = CASE WHEN d.ok THEN 0 WHEN d.skipped THEN p.check_failures
+           check_failures = CASE WHEN g.ok THEN 0 WHEN g.skipped THEN p.check_failures
                                  ELSE p.check_failures + 1 END,
-           last_error_class = CASE WHEN d.ok THEN NULL WHEN d.skipped THEN p.last_error_class
-                                   ELSE d.error_class END,
-           last_error = CASE WHEN d.ok THEN NULL WHEN d.skipped THEN p.last_error
-                             ELSE d.error_text END,
-           last_reason = CASE WHEN NOT d.ok THEN d.reason
+           last_error_class = CASE WHEN g.ok THEN NULL WHEN g.skipped THEN p.last_error_class
+                                   ELSE g.error_class END,
+           last_error = CASE WHEN g.ok THEN NULL WHEN g.skipped THEN p.last_error
+                             ELSE g.error_text END,
+           last_reason = CASE WHEN NOT g.ok THEN g.reason
                               WHEN NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN 'inputs_changed'
                               WHEN $14 THEN 'dry_run'
-                              ELSE d.reason END,
-           last_competitor_price = CASE WHEN d.ok THEN d.competitor_price
+                              WHEN g.new_price <> g.seen_price AND g.approval_mode THEN 'awaiting_approval'
+                              WHEN g.over_budget THEN 'budget_deferred'
+                              ELSE g.reason END,
+           last_competitor_price = CASE WHEN g.ok THEN g.competitor_price
                                         ELSE p.last_competitor_price END,
-           last_decided_price = CASE WHEN d.ok THEN d.new_price ELSE p.last_decided_price END
-      FROM d
-     WHERE p.id = d.id AND p.lease_token = d.lease_token
-    RETURNING p.id, d.seen_price AS old_price, p.price AS new_price, d.competitor_price, d.reason,
-              (d.ok AND p.last_reason = 'inputs_changed') AS discarded,
-              (d.ok AND NOT $14 AND p.last_reason <> 'inputs_changed' AND p.price <> d.seen_price)
-                  AS changed
+           last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
+           last_explain = CASE WHEN g.ok THEN g.explain::jsonb ELSE p.last_explain END
+      FROM g, demper.store s
+     WHERE p.id = g.id AND p.lease_token = g.lease_token AND s.id = p.store_id
+    RETURNING p.id, p.store_id, g.seen_price AS old_price, p.price AS new_price,
+              g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
+              (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed
 ), hist AS (
-    INSERT INTO demper.price_history (product_id, old_price, new_price, competitor_price, reason)
-    SELECT id, old_price, new_price, competitor_price, reason FROM upd WHERE changed
+    INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
+    SELECT id, store_id, old_price, new_price, competitor_price, reason FROM upd WHERE changed
     RETURNING old_price, new_price
+), proposed AS (
+    INSERT INTO demper.proposal (product_id, store_id, old_price, new_price, competitor_price, reason)
+    SELECT id, store_id, old_price, decided_price, competitor_price, reason
+      FROM upd WHERE outcome = 'awaiting_approval'
+    ON CONFLICT (product_id) WHERE status = 'pending'
+    DO UPDATE SET old_price = EXCLUDED.old_price, new_price = EXCLUDED.new_price,
+                  competitor_price = EXCLUDED.competitor_price, reason = EXCLUDED.reason,
+                  created_at = now()
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM upd),
        (SELECT count(*) FROM hist WHERE new_price > old_price),
        (SELECT count(*) FROM hist WHERE new_price < old_price),
-       (SELECT count(*) FROM upd WHERE discarded)
+       (SELECT count(*) FROM upd WHERE outcome = 'inputs_changed'),
+       (SELECT count(*) FROM upd WHERE outcome = 'budget_deferred'),
+       (SELECT count(*) FROM proposed)
 )SQL";
 
 // Release: products still in check when the worker stops become due again at once, so a restart
@@ -150,6 +199,28 @@ SPIPlanPtr prepare(void*& slot, const char* sql, int nargs, Oid* argtypes) {
     return static_cast<SPIPlanPtr>(slot);
 }
 
+double get_float8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
+    Datum d = SPI_getbinval(tuple, desc, col, isnull);
+    return *isnull ? 0 : DatumGetFloat8(d);
+}
+
+// split_commas splits a list of merchant ids (which never contain commas: the store's checks
+// enforce their format).
+std::vector<std::string> split_commas(const char* list) {
+    std::vector<std::string> out;
+    std::string current;
+    for (const char* p = list; *p != '\0'; p++) {
+        if (*p == ',') {
+            if (!current.empty()) out.push_back(current);
+            current.clear();
+        } else {
+            current.push_back(*p);
+        }
+    }
+    if (!current.empty()) out.push_back(current);
+    return out;
+}
+
 int64 get_int8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
     Datum d = SPI_getbinval(tuple, desc, col, isnull);
     return *isnull ? 0 : DatumGetInt64(d);
@@ -161,10 +232,13 @@ struct ApplyColumns {
         seen_step;
     std::vector<bool> competitor_null, seen_max_null;
     std::vector<bool> ok, skipped;
-    std::vector<std::string> reason, error_class, error_text;
+    std::vector<std::string> reason, error_class, error_text, explain;
+    std::vector<int64> store_id;
 
     explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
         for (const CheckOutcome& o : outcomes) {
+            store_id.push_back(o.product.store_id);
+            explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
             id.push_back(o.product.id);
             lease_token.push_back(o.product.lease_token);
             ok.push_back(o.ok);
@@ -216,12 +290,19 @@ Datum text_array(const std::vector<std::string>& values) {
 
 }  // namespace
 
-bool Catalog::extension_ready() {
-    bool ready = false;
+bool Catalog::extension_ready(std::string* version) {
+    char installed[64];
+    installed[0] = '\0';
     in_transaction("demper: looking for the extension", [&] {
-        ready = OidIsValid(get_extension_oid("demper", true));
+        int rc = SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'demper'",
+                             true, 1);
+        if (rc == SPI_OK_SELECT && SPI_processed == 1) {
+            char* v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+            if (v != nullptr) strlcpy(installed, v, sizeof(installed));
+        }
     });
-    return ready;
+    *version = installed;
+    return *version == kSchemaVersion;
 }
 
 std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s) {
@@ -252,22 +333,42 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             c.merchant_id = SPI_getvalue(t, desc, 7);
             c.city_id = SPI_getvalue(t, desc, 8);
             c.store_active = DatumGetBool(SPI_getbinval(t, desc, 9, &isnull));
+            c.store_id = get_int8(t, desc, 10, &isnull);
+            c.strategy = SPI_getvalue(t, desc, 11);
+            double step_percent = get_float8(t, desc, 12, &isnull);
+            c.step_percent = isnull ? 0 : step_percent;
+            c.position = DatumGetInt32(SPI_getbinval(t, desc, 13, &isnull));
+            int64 cost = get_int8(t, desc, 14, &isnull);
+            if (!isnull) c.cost_price = cost;
+            double margin = get_float8(t, desc, 15, &isnull);
+            if (!isnull) c.min_margin_percent = margin;
+            c.floor_action = SPI_getvalue(t, desc, 16);
+            c.no_competitor_action = SPI_getvalue(t, desc, 17);
+            double max_change = get_float8(t, desc, 18, &isnull);
+            if (!isnull) c.max_change_percent = max_change;
+            if (char* excluded = SPI_getvalue(t, desc, 19)) c.excluded_merchants = split_commas(excluded);
+            if (char* delivery = SPI_getvalue(t, desc, 20)) c.max_delivery_duration = delivery;
+            double share = get_float8(t, desc, 21, &isnull);
+            if (!isnull) c.outlier_share = share;
+            c.in_working_hours = DatumGetBool(SPI_getbinval(t, desc, 22, &isnull));
+            c.approval_mode = DatumGetBool(SPI_getbinval(t, desc, 23, &isnull));
         }
     });
     return claimed;
 }
 
-ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, int check_interval_s,
-                           bool dry_run) {
+ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
+                           const ScheduleSettings& schedule) {
     ApplyResult result;
     if (outcomes.empty()) return result;
     const ApplyColumns cols(outcomes);
     in_transaction("demper: applying decisions", [&] {
-        Oid types[15] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
+        Oid types[18] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-                         INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID};
-        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 15, types);
-        Datum args[15] = {int8_array(cols.id, nullptr),
+                         INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID, FLOAT8OID,
+                         INT8ARRAYOID, TEXTARRAYOID};
+        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 18, types);
+        Datum args[18] = {int8_array(cols.id, nullptr),
                           int8_array(cols.lease_token, nullptr),
                           bool_array(cols.ok),
                           bool_array(cols.skipped),
@@ -280,8 +381,11 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, int check_
                           int8_array(cols.seen_min, nullptr),
                           int8_array(cols.seen_max, &cols.seen_max_null),
                           int8_array(cols.seen_step, nullptr),
-                          BoolGetDatum(dry_run),
-                          Float8GetDatum(static_cast<double>(check_interval_s))};
+                          BoolGetDatum(schedule.dry_run),
+                          Float8GetDatum(static_cast<double>(schedule.check_interval_s)),
+                          Float8GetDatum(static_cast<double>(schedule.priority_interval_s)),
+                          int8_array(cols.store_id, nullptr),
+                          text_array(cols.explain)};
         int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
         if (rc != SPI_OK_SELECT || SPI_processed != 1)
             elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
@@ -292,6 +396,8 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, int check_
         result.price_up = get_int8(t, desc, 2, &isnull);
         result.price_down = get_int8(t, desc, 3, &isnull);
         result.discarded = get_int8(t, desc, 4, &isnull);
+        result.deferred = get_int8(t, desc, 5, &isnull);
+        result.proposed = get_int8(t, desc, 6, &isnull);
     });
     return result;
 }

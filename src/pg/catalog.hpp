@@ -9,6 +9,9 @@
 
 namespace demper::pg {
 
+// The extension version whose tables and columns this library's SQL uses.
+constexpr const char* kSchemaVersion = "0.2.0";
+
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
 struct ClaimedProduct {
     std::int64_t id = 0;
@@ -21,19 +24,35 @@ struct ClaimedProduct {
     std::string city_id;
     bool store_active = true;
     std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
+    // The rest of the product's rule (0.2.0) and its store's policies.
+    std::int64_t store_id = 0;
+    std::string strategy = "undercut";
+    double step_percent = 0;          // 0 = the step is an amount
+    int position = 1;
+    std::optional<std::int64_t> cost_price;
+    std::optional<double> min_margin_percent;
+    std::string floor_action = "go_to_floor";
+    std::string no_competitor_action = "to_max";
+    std::optional<double> max_change_percent;
+    std::vector<std::string> excluded_merchants;  // the seller's merchant ids and the ignore list
+    std::string max_delivery_duration;            // empty = any delivery
+    std::optional<double> outlier_share;
+    bool in_working_hours = true;
+    bool approval_mode = false;
 };
 
 // CheckOutcome is what one check arrived at: a decision, or the error that stopped it.
 struct CheckOutcome {
     ClaimedProduct product;           // as claimed: the apply step compares it with the row now
     bool ok = false;                  // the check produced a decision
-    bool skipped = false;             // not checked (store inactive): only rescheduled
+    bool skipped = false;             // not checked (store inactive, outside hours): rescheduled
     std::int64_t new_price = 0;
     std::optional<std::int64_t> competitor_price;
     std::string reason;               // decision reason code, or "error"
     bool floor_hit = false;
     std::string error_class;          // when !ok
     std::string error_text;
+    std::string explain;              // JSON record of the decision (empty when !ok)
 };
 
 // ApplyResult counts what an apply transaction wrote.
@@ -42,17 +61,27 @@ struct ApplyResult {
     std::int64_t price_up = 0;
     std::int64_t price_down = 0;
     std::int64_t discarded = 0;  // decisions dropped because a user changed the product meanwhile
+    std::int64_t deferred = 0;   // changes held back by a store's change budget
+    std::int64_t proposed = 0;   // changes recorded as proposals (approval mode)
+};
+
+// ScheduleSettings are the settings the apply step schedules with.
+struct ScheduleSettings {
+    int check_interval_s = 900;
+    int priority_interval_s = 180;
+    bool dry_run = false;
 };
 
 class Catalog {
 public:
-    // extension_ready says whether CREATE EXTENSION demper has run in this database (and its
-    // tables can be used). Runs its own transaction.
-    bool extension_ready();
+    // extension_ready says whether CREATE EXTENSION demper has run in this database at the
+    // schema version this library needs (kSchemaVersion). Runs its own transaction; *version
+    // receives the installed version ("" when none).
+    bool extension_ready(std::string* version);
     // claim leases up to limit due products under lease_token, oldest due first.
     std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s);
     // apply writes a batch of outcomes: prices, history, schedule, errors; one transaction.
-    ApplyResult apply(const std::vector<CheckOutcome>& outcomes, int check_interval_s, bool dry_run);
+    ApplyResult apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule);
     // release hands leased products back unchecked, due at once (the worker is stopping).
     void release(const std::vector<ClaimedProduct>& products);
     // seconds_until_due returns how long until the next product is due (0 if one is due now),

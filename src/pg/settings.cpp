@@ -41,6 +41,9 @@ int g_backoff_max_ms = 30000;
 int g_breaker_threshold = 5;
 int g_breaker_cooldown_s = 10;
 int g_egress_cooldown_s = 10;
+double g_max_change_percent = 0;
+int g_priority_interval_s = 180;
+int g_max_offer_pages = 3;
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
@@ -186,6 +189,17 @@ void define_settings() {
     DefineCustomIntVariable("demper.egress_cooldown", "How long an egress rests after a ban signal.",
                             "A ban signal is a 403, 429 or 526 answer.", &g_egress_cooldown_s, 10, 1, 3600,
                             PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable("demper.max_change_percent",
+                             "Largest price move of one decision, in percent of the current price.",
+                             "0 means no cap; a product's own max_change_percent wins.",
+                             &g_max_change_percent, 0, 0, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.priority_interval", "Time between two checks of a priority product.",
+                            nullptr, &g_priority_interval_s, 180, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.max_offer_pages",
+                            "Most pages of 64 offers read for one check.",
+                            "Further pages are read only while the rule needs more competitors.",
+                            &g_max_offer_pages, 3, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("demper");
 }
 
@@ -216,6 +230,9 @@ Settings current_settings() {
     s.breaker_threshold = g_breaker_threshold;
     s.breaker_cooldown_s = g_breaker_cooldown_s;
     s.egress_cooldown_s = g_egress_cooldown_s;
+    s.max_change_percent = g_max_change_percent;
+    s.priority_interval_s = g_priority_interval_s;
+    s.max_offer_pages = g_max_offer_pages;
     return s;
 }
 

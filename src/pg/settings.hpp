@@ -32,6 +32,9 @@ struct Settings {
     int breaker_threshold;
     int breaker_cooldown_s;
     int egress_cooldown_s;
+    double max_change_percent;   // 0 = no cap unless a product sets one
+    int priority_interval_s;
+    int max_offer_pages;
 };
 
 void define_settings();

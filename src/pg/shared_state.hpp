@@ -19,6 +19,8 @@ enum Counter : int {
     kPriceDown,
     kFloorHits,
     kDecisionsDiscarded,
+    kBudgetDeferred,
+    kProposals,
     kHttpRequests,
     kHttpRetries,
     kRateLimitWaits,

@@ -42,6 +42,7 @@ constexpr double kIdlePollSeconds = 1.0;         // how often to look for due pr
 constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE EXTENSION
 constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
 constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
+constexpr std::int64_t kOffersPageSize = 64;     // the marketplace's largest page (DOMAIN.md)
 
 double now_seconds() {
     using namespace std::chrono;
@@ -167,13 +168,15 @@ std::string origin_of(const std::string& url) {
 }
 
 // offers_request builds the marketplace's offers request for a product (DOMAIN.md section 1).
-core::HttpRequest offers_request(std::uint64_t id, const ClaimedProduct& p, const Settings& s) {
+core::HttpRequest offers_request(std::uint64_t id, const ClaimedProduct& p, int page,
+                                 const Settings& s) {
     core::HttpRequest r;
     r.id = id;
     r.method = "POST";
     r.url = core::expand_url_template(s.offers_url, p.product_code);
     r.body = "{\"cityId\":\"" + p.city_id + "\",\"id\":\"" + p.product_code +
-             "\",\"merchantUID\":[],\"limit\":64,\"page\":0,\"sortOption\":\"PRICE\","
+             "\",\"merchantUID\":[],\"limit\":64,\"page\":" + std::to_string(page) +
+             ",\"sortOption\":\"PRICE\","
              "\"highRating\":null,\"searchText\":null,\"isExcellentMerchant\":false,"
              "\"installationId\":\"-1\"}";
     std::string origin = origin_of(r.url);
@@ -183,38 +186,75 @@ core::HttpRequest offers_request(std::uint64_t id, const ClaimedProduct& p, cons
     return r;
 }
 
-// decide turns a finished request into the check's outcome.
-CheckOutcome decide(const ClaimedProduct& product, const core::HttpResponse& response) {
+// pricing_rule builds the core rule of a claimed product (its columns, its store's policies and
+// the global settings).
+core::PricingRule pricing_rule(const ClaimedProduct& p, const Settings& s) {
+    core::PricingRule rule;
+    rule.strategy = core::parse_strategy(p.strategy).value_or(core::Strategy::undercut);
+    rule.step = p.step;
+    rule.step_percent = p.step_percent;
+    rule.position = p.position;
+    rule.min_price = p.min_price;
+    rule.max_price = p.max_price;
+    rule.cost_price = p.cost_price;
+    rule.min_margin_percent = p.min_margin_percent;
+    rule.floor_action = core::parse_floor_action(p.floor_action).value_or(core::FloorAction::go_to_floor);
+    rule.no_competitor_action =
+        core::parse_no_competitor_action(p.no_competitor_action).value_or(core::NoCompetitorAction::to_max);
+    if (p.max_change_percent) {
+        rule.max_change_percent = p.max_change_percent;
+    } else if (s.max_change_percent > 0) {
+        rule.max_change_percent = s.max_change_percent;
+    }
+    rule.outlier_share = p.outlier_share;
+    if (!p.max_delivery_duration.empty()) rule.max_delivery_rank = core::delivery_rank(p.max_delivery_duration);
+    rule.excluded_merchants = p.excluded_merchants;
+    if (rule.excluded_merchants.empty()) rule.excluded_merchants = {p.merchant_id};
+    return rule;
+}
+
+// competitors_needed is how many competitors the rule looks at: more pages are read only while
+// fewer are known (offers come cheapest first).
+std::size_t competitors_needed(const core::PricingRule& rule) {
+    std::size_t needed = 1;
+    if (rule.strategy == core::Strategy::position) needed = static_cast<std::size_t>(std::max(1, rule.position));
+    if (rule.outlier_share) needed = std::max<std::size_t>(needed, core::kOutlierSample + 1);
+    return needed;
+}
+
+// failed_outcome is the outcome of a check that produced no decision.
+CheckOutcome failed_outcome(const ClaimedProduct& product, const std::string& error_class,
+                            const std::string& error_text) {
     CheckOutcome out;
     out.product = product;
-    if (response.error != core::ErrorClass::none) {
-        out.reason = "check_failed";
-        out.error_class = core::error_class_name(response.error);
-        out.error_text = response.error_detail.empty() ? out.error_class : response.error_detail;
-        if (response.status != 0 && out.error_text.find("HTTP") == std::string::npos)
-            out.error_text += " (HTTP " + std::to_string(response.status) + ")";
-        return out;
-    }
-    core::OffersParse parsed = core::parse_offers(response.body);
-    if (!parsed.ok) {
-        out.reason = "check_failed";
-        out.error_class = "bad_body";
-        out.error_text = parsed.error;
-        return out;
-    }
-    core::PricingRule rule;
-    rule.min_price = product.min_price;
-    rule.max_price = product.max_price;
-    rule.step = product.step;
-    rule.excluded_merchants = {product.merchant_id};
-    core::PriceDecision d = core::decide_price(product.price, rule, parsed.book);
+    out.reason = "check_failed";
+    out.error_class = error_class;
+    out.error_text = error_text;
+    return out;
+}
+
+// decided_outcome applies the rule to the whole offer book read for a product.
+CheckOutcome decided_outcome(const ClaimedProduct& product, const core::PricingRule& rule,
+                             const core::OfferBook& book) {
+    core::PriceDecision d = core::decide_price(product.price, rule, book);
+    CheckOutcome out;
+    out.product = product;
     out.ok = true;
     out.new_price = d.new_price;
     out.competitor_price = d.competitor_price;
     out.reason = core::reason_name(d.reason);
     out.floor_hit = d.floor_hit;
+    out.explain = core::decision_to_json(d, rule, book);
     return out;
 }
+
+// A check in flight: its product, the rule, and the offers read so far (one page per request).
+struct CheckInFlight {
+    ClaimedProduct product;
+    core::PricingRule rule;
+    core::OfferBook book;
+    int page = 0;
+};
 
 class Worker {
 public:
@@ -230,6 +270,9 @@ private:
     void claim_if_room(double now);
     void collect_completions();
     void apply_if_due(double now, bool force);
+    void finish_check(CheckInFlight&& check, const core::HttpResponse& response);
+    void record(CheckOutcome&& out);
+    bool check_schema(double now);
     void publish_gauges();
     void stop_cleanly();
     std::size_t queue_limit() const;
@@ -240,12 +283,13 @@ private:
     Catalog catalog_;
     std::unique_ptr<core::HttpEngine> engine_;
     WaitEventSet* wait_set_ = nullptr;
-    std::unordered_map<std::uint64_t, ClaimedProduct> in_check_;  // request id -> product
+    std::unordered_map<std::uint64_t, CheckInFlight> in_check_;  // request id -> check
     std::vector<CheckOutcome> outcomes_;                          // decided, not yet applied
     double first_outcome_at_ = 0;
     double next_claim_at_ = 0;
     double next_publish_at_ = 0;
     bool extension_ready_ = false;
+    std::string warned_version_;
     std::uint64_t next_request_id_ = 1;
     EngineCounterMirror mirror_;
     std::mt19937_64 rng_;
@@ -268,15 +312,30 @@ void Worker::reload_settings() {
     next_claim_at_ = 0;
 }
 
-void Worker::claim_if_room(double now) {
-    if (!settings_.enabled || now < next_claim_at_) return;
+// check_schema looks for the extension at the schema version this library needs; it warns once
+// when the installed version differs (the catalogue must be updated first).
+bool Worker::check_schema(double now) {
+    std::string version;
+    extension_ready_ = catalog_.extension_ready(&version);
     if (!extension_ready_) {
-        extension_ready_ = catalog_.extension_ready();
-        if (!extension_ready_) {
-            next_claim_at_ = now + kNotReadyPollSeconds;
-            return;
+        next_claim_at_ = now + kNotReadyPollSeconds;
+        if (!version.empty() && version != warned_version_) {
+            warned_version_ = version;
+            const char* installed = warned_version_.c_str();
+            pg_guard([installed] {
+                ereport(WARNING, (errmsg("demper worker is waiting: the extension is at version %s, the library needs %s",
+                                         installed, kSchemaVersion),
+                                  errhint("Run ALTER EXTENSION demper UPDATE in database \"%s\".",
+                                          database_setting())));
+            });
         }
     }
+    return extension_ready_;
+}
+
+void Worker::claim_if_room(double now) {
+    if (!settings_.enabled || now < next_claim_at_) return;
+    if (!extension_ready_ && !check_schema(now)) return;
     std::size_t limit = queue_limit();
     if (in_check_.size() >= limit) return;
     std::size_t room = limit - in_check_.size();
@@ -289,19 +348,66 @@ void Worker::claim_if_room(double now) {
     if (claimed.size() < want) next_claim_at_ = now + kIdlePollSeconds;
     for (ClaimedProduct& p : claimed) {
         counter_add(kChecksStarted);
-        if (!p.store_active) {
+        if (!p.store_active || !p.in_working_hours) {
             CheckOutcome skipped;
             skipped.product = p;
             skipped.skipped = true;
-            skipped.reason = "store_inactive";
-            if (outcomes_.empty()) first_outcome_at_ = now;
-            outcomes_.push_back(std::move(skipped));
+            skipped.reason = p.store_active ? "outside_hours" : "store_inactive";
+            record(std::move(skipped));
             continue;
         }
         std::uint64_t id = next_request_id_++;
-        engine_->submit(offers_request(id, p, settings_));
-        in_check_.emplace(id, std::move(p));
+        engine_->submit(offers_request(id, p, 0, settings_));
+        CheckInFlight check;
+        check.rule = pricing_rule(p, settings_);
+        check.product = std::move(p);
+        in_check_.emplace(id, std::move(check));
     }
+}
+
+// record queues an outcome for the next apply and counts it.
+void Worker::record(CheckOutcome&& out) {
+    if (out.ok) {
+        counter_add(kChecksOk);
+        if (out.floor_hit) counter_add(kFloorHits);
+    } else if (!out.skipped) {
+        counter_add(kChecksFailed);
+        counter_add(failure_counter(out.error_class));
+    }
+    if (outcomes_.empty()) first_outcome_at_ = now_seconds();
+    outcomes_.push_back(std::move(out));
+}
+
+// finish_check handles one answer: a failure ends the check; offers are added to the book, and
+// either the next page is requested (the rule needs more competitors than are known and the
+// marketplace has more) or the rule decides.
+void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& response) {
+    if (response.error != core::ErrorClass::none) {
+        std::string text = response.error_detail.empty() ? core::error_class_name(response.error)
+                                                         : response.error_detail;
+        if (response.status != 0 && text.find("HTTP") == std::string::npos)
+            text += " (HTTP " + std::to_string(response.status) + ")";
+        record(failed_outcome(check.product, core::error_class_name(response.error), text));
+        return;
+    }
+    core::OffersParse parsed = core::parse_offers(response.body);
+    if (!parsed.ok) {
+        record(failed_outcome(check.product, "bad_body", parsed.error));
+        return;
+    }
+    for (core::Offer& o : parsed.book.offers) check.book.offers.push_back(std::move(o));
+    check.book.total = std::max(check.book.total, parsed.book.total);
+    const std::int64_t read = static_cast<std::int64_t>(check.page + 1) * kOffersPageSize;
+    const bool more_exist = check.book.total > read && !parsed.book.offers.empty();
+    if (more_exist && check.page + 1 < settings_.max_offer_pages &&
+        core::competitors_of(check.rule, check.book).size() < competitors_needed(check.rule)) {
+        check.page++;
+        std::uint64_t id = next_request_id_++;
+        engine_->submit(offers_request(id, check.product, check.page, settings_));
+        in_check_.emplace(id, std::move(check));
+        return;
+    }
+    record(decided_outcome(check.product, check.rule, check.book));
 }
 
 void Worker::collect_completions() {
@@ -309,17 +415,9 @@ void Worker::collect_completions() {
     for (core::HttpResponse& r : engine_->take_completed()) {
         auto it = in_check_.find(r.id);
         if (it == in_check_.end()) continue;
-        CheckOutcome out = decide(it->second, r);
+        CheckInFlight check = std::move(it->second);
         in_check_.erase(it);
-        if (out.ok) {
-            counter_add(kChecksOk);
-            if (out.floor_hit) counter_add(kFloorHits);
-        } else {
-            counter_add(kChecksFailed);
-            counter_add(failure_counter(out.error_class));
-        }
-        if (outcomes_.empty()) first_outcome_at_ = now_seconds();
-        outcomes_.push_back(std::move(out));
+        finish_check(std::move(check), r);
     }
 }
 
@@ -330,11 +428,17 @@ void Worker::apply_if_due(double now, bool force) {
     if (!(force || full || waited || in_check_.empty())) return;
     std::vector<CheckOutcome> batch;
     batch.swap(outcomes_);
-    ApplyResult r = catalog_.apply(batch, settings_.check_interval_s, settings_.dry_run);
+    ScheduleSettings schedule;
+    schedule.check_interval_s = settings_.check_interval_s;
+    schedule.priority_interval_s = settings_.priority_interval_s;
+    schedule.dry_run = settings_.dry_run;
+    ApplyResult r = catalog_.apply(batch, schedule);
     counter_add(kPriceChanges, static_cast<std::uint64_t>(r.price_up + r.price_down));
     counter_add(kPriceUp, static_cast<std::uint64_t>(r.price_up));
     counter_add(kPriceDown, static_cast<std::uint64_t>(r.price_down));
     counter_add(kDecisionsDiscarded, static_cast<std::uint64_t>(r.discarded));
+    counter_add(kBudgetDeferred, static_cast<std::uint64_t>(r.deferred));
+    counter_add(kProposals, static_cast<std::uint64_t>(r.proposed));
 }
 
 void Worker::publish_gauges() {
@@ -371,7 +475,7 @@ void Worker::stop_cleanly() {
             apply_if_due(now_seconds(), true);
             std::vector<ClaimedProduct> unchecked;
             unchecked.reserve(in_check_.size());
-            for (const auto& entry : in_check_) unchecked.push_back(entry.second);
+            for (const auto& entry : in_check_) unchecked.push_back(entry.second.product);
             catalog_.release(unchecked);
         }
     } catch (const std::exception& e) {
