@@ -11,6 +11,7 @@ packages=(
   libcurl4-openssl-dev rapidjson-dev libssl-dev
   libgtest-dev googletest
   libipc-run-perl curl procps
+  clang libclang-rt-14-dev
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs packages and the extension)" >&2

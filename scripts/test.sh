@@ -53,11 +53,28 @@ else
 fi
 layer_report sanitize "$p" "$f"
 
+echo "== fuzzing the offers parser and the price rule (libFuzzer, bounded time)"
+fuzz_seconds=${DEMPER_FUZZ_SECONDS:-30}
+if CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -DDEMPER_FUZZ=ON -DDEMPER_BUILD_EXTENSION=OFF \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/fuzz-build.log" 2>&1 &&
+   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule >>"$logs/fuzz-build.log" 2>&1; then
+  corpus=$(mktemp -d /tmp/demper-corpus.XXXXXX)
+  cp "$root"/test/fuzz/corpus/offers/* "$corpus/"
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$root/build-fuzz/fuzz_offers_rule" \
+    -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus" >"$logs/fuzz.log" 2>&1
+  rc=$?
+  grep -E '^#[0-9]+.*DONE|^Done|ERROR|SUMMARY' "$logs/fuzz.log" | tail -3
+  rm -rf "$corpus"
+  if [ $rc -eq 0 ]; then layer_report fuzz 1 0; else tail -30 "$logs/fuzz.log"; layer_report fuzz 0 1; fi
+else
+  tail -20 "$logs/fuzz-build.log"; layer_report fuzz 0 1
+fi
+
 # The server refuses to run as root: the server-side layers run as postgres in a copy of the
 # tree that postgres owns.
 work=$(mktemp -d /tmp/demper-tests.XXXXXX)
 cp -a "$root/." "$work/"
-rm -rf "$work/build-sanitize" "$work/.git"
+rm -rf "$work/build-sanitize" "$work/build-fuzz" "$work/.git"
 chown -R postgres: "$work" "$logs"
 as_postgres() { runuser -u postgres -- env PATH="$PATH" "$@"; }
 
