@@ -856,7 +856,8 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
     }
     record_attempt(*t, error, now);
 
-    if (is_retried(error) && t->retries + 1 < cfg.max_attempts) {
+    const int attempts_allowed = t->req.max_attempts > 0 ? t->req.max_attempts : cfg.max_attempts;
+    if (is_retried(error) && t->retries + 1 < attempts_allowed) {
         schedule_retry(std::move(t), now);
         return;
     }

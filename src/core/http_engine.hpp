@@ -63,6 +63,8 @@ struct HttpRequest {
     std::string method = "POST";       // "POST", "GET", "PUT", ... (upper-case letters only)
     std::string body;                  // sent for every method but GET/HEAD
     std::vector<std::string> headers;  // "Name: value"; never copied into logs or errors
+    int max_attempts = 0;              // 0 = EngineConfig::max_attempts; 1 = never retried here
+                                       // (price pushes: the caller owns their retry policy)
 };
 
 struct HttpResponse {

@@ -218,13 +218,18 @@ double AdaptiveRate::rate(double now) const {
     } else if (clean_period_s_ <= 0) {
         r = configured_;  // no clean period configured: recover at once
     }
-    return std::clamp(r, effective_floor(), configured_);
+    double ceiling = configured_;
+    if (now < ceiling_until_) ceiling = std::min(ceiling, std::max(ban_ceiling_, effective_floor()));
+    return std::clamp(r, effective_floor(), ceiling);
 }
 
 bool AdaptiveRate::on_ban(double now) {
     const double current = rate(now);
     bool lowered = false;
     if (!decreased_ || now - last_decrease_ >= decrease_interval_s_) {
+        // Remember the rate that was banned (a share of it) as the recovery ceiling.
+        const double remembered = current * kBanMemoryShare;
+        ban_ceiling_ = now < ceiling_until_ ? std::min(ban_ceiling_, remembered) : remembered;
         base_ = std::max(effective_floor(), current * 0.5);
         lowered = base_ < current;
         decreased_ = true;
@@ -233,6 +238,7 @@ bool AdaptiveRate::on_ban(double now) {
     } else {
         base_ = current;
     }
+    ceiling_until_ = now + kBanMemorySeconds;
     banned_ = true;
     anchor_ = now;  // the clean period starts again
     return lowered;

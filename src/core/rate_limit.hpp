@@ -107,6 +107,9 @@ class CircuitBreaker {
 // below `floor`, and at most once per `decrease_interval_s`: one burst of 403s is one signal);
 // every `clean_period_s` without a ban signal adds `increase_step`, never above the configured
 // rate. The rate is computed from the last ban, so reading it never changes it.
+constexpr double kBanMemoryShare = 0.8;
+constexpr double kBanMemorySeconds = 600;
+
 class AdaptiveRate {
   public:
     AdaptiveRate(double configured_rate, double floor, double decrease_interval_s,
@@ -127,6 +130,11 @@ class AdaptiveRate {
     double clean_period_s_;
     double step_;
     double base_;          // rate right after the last ban signal
+    // Ban memory: after a ban, recovery stops below the rate that was banned
+    // (kBanMemoryShare of it) until kBanMemorySeconds pass without a ban, so AIMD does not climb
+    // straight back into the next ban.
+    double ban_ceiling_ = 0;
+    double ceiling_until_ = 0;
     double anchor_ = 0;    // time of the last ban signal
     bool banned_ = false;  // any ban signal yet
     double last_decrease_ = 0;

@@ -150,6 +150,88 @@ UPDATE demper.product p
  WHERE p.id = r.id AND p.lease_token = r.lease_token
 )SQL";
 
+// Claim pushes: lease due outbox rows; the claim records the price it will push, so that a newer
+// decision arriving meanwhile (which updates the pending row's price) is pushed afterwards.
+constexpr const char* kClaimPushesSql = R"SQL(
+WITH due AS (
+    SELECT o.id
+      FROM demper.outbox o
+     WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+     ORDER BY o.next_attempt_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE demper.outbox o
+   SET lease_token = $2,
+       lease_until = now() + make_interval(secs => $3),
+       next_attempt_at = now() + make_interval(secs => $3),
+       pushed_price = o.price,
+       attempts = o.attempts + 1
+  FROM due, demper.product p, demper.store s
+ WHERE o.id = due.id AND p.id = o.product_id AND s.id = o.store_id
+RETURNING o.id, o.store_id, s.merchant_id, p.sku, coalesce(p.model, p.sku),
+          coalesce(p.city_id, s.city_id), o.price, s.credentials, s.push_mode, s.needs_login,
+          o.attempts
+)SQL";
+
+// Apply pushes: done only when the marketplace accepted the latest price; a merchant ban pauses
+// every pending push of that store; a login failure parks them until new credentials are set.
+constexpr const char* kApplyPushesSql = R"SQL(
+WITH r AS (
+    SELECT *
+      FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::float8[])
+        AS r(id, lease_token, store_id, outcome, job_id, detail, delay)
+), banned AS (
+    UPDATE demper.store s
+       SET push_paused_until = now() + make_interval(secs => $8),
+           last_push_error = 'the marketplace throttled this merchant (HTTP 429)'
+     WHERE s.id IN (SELECT store_id FROM r WHERE outcome = 'merchant_banned')
+    RETURNING s.id, s.push_paused_until
+), login AS (
+    UPDATE demper.store s
+       SET needs_login = true,
+           last_push_error = 'the merchant cabinet session expired: set new credentials'
+     WHERE s.id IN (SELECT store_id FROM r WHERE outcome = 'needs_login')
+    RETURNING s.id
+), upd AS (
+    UPDATE demper.outbox o
+       SET status = CASE
+               WHEN r.outcome = 'accepted' AND o.price = o.pushed_price THEN 'done'
+               WHEN r.outcome IN ('rejected', 'not_pushable') THEN 'failed'
+               ELSE 'pending' END,
+           done_at = CASE
+               WHEN r.outcome = 'accepted' AND o.price = o.pushed_price THEN now()
+               WHEN r.outcome IN ('rejected', 'not_pushable') THEN now()
+               ELSE NULL END,
+           job_id = CASE WHEN r.outcome = 'accepted' THEN r.job_id ELSE o.job_id END,
+           last_error = CASE WHEN r.outcome = 'accepted' THEN NULL ELSE r.detail END,
+           next_attempt_at = CASE
+               WHEN r.outcome = 'accepted' THEN now()
+               WHEN r.outcome = 'retry' THEN now() + make_interval(secs => r.delay)
+               WHEN r.outcome = 'merchant_banned' THEN now() + make_interval(secs => $8)
+               WHEN r.outcome = 'needs_login' THEN 'infinity'::timestamptz
+               ELSE o.next_attempt_at END,
+           lease_token = NULL,
+           lease_until = NULL
+      FROM r
+     WHERE o.id = r.id AND o.lease_token = r.lease_token
+    RETURNING o.status, r.outcome
+), parked AS (
+    UPDATE demper.outbox o
+       SET next_attempt_at = CASE WHEN o.store_id IN (SELECT id FROM login) THEN 'infinity'::timestamptz
+                                  ELSE now() + make_interval(secs => $8) END
+     WHERE o.status = 'pending' AND o.lease_token IS NULL
+       AND o.store_id IN (SELECT id FROM banned UNION SELECT id FROM login)
+       AND o.id NOT IN (SELECT id FROM r)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd WHERE status = 'done'),
+       (SELECT count(*) FROM upd WHERE outcome = 'accepted' AND status = 'pending'),
+       (SELECT count(*) FROM upd WHERE outcome NOT IN ('accepted') AND status = 'pending'),
+       (SELECT count(*) FROM upd WHERE status = 'failed'),
+       (SELECT count(*) FROM parked)
+)SQL";
+
 constexpr const char* kSecondsUntilDueSql = R"SQL(
 SELECT greatest(0, extract(epoch FROM min(next_check_at) - now()))::float8
   FROM demper.product
@@ -418,6 +500,83 @@ void Catalog::release(const std::vector<ClaimedProduct>& products) {
     });
 }
 
+std::vector<PushJob> Catalog::claim_pushes(int limit, std::int64_t lease_token, int lease_time_s) {
+    std::vector<PushJob> jobs;
+    in_transaction("demper: claiming pushes", [&] {
+        Oid types[3] = {INT4OID, INT8OID, FLOAT8OID};
+        SPIPlanPtr plan = prepare(claim_pushes_plan_, kClaimPushesSql, 3, types);
+        Datum args[3] = {Int32GetDatum(limit), Int64GetDatum(lease_token),
+                         Float8GetDatum(static_cast<double>(lease_time_s))};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_UPDATE_RETURNING) elog(ERROR, "push claim failed: %s", SPI_result_code_string(rc));
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            HeapTuple t = SPI_tuptable->vals[i];
+            bool isnull = false;
+            jobs.emplace_back();
+            PushJob& j = jobs.back();
+            j.lease_token = lease_token;
+            j.outbox_id = get_int8(t, desc, 1, &isnull);
+            j.store_id = get_int8(t, desc, 2, &isnull);
+            j.merchant_id = SPI_getvalue(t, desc, 3);
+            j.sku = SPI_getvalue(t, desc, 4);
+            j.model = SPI_getvalue(t, desc, 5);
+            j.city_id = SPI_getvalue(t, desc, 6);
+            j.price = get_int8(t, desc, 7, &isnull);
+            Datum cred = SPI_getbinval(t, desc, 8, &isnull);
+            if (!isnull) {
+                bytea* b = DatumGetByteaPP(cred);
+                j.sealed_credentials.assign(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+            }
+            j.push_mode = SPI_getvalue(t, desc, 9);
+            j.needs_login = DatumGetBool(SPI_getbinval(t, desc, 10, &isnull));
+            j.attempts = DatumGetInt32(SPI_getbinval(t, desc, 11, &isnull));
+        }
+    });
+    return jobs;
+}
+
+PushApplyResult Catalog::apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s) {
+    PushApplyResult result;
+    if (results.empty()) return result;
+    std::vector<int64> ids, tokens, stores;
+    std::vector<std::string> outcomes, job_ids, details;
+    std::vector<double> delays;
+    for (const PushResultRow& r : results) {
+        ids.push_back(r.outbox_id);
+        tokens.push_back(r.lease_token);
+        stores.push_back(r.store_id);
+        outcomes.push_back(r.outcome);
+        job_ids.push_back(r.job_id);
+        details.push_back(r.detail);
+        delays.push_back(r.delay_s);
+    }
+    in_transaction("demper: recording pushes", [&] {
+        Oid types[8] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+                        TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8OID};
+        SPIPlanPtr plan = prepare(apply_pushes_plan_, kApplyPushesSql, 8, types);
+        int n = static_cast<int>(delays.size());
+        Datum* delay_elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+        for (int i = 0; i < n; i++) delay_elems[i] = Float8GetDatum(delays[i]);
+        Datum args[8] = {int8_array(ids, nullptr), int8_array(tokens, nullptr), int8_array(stores, nullptr),
+                         text_array(outcomes), text_array(job_ids), text_array(details),
+                         PointerGetDatum(construct_array(delay_elems, n, FLOAT8OID, 8, FLOAT8PASSBYVAL,
+                                                         TYPALIGN_DOUBLE)),
+                         Float8GetDatum(static_cast<double>(ban_pause_s))};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
+        if (rc != SPI_OK_SELECT || SPI_processed != 1)
+            elog(ERROR, "recording pushes failed: %s", SPI_result_code_string(rc));
+        HeapTuple t = SPI_tuptable->vals[0];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull = false;
+        result.done = get_int8(t, desc, 1, &isnull);
+        result.superseded = get_int8(t, desc, 2, &isnull);
+        result.retried = get_int8(t, desc, 3, &isnull);
+        result.failed = get_int8(t, desc, 4, &isnull);
+    });
+    return result;
+}
+
 std::optional<double> Catalog::seconds_until_due() {
     std::optional<double> seconds;
     in_transaction("demper: looking for due products", [&] {
@@ -432,7 +591,8 @@ std::optional<double> Catalog::seconds_until_due() {
 }
 
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_, &release_plan_}) {
+    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_, &release_plan_, &claim_pushes_plan_,
+                        &apply_pushes_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);
             *slot = nullptr;

@@ -10,7 +10,7 @@
 namespace demper::pg {
 
 // The extension version whose tables and columns this library's SQL uses.
-constexpr const char* kSchemaVersion = "0.2.0";
+constexpr const char* kSchemaVersion = "0.3.0";
 
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
 struct ClaimedProduct {
@@ -72,6 +72,41 @@ struct ScheduleSettings {
     bool dry_run = false;
 };
 
+// PushJob is a claimed outbox row: one price to publish for one listing.
+struct PushJob {
+    std::int64_t outbox_id = 0;
+    std::int64_t lease_token = 0;
+    std::int64_t store_id = 0;
+    std::string merchant_id;
+    std::string sku;
+    std::string model;
+    std::string city_id;
+    std::int64_t price = 0;
+    std::string sealed_credentials;  // empty when the store has none
+    std::string push_mode;
+    bool needs_login = false;
+    int attempts = 1;                // including this one
+};
+
+// PushResultRow is what became of a push: accepted (with the marketplace's job id), retry (after
+// delay_s), merchant_banned, needs_login, rejected, or not_pushable (the store stopped pushing).
+struct PushResultRow {
+    std::int64_t outbox_id = 0;
+    std::int64_t lease_token = 0;
+    std::int64_t store_id = 0;
+    std::string outcome;
+    std::string job_id;
+    std::string detail;
+    double delay_s = 0;
+};
+
+struct PushApplyResult {
+    std::int64_t done = 0;      // accepted with the latest price
+    std::int64_t superseded = 0;  // accepted, but a newer price waits: pushed again
+    std::int64_t retried = 0;
+    std::int64_t failed = 0;
+};
+
 class Catalog {
 public:
     // extension_ready says whether CREATE EXTENSION demper has run in this database at the
@@ -87,6 +122,11 @@ public:
     // seconds_until_due returns how long until the next product is due (0 if one is due now),
     // or nullopt when no active product exists.
     std::optional<double> seconds_until_due();
+    // claim_pushes leases up to limit due outbox rows, oldest due first.
+    std::vector<PushJob> claim_pushes(int limit, std::int64_t lease_token, int lease_time_s);
+    // apply_pushes records what became of a batch of pushes; a merchant ban pauses that store's
+    // pushes for ban_pause_s, a login failure marks the store needs_login.
+    PushApplyResult apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s);
     // forget_plans drops the prepared plans (after an error, or when the extension went away).
     void forget_plans();
 
@@ -95,6 +135,8 @@ private:
     void* apply_plan_ = nullptr;
     void* due_plan_ = nullptr;
     void* release_plan_ = nullptr;
+    void* claim_pushes_plan_ = nullptr;
+    void* apply_pushes_plan_ = nullptr;
 };
 
 }  // namespace demper::pg

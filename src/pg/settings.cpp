@@ -44,6 +44,11 @@ int g_egress_cooldown_s = 10;
 double g_max_change_percent = 0;
 int g_priority_interval_s = 180;
 int g_max_offer_pages = 3;
+char* g_push_url = nullptr;
+double g_push_rate = 2.0;            // DOMAIN.md: ~2 req/s per merchant is safe, ~3 is banned
+int g_push_ban_pause_s = 30 * 60;    // DOMAIN.md: a 429 on the push bans the merchant ~30 min
+char* g_credentials_key_file = nullptr;
+constexpr const char* kDefaultPushUrl = "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process";
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
@@ -104,6 +109,19 @@ bool check_proxies(char** newval, void** extra, GucSource source) {
             return false;
         }
         p = end;
+    }
+    return true;
+}
+
+// check_offers_url_like rejects a push URL that is not an http(s) URL with a host.
+bool check_offers_url_like(char** newval, void** extra, GucSource source) {
+    if (*newval == nullptr) return true;
+    char why[256];
+    offers_url_problem(*newval, why, sizeof(why));
+    if (why[0] != '\0') {
+        GUC_check_errmsg("invalid push URL \"%s\"", *newval);
+        GUC_check_errdetail("%s", why);
+        return false;
     }
     return true;
 }
@@ -200,10 +218,24 @@ void define_settings() {
                             "Most pages of 64 offers read for one check.",
                             "Further pages are read only while the rule needs more competitors.",
                             &g_max_offer_pages, 3, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.push_url", "URL of the marketplace's price push endpoint.", nullptr,
+                               &g_push_url, kDefaultPushUrl, PGC_SIGHUP, 0, check_offers_url_like,
+                               nullptr, nullptr);
+    DefineCustomRealVariable("demper.push_rate", "Most price pushes per second per merchant.", nullptr,
+                             &g_push_rate, 2.0, 0.01, 100.0, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.push_ban_pause", "How long a merchant's pushes pause after a 429.",
+                            nullptr, &g_push_ban_pause_s, 30 * 60, 1, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.credentials_key_file",
+                               "File holding the 32-byte key that seals stores' credentials.",
+                               "32 raw bytes or 64 hex digits, readable by the server's user only.",
+                               &g_credentials_key_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr,
+                               nullptr, nullptr);
     MarkGUCPrefixReserved("demper");
 }
 
 const char* database_setting() { return g_database; }
+const char* credentials_key_file_setting() { return g_credentials_key_file ? g_credentials_key_file : ""; }
 
 Settings current_settings() {
     Settings s;
@@ -233,6 +265,10 @@ Settings current_settings() {
     s.max_change_percent = g_max_change_percent;
     s.priority_interval_s = g_priority_interval_s;
     s.max_offer_pages = g_max_offer_pages;
+    s.push_url = str(g_push_url);
+    s.push_rate = g_push_rate;
+    s.push_ban_pause_s = g_push_ban_pause_s;
+    s.credentials_key_file = str(g_credentials_key_file);
     return s;
 }
 

@@ -35,11 +35,17 @@ struct Settings {
     double max_change_percent;   // 0 = no cap unless a product sets one
     int priority_interval_s;
     int max_offer_pages;
+    std::string push_url;
+    double push_rate;           // pushes per second per merchant
+    int push_ban_pause_s;
+    std::string credentials_key_file;
 };
 
 void define_settings();
 // database_setting is demper.database as PostgreSQL holds it (for BackgroundWorkerInitializeConnection).
 const char* database_setting();
+// credentials_key_file_setting is demper.credentials_key_file ("" when unset).
+const char* credentials_key_file_setting();
 Settings current_settings();
 
 }  // namespace demper::pg

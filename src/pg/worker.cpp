@@ -10,6 +10,8 @@
 // socket set, so SIGTERM and SIGHUP are handled while requests are in flight.
 #include "pg/worker.hpp"
 
+#include <openssl/crypto.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,7 +21,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include <deque>
+#include <map>
+#include <optional>
+
+#include "core/crypto.hpp"
 #include "core/http_engine.hpp"
+#include "core/push.hpp"
+#include "core/rate_limit.hpp"
 #include "core/offers.hpp"
 #include "core/price_rule.hpp"
 #include "core/url.hpp"
@@ -43,6 +52,10 @@ constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE
 constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
 constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
 constexpr std::int64_t kOffersPageSize = 64;     // the marketplace's largest page (DOMAIN.md)
+constexpr std::size_t kPushQueueLimit = 64;      // pushes claimed ahead of sending
+constexpr std::uint64_t kPushIdBase = 1ULL << 62;  // request ids at and above this are pushes
+constexpr double kPushBackoffBaseSeconds = 2.0;
+constexpr double kPushBackoffCapSeconds = 300.0;
 
 double now_seconds() {
     using namespace std::chrono;
@@ -271,6 +284,15 @@ private:
     void collect_completions();
     void apply_if_due(double now, bool force);
     void finish_check(CheckInFlight&& check, const core::HttpResponse& response);
+    void load_credentials_key();
+    void claim_pushes_if_due(double now);
+    void send_pushes(double now);
+    void finish_push(PushJob&& job, const core::HttpResponse& response);
+    void push_result(const PushJob& job, const char* outcome, std::string detail,
+                     std::string job_id = std::string(), double delay_s = 0);
+    void hold_back_merchant(const std::string& merchant_id, const char* outcome, const char* detail);
+    void apply_pushes_if_due(double now, bool force);
+    double next_push_send_at(double now) const;
     void record(CheckOutcome&& out);
     bool check_schema(double now);
     void publish_gauges();
@@ -293,6 +315,21 @@ private:
     std::uint64_t next_request_id_ = 1;
     EngineCounterMirror mirror_;
     std::mt19937_64 rng_;
+
+    // Publishing: claimed pushes wait per merchant behind its token bucket (demper.push_rate).
+    struct MerchantPushes {
+        core::TokenBucket bucket{2.0, 1.0};
+        std::deque<PushJob> jobs;
+    };
+    std::optional<core::SecretKey> key_;
+    std::string key_problem_;  // the last key file problem logged (no key material in it)
+    std::map<std::string, MerchantPushes> push_queues_;
+    std::unordered_map<std::uint64_t, PushJob> pushes_in_flight_;
+    std::vector<PushResultRow> push_results_;
+    double first_push_result_at_ = 0;
+    double next_push_claim_at_ = 0;
+    std::uint64_t next_push_id_ = kPushIdBase;
+    core::Backoff push_backoff_{kPushBackoffBaseSeconds, kPushBackoffCapSeconds, 0};
 };
 
 std::size_t Worker::queue_limit() const {
@@ -310,6 +347,9 @@ void Worker::reload_settings() {
     settings_ = current_settings();
     engine_->reconfigure(engine_config(settings_));
     next_claim_at_ = 0;
+    next_publish_at_ = 0;  // show the new settings in http_status() at once
+    load_credentials_key();
+    for (auto& [merchant, queue] : push_queues_) queue.bucket.configure(settings_.push_rate, 1.0);
 }
 
 // check_schema looks for the extension at the schema version this library needs; it warns once
@@ -413,6 +453,14 @@ void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& respo
 void Worker::collect_completions() {
     engine_->perform();
     for (core::HttpResponse& r : engine_->take_completed()) {
+        if (r.id >= kPushIdBase) {
+            auto push = pushes_in_flight_.find(r.id);
+            if (push == pushes_in_flight_.end()) continue;
+            PushJob job = std::move(push->second);
+            pushes_in_flight_.erase(push);
+            finish_push(std::move(job), r);
+            continue;
+        }
         auto it = in_check_.find(r.id);
         if (it == in_check_.end()) continue;
         CheckInFlight check = std::move(it->second);
@@ -459,6 +507,172 @@ void Worker::publish_gauges() {
     gauge_set(kQueued, engine_->queued());
 }
 
+// load_credentials_key reads demper.credentials_key_file; without a usable key nothing is pushed.
+// A problem is logged once (the message never holds key material).
+void Worker::load_credentials_key() {
+    key_.reset();
+    if (settings_.credentials_key_file.empty()) return;
+    std::string problem;
+    try {
+        key_.emplace(core::SecretKey::from_file(settings_.credentials_key_file));
+    } catch (const std::exception& e) {
+        problem = e.what();
+    }
+    if (!problem.empty() && problem != key_problem_) {
+        key_problem_ = problem;
+        const char* msg = key_problem_.c_str();
+        pg_guard([msg] {
+            ereport(WARNING, (errmsg("demper worker cannot read its credentials key: %s", msg),
+                              errdetail("No price is pushed until the key can be read.")));
+        });
+    }
+    if (problem.empty()) key_problem_.clear();
+}
+
+// claim_pushes_if_due leases due outbox rows when the worker holds a key and its queue has room.
+void Worker::claim_pushes_if_due(double now) {
+    if (!key_ || !extension_ready_ || now < next_push_claim_at_) return;
+    std::size_t queued = pushes_in_flight_.size();
+    for (const auto& entry : push_queues_) queued += entry.second.jobs.size();
+    if (queued >= kPushQueueLimit) return;
+    const int want = static_cast<int>(kPushQueueLimit - queued);
+    std::vector<PushJob> jobs = catalog_.claim_pushes(want, new_lease_token(), settings_.lease_time_s);
+    if (static_cast<int>(jobs.size()) < want) next_push_claim_at_ = now + kIdlePollSeconds;
+    for (PushJob& job : jobs) {
+        if (job.push_mode != "api") {
+            push_result(job, "not_pushable", "the store no longer publishes through the merchant API");
+        } else if (job.needs_login || job.sealed_credentials.empty()) {
+            push_result(job, "needs_login", "the store has no valid merchant cabinet session");
+        } else {
+            auto [it, inserted] = push_queues_.try_emplace(job.merchant_id);
+            if (inserted) it->second.bucket.configure(settings_.push_rate, 1.0);
+            it->second.jobs.push_back(std::move(job));
+        }
+    }
+}
+
+// send_pushes sends every queued push its merchant's budget allows now. The store's cookies are
+// opened only here, for the request, and never kept.
+void Worker::send_pushes(double now) {
+    for (auto& [merchant, queue] : push_queues_) {
+        while (!queue.jobs.empty() && key_ && queue.bucket.try_take(now)) {
+            PushJob job = std::move(queue.jobs.front());
+            queue.jobs.pop_front();
+            std::optional<std::string> cookies =
+                core::open(*key_, job.sealed_credentials, "store:" + std::to_string(job.store_id));
+            std::size_t newline = cookies ? cookies->find('\n') : std::string::npos;
+            if (!cookies || newline == std::string::npos) {
+                push_result(job, "needs_login", "the stored credentials cannot be opened with the current key");
+                continue;
+            }
+            core::HttpRequest request;
+            try {
+                request.headers = core::push_headers(std::string_view(*cookies).substr(0, newline),
+                                                     std::string_view(*cookies).substr(newline + 1));
+                core::PushRequestInput input;
+                input.merchant_uid = job.merchant_id;
+                input.sku = job.sku;
+                input.model = job.model;
+                input.price = job.price;
+                input.city_prices = {{job.city_id, job.price}};
+                request.body = core::push_body(input);
+            } catch (const std::invalid_argument& e) {
+                OPENSSL_cleanse(cookies->data(), cookies->size());
+                push_result(job, "rejected", e.what());
+                continue;
+            }
+            OPENSSL_cleanse(cookies->data(), cookies->size());
+            request.id = next_push_id_++;
+            request.url = settings_.push_url;
+            request.method = "POST";
+            request.max_attempts = 1;  // retries are decided here, per merchant
+            engine_->submit(std::move(request));
+            pushes_in_flight_.emplace(next_push_id_ - 1, std::move(job));
+        }
+    }
+}
+
+// next_push_send_at is when a merchant's budget next allows a queued push (0 when none waits).
+double Worker::next_push_send_at(double now) const {
+    double at = 0;
+    for (const auto& [merchant, queue] : push_queues_) {
+        if (queue.jobs.empty()) continue;
+        double t = queue.bucket.next_available(now);
+        if (at == 0 || t < at) at = t;
+    }
+    return at;
+}
+
+void Worker::push_result(const PushJob& job, const char* outcome, std::string detail,
+                         std::string job_id, double delay_s) {
+    PushResultRow row;
+    row.outbox_id = job.outbox_id;
+    row.lease_token = job.lease_token;
+    row.store_id = job.store_id;
+    row.outcome = outcome;
+    row.detail = std::move(detail);
+    row.job_id = std::move(job_id);
+    row.delay_s = delay_s;
+    if (push_results_.empty()) first_push_result_at_ = now_seconds();
+    push_results_.push_back(std::move(row));
+}
+
+// hold_back_merchant ends the queued pushes of a merchant that was banned or logged out: they are
+// recorded with the same outcome, which parks them in the outbox.
+void Worker::hold_back_merchant(const std::string& merchant_id, const char* outcome, const char* detail) {
+    auto it = push_queues_.find(merchant_id);
+    if (it == push_queues_.end()) return;
+    for (const PushJob& job : it->second.jobs) push_result(job, outcome, detail);
+    it->second.jobs.clear();
+}
+
+// finish_push classifies the marketplace's answer to a push (DOMAIN.md 2a and 3).
+void Worker::finish_push(PushJob&& job, const core::HttpResponse& response) {
+    const bool transport_error = response.error == core::ErrorClass::timeout ||
+                                 response.error == core::ErrorClass::connect ||
+                                 response.error == core::ErrorClass::dns ||
+                                 response.error == core::ErrorClass::tls ||
+                                 response.error == core::ErrorClass::canceled;
+    if (response.error == core::ErrorClass::refused_host || response.error == core::ErrorClass::too_large) {
+        push_result(job, "retry", response.error_detail, std::string(), kPushBackoffCapSeconds);
+        return;
+    }
+    core::PushResult result = core::classify_push_answer(response.status, response.body, transport_error);
+    switch (result.outcome) {
+        case core::PushOutcome::accepted:
+            push_result(job, "accepted", std::string(), result.job_id);
+            break;
+        case core::PushOutcome::retry:
+            push_result(job, "retry", result.detail, std::string(), push_backoff_.delay(job.attempts));
+            break;
+        case core::PushOutcome::merchant_banned:
+            push_result(job, "merchant_banned", result.detail);
+            hold_back_merchant(job.merchant_id, "merchant_banned", "the merchant is paused after a 429");
+            break;
+        case core::PushOutcome::needs_login:
+            push_result(job, "needs_login", result.detail);
+            hold_back_merchant(job.merchant_id, "needs_login", "the merchant cabinet session expired");
+            break;
+        case core::PushOutcome::rejected:
+            push_result(job, "rejected", result.detail);
+            break;
+    }
+}
+
+// apply_pushes_if_due records push results in batches, like decisions.
+void Worker::apply_pushes_if_due(double now, bool force) {
+    if (push_results_.empty()) return;
+    bool full = push_results_.size() >= static_cast<std::size_t>(settings_.batch_size);
+    bool waited = now - first_push_result_at_ >= kApplyDelaySeconds;
+    if (!(force || full || waited || pushes_in_flight_.empty())) return;
+    std::vector<PushResultRow> batch;
+    batch.swap(push_results_);
+    PushApplyResult r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+    counter_add(kPushesOk, static_cast<std::uint64_t>(r.done + r.superseded));
+    counter_add(kPushesFailed, static_cast<std::uint64_t>(r.failed));
+    counter_add(kPushesRetried, static_cast<std::uint64_t>(r.retried));
+}
+
 // stop_cleanly runs once SIGTERM has arrived, before the worker exits: it applies the decisions
 // already made and hands the products still in check back, due at once. Interrupts are held for
 // these two short transactions only; requests in flight are simply abandoned.
@@ -473,6 +687,7 @@ void Worker::stop_cleanly() {
     try {
         if (extension_ready_) {
             apply_if_due(now_seconds(), true);
+            apply_pushes_if_due(now_seconds(), true);
             std::vector<ClaimedProduct> unchecked;
             unchecked.reserve(in_check_.size());
             for (const auto& entry : in_check_) unchecked.push_back(entry.second.product);
@@ -503,6 +718,20 @@ void Worker::sleep_until_something_happens() {
         double left = next_claim_at_ - now;
         timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, left) * 1000) + 1);
     }
+    if (!push_results_.empty()) {
+        double left = first_push_result_at_ + kApplyDelaySeconds - now;
+        timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, left) * 1000) + 1);
+    }
+    if (double at = next_push_send_at(now); at > 0) {
+        timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, at - now) * 1000) + 1);
+    }
+    if (key_ && now < next_push_claim_at_) {
+        timeout_ms = std::min(timeout_ms, static_cast<long>((next_push_claim_at_ - now) * 1000) + 1);
+    }
+    {
+        double left = next_publish_at_ - now;  // http_status() stays at most this stale
+        timeout_ms = std::min(timeout_ms, static_cast<long>(std::max(0.0, left) * 1000) + 1);
+    }
     WaitEvent events[4];
     int n = 0;
     WaitEventSet* set = wait_set_;
@@ -517,6 +746,7 @@ void Worker::sleep_until_something_happens() {
 
 void Worker::run() {
     engine_ = std::make_unique<core::HttpEngine>(engine_config(settings_));
+    load_credentials_key();
     int engine_fd = engine_->wait_fd();
     pg_guard([&] {
         wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
@@ -537,7 +767,10 @@ void Worker::run() {
             double now = now_seconds();
             if (now >= error_pause_until) {
                 apply_if_due(now, false);
+                apply_pushes_if_due(now, false);
                 claim_if_room(now);
+                claim_pushes_if_due(now);
+                send_pushes(now);
                 engine_->perform();
             }
         } catch (const PgError& e) {
@@ -551,6 +784,7 @@ void Worker::run() {
                                   errdetail("Decisions of the batch were dropped; those products will be checked again.")));
             });
             outcomes_.clear();
+            push_results_.clear();  // their leases expire: the pushes are sent again
         }
         publish_gauges();
         sleep_until_something_happens();

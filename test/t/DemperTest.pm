@@ -17,7 +17,7 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(start_mock demper_node expected_price poll_until mock_request_times
   max_in_window worker_pid wait_for_worker demper_stats insert_products wait_for_connections
-  wait_for_exit mock_requests_for);
+  wait_for_exit mock_requests_for mock_log reload_conf http_status raise_fd_limit fd_limit);
 
 my $json = JSON::PP->new->canonical;
 
@@ -226,6 +226,78 @@ sub mock_requests_for
 	}
 	close $fh;
 	return $n;
+}
+
+# mock_log returns the mock's request log as a list of array references
+# [time, egress port, method, path, status, bytes], oldest first, BAN lines included (method
+# "BAN", path "egress" or "merchant:<uid>", last column the ban length in ms); optionally only the
+# lines at or after $since (unix seconds).
+sub mock_log
+{
+	my ($mock, $since) = @_;
+	$mock->post('/_mock/log/flush', {});
+	my @lines;
+	open my $fh, '<', $mock->{log} or return ();
+	while (my $line = <$fh>)
+	{
+		chomp $line;
+		my @f = split /\t/, $line;
+		next unless @f >= 6;
+		next if defined $since && $f[0] < $since;
+		push @lines, \@f;
+	}
+	close $fh;
+	return @lines;
+}
+
+# reload_conf sets demper settings with ALTER SYSTEM (values are SQL literals: "'1s'", 10) and
+# signals the server to reload its configuration; returns the time of pg_reload_conf().
+sub reload_conf
+{
+	my ($node, %set) = @_;
+	$node->safe_psql('postgres', join('', map { "ALTER SYSTEM SET $_ = $set{$_};\n" } sort keys %set));
+	my $t = time;
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	return $t;
+}
+
+# http_status returns the rows of demper.http_status() as hash references (column => value).
+sub http_status
+{
+	my ($node) = @_;
+	my $out = $node->safe_psql('postgres',
+		"SELECT coalesce(json_agg(s ORDER BY kind, name), '[]') FROM demper.http_status() s");
+	return @{ $json->decode($out) };
+}
+
+# fd_limit returns the soft and hard open-file limits of process $pid (default: this one), read
+# from /proc/<pid>/limits.
+sub fd_limit
+{
+	my ($pid) = @_;
+	$pid //= $$;
+	open my $fh, '<', "/proc/$pid/limits" or return;
+	while (my $line = <$fh>)
+	{
+		return ($1, $2) if $line =~ /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/;
+	}
+	return;
+}
+
+# raise_fd_limit raises this process's soft open-file limit to $want (at most the hard limit),
+# with util-linux's prlimit on our own pid. Processes started afterwards inherit it: the mock
+# (IPC::Run) and the server (pg_ctl, from $node->start), hence its worker and libcurl's sockets.
+# Returns the soft limit now in force.
+sub raise_fd_limit
+{
+	my ($want) = @_;
+	my ($soft, $hard) = fd_limit();
+	return $soft if !defined $soft || $soft eq 'unlimited' || $soft >= $want;
+	$want = $hard if $hard ne 'unlimited' && $hard < $want;
+	system('prlimit', "--pid=$$", "--nofile=$want:") == 0
+	  or diag("prlimit --pid=$$ --nofile=$want: failed: $?");
+	($soft) = fd_limit();
+	return $soft;
 }
 
 package DemperTest::Mock;

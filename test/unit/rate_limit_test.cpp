@@ -278,6 +278,22 @@ TEST(RateLimitAimd, AdditiveIncreaseAfterCleanPeriodsUpToConfigured) {
     EXPECT_DOUBLE_EQ(a.rate(92.0), 4.5);
 }
 
+TEST(RateLimitAimd, RecoveryStopsBelowTheRateThatWasBanned) {
+    // Configured 30 against a marketplace that bans above 15: the first ban halves to 15 and
+    // remembers 0.8 x 30 = 24; a second ban at 16 halves to 8 and remembers 12.8. Recovery then
+    // stops at 12.8 (below the ban threshold) for kBanMemorySeconds, instead of climbing back.
+    AdaptiveRate a(30.0, 0.5, 5.0, 10.0, 1.0);
+    a.on_ban(0.0);
+    EXPECT_DOUBLE_EQ(a.rate(0.0), 15.0);
+    EXPECT_DOUBLE_EQ(a.rate(10.0), 16.0);
+    a.on_ban(10.0);
+    EXPECT_DOUBLE_EQ(a.rate(10.0), 8.0);
+    EXPECT_DOUBLE_EQ(a.rate(60.0), 12.8);
+    EXPECT_DOUBLE_EQ(a.rate(10.0 + kBanMemorySeconds - 1), 12.8);
+    // Once the memory lapses without a ban, recovery resumes toward the configured rate.
+    EXPECT_DOUBLE_EQ(a.rate(10.0 + kBanMemorySeconds + 1), 30.0);
+}
+
 TEST(RateLimitAimd, ReconfigureClipsToNewRate) {
     AdaptiveRate a(10.0, 0.5, 5.0, 30.0, 1.0);
     a.configure(4.0, 0.5, 5.0, 30.0, 1.0);
