@@ -43,6 +43,9 @@ ALTER TABLE demper.product
     ADD COLUMN check_interval       interval,
     ADD COLUMN priority             boolean NOT NULL DEFAULT false,
     ADD COLUMN last_explain         jsonb,
+    -- bumped by the validation trigger whenever a user changes an input of the rule: a decision
+    -- made from an older version is dropped at apply time
+    ADD COLUMN inputs_version       bigint  NOT NULL DEFAULT 0,
     ADD CONSTRAINT product_strategy_known CHECK (strategy IN ('undercut', 'match', 'position', 'follow_second')),
     ADD CONSTRAINT product_step_percent_range CHECK (step_percent IS NULL OR (step_percent > 0 AND step_percent <= 50)),
     ADD CONSTRAINT product_position_at_least_1 CHECK (position BETWEEN 1 AND 64),
@@ -160,6 +163,10 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
         NEW.next_check_at := now() + random() * coalesce(NEW.check_interval, demper.check_interval());
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- This trigger runs on UPDATE only when an input of the rule changed (see its WHEN).
+        NEW.inputs_version := OLD.inputs_version + 1;
     END IF;
     RETURN NEW;
 END

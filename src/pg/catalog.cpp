@@ -37,14 +37,14 @@ RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step,
           array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
                                  WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ','),
           s.max_delivery_duration, s.outlier_share::float8, demper.in_working_hours(s),
-          s.approval_mode
+          s.approval_mode, p.inputs_version
 )SQL";
 
 // The decision was made from the row as claimed; when a user changed any input of it since, the
 // decision is dropped and the product is checked again at once with the new values.
 #define DEMPER_SAME_INPUTS                                                                  \
-    "(p.price = g.seen_price AND p.min_price = g.seen_min AND "                              \
-    "p.max_price IS NOT DISTINCT FROM g.seen_max AND p.step = g.seen_step AND p.bot_active)"
+    "(p.price = g.seen_price AND p.inputs_version = g.seen_version AND p.min_price = g.seen_min " \
+    "AND p.max_price IS NOT DISTINCT FROM g.seen_max AND p.step = g.seen_step AND p.bot_active)"
 
 // The interval until a product's next check: its own, else the priority or the global one.
 #define DEMPER_INTERVAL                                                                      \
@@ -60,9 +60,9 @@ WITH d AS (
     SELECT *
       FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
                   $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                  $13::int8[], $17::int8[], $18::text[])
+                  $13::int8[], $17::int8[], $18::text[], $19::int8[])
         AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
-             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain)
+             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version)
 ), budget AS (
     SELECT s.id AS store_id, s.approval_mode,
            s.change_budget - (SELECT count(*) FROM demper.price_history h
@@ -118,7 +118,7 @@ WITH d AS (
      WHERE p.id = g.id AND p.lease_token = g.lease_token AND s.id = p.store_id
     RETURNING p.id, p.store_id, g.seen_price AS old_price, p.price AS new_price,
               g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
-              (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed
+              g.ok, (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed
 ), hist AS (
     INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
     SELECT id, store_id, old_price, new_price, competitor_price, reason FROM upd WHERE changed
@@ -131,6 +131,14 @@ WITH d AS (
     DO UPDATE SET old_price = EXCLUDED.old_price, new_price = EXCLUDED.new_price,
                   competitor_price = EXCLUDED.competitor_price, reason = EXCLUDED.reason,
                   created_at = now()
+    RETURNING 1
+), superseded AS (
+    -- A pending proposal no longer stands once a later check of its product decided otherwise.
+    UPDATE demper.proposal pr
+       SET status = 'superseded', decided_at = now(), decided_by = 'demper'
+      FROM upd
+     WHERE pr.product_id = upd.id AND pr.status = 'pending'
+       AND upd.ok AND upd.outcome <> 'awaiting_approval'
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM upd),
@@ -315,10 +323,11 @@ struct ApplyColumns {
     std::vector<bool> competitor_null, seen_max_null;
     std::vector<bool> ok, skipped;
     std::vector<std::string> reason, error_class, error_text, explain;
-    std::vector<int64> store_id;
+    std::vector<int64> store_id, seen_version;
 
     explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
         for (const CheckOutcome& o : outcomes) {
+            seen_version.push_back(o.product.inputs_version);
             store_id.push_back(o.product.store_id);
             explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
             id.push_back(o.product.id);
@@ -434,6 +443,7 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             if (!isnull) c.outlier_share = share;
             c.in_working_hours = DatumGetBool(SPI_getbinval(t, desc, 22, &isnull));
             c.approval_mode = DatumGetBool(SPI_getbinval(t, desc, 23, &isnull));
+            c.inputs_version = get_int8(t, desc, 24, &isnull);
         }
     });
     return claimed;
@@ -445,12 +455,12 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
     if (outcomes.empty()) return result;
     const ApplyColumns cols(outcomes);
     in_transaction("demper: applying decisions", [&] {
-        Oid types[18] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
+        Oid types[19] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID, FLOAT8OID,
-                         INT8ARRAYOID, TEXTARRAYOID};
-        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 18, types);
-        Datum args[18] = {int8_array(cols.id, nullptr),
+                         INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 19, types);
+        Datum args[19] = {int8_array(cols.id, nullptr),
                           int8_array(cols.lease_token, nullptr),
                           bool_array(cols.ok),
                           bool_array(cols.skipped),
@@ -467,7 +477,8 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
                           Float8GetDatum(static_cast<double>(schedule.check_interval_s)),
                           Float8GetDatum(static_cast<double>(schedule.priority_interval_s)),
                           int8_array(cols.store_id, nullptr),
-                          text_array(cols.explain)};
+                          text_array(cols.explain),
+                          int8_array(cols.seen_version, nullptr)};
         int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
         if (rc != SPI_OK_SELECT || SPI_processed != 1)
             elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));

@@ -24,6 +24,7 @@ struct ClaimedProduct {
     std::string city_id;
     bool store_active = true;
     std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
+    std::int64_t inputs_version = 0;  // bumped by any user edit of the rule's inputs
     // The rest of the product's rule (0.2.0) and its store's policies.
     std::int64_t store_id = 0;
     std::string strategy = "undercut";
