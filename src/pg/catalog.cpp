@@ -141,12 +141,15 @@ WITH d AS (
        AND upd.ok AND upd.outcome <> 'awaiting_approval'
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM upd),
-       (SELECT count(*) FROM hist WHERE new_price > old_price),
-       (SELECT count(*) FROM hist WHERE new_price < old_price),
-       (SELECT count(*) FROM upd WHERE outcome = 'inputs_changed'),
-       (SELECT count(*) FROM upd WHERE outcome = 'budget_deferred'),
-       (SELECT count(*) FROM proposed)
+SELECT u.store_id,
+       count(*),
+       count(*) FILTER (WHERE u.changed AND u.new_price > u.old_price),
+       count(*) FILTER (WHERE u.changed AND u.new_price < u.old_price),
+       count(*) FILTER (WHERE u.outcome = 'inputs_changed'),
+       count(*) FILTER (WHERE u.outcome = 'budget_deferred'),
+       count(*) FILTER (WHERE u.outcome = 'awaiting_approval')
+  FROM upd u
+ GROUP BY u.store_id
 )SQL";
 
 // Release: products still in check when the worker stops become due again at once, so a restart
@@ -479,18 +482,26 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
                           int8_array(cols.store_id, nullptr),
                           text_array(cols.explain),
                           int8_array(cols.seen_version, nullptr)};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
-        if (rc != SPI_OK_SELECT || SPI_processed != 1)
-            elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
-        HeapTuple t = SPI_tuptable->vals[0];
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
         TupleDesc desc = SPI_tuptable->tupdesc;
-        bool isnull = false;
-        result.applied = get_int8(t, desc, 1, &isnull);
-        result.price_up = get_int8(t, desc, 2, &isnull);
-        result.price_down = get_int8(t, desc, 3, &isnull);
-        result.discarded = get_int8(t, desc, 4, &isnull);
-        result.deferred = get_int8(t, desc, 5, &isnull);
-        result.proposed = get_int8(t, desc, 6, &isnull);
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            HeapTuple t = SPI_tuptable->vals[i];
+            bool isnull = false;
+            result.by_store.emplace_back();
+            StoreApplyCounts& c = result.by_store.back();
+            c.store_id = get_int8(t, desc, 1, &isnull);
+            result.applied += get_int8(t, desc, 2, &isnull);
+            c.price_up = get_int8(t, desc, 3, &isnull);
+            c.price_down = get_int8(t, desc, 4, &isnull);
+            result.discarded += get_int8(t, desc, 5, &isnull);
+            c.deferred = get_int8(t, desc, 6, &isnull);
+            c.proposed = get_int8(t, desc, 7, &isnull);
+            result.price_up += c.price_up;
+            result.price_down += c.price_down;
+            result.deferred += c.deferred;
+            result.proposed += c.proposed;
+        }
     });
     return result;
 }
@@ -588,6 +599,21 @@ PushApplyResult Catalog::apply_pushes(const std::vector<PushResultRow>& results,
     return result;
 }
 
+std::int64_t Catalog::prune(int retention_s, int batch) {
+    std::int64_t removed = 0;
+    in_transaction("demper: pruning old history", [&] {
+        Oid types[2] = {FLOAT8OID, INT4OID};
+        SPIPlanPtr plan = prepare(prune_plan_,
+                                  "SELECT demper.prune_batch(make_interval(secs => $1), $2)", 2, types);
+        Datum args[2] = {Float8GetDatum(static_cast<double>(retention_s)), Int32GetDatum(batch)};
+        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
+        if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "prune failed: %s", SPI_result_code_string(rc));
+        bool isnull = false;
+        removed = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    });
+    return removed;
+}
+
 std::optional<double> Catalog::seconds_until_due() {
     std::optional<double> seconds;
     in_transaction("demper: looking for due products", [&] {
@@ -603,7 +629,7 @@ std::optional<double> Catalog::seconds_until_due() {
 
 void Catalog::forget_plans() {
     for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_, &release_plan_, &claim_pushes_plan_,
-                        &apply_pushes_plan_}) {
+                        &apply_pushes_plan_, &prune_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);
             *slot = nullptr;

@@ -10,7 +10,7 @@
 namespace demper::pg {
 
 // The extension version whose tables and columns this library's SQL uses.
-constexpr const char* kSchemaVersion = "0.3.0";
+constexpr const char* kSchemaVersion = "0.4.0";
 
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
 struct ClaimedProduct {
@@ -56,8 +56,16 @@ struct CheckOutcome {
     std::string explain;              // JSON record of the decision (empty when !ok)
 };
 
-// ApplyResult counts what an apply transaction wrote.
+// ApplyResult counts what an apply transaction wrote, in all and per store.
+struct StoreApplyCounts {
+    std::int64_t store_id = 0;
+    std::int64_t price_up = 0;
+    std::int64_t price_down = 0;
+    std::int64_t deferred = 0;
+    std::int64_t proposed = 0;
+};
 struct ApplyResult {
+    std::vector<StoreApplyCounts> by_store;
     std::int64_t applied = 0;    // rows updated (lease still ours)
     std::int64_t price_up = 0;
     std::int64_t price_down = 0;
@@ -128,6 +136,9 @@ public:
     // apply_pushes records what became of a batch of pushes; a merchant ban pauses that store's
     // pushes for ban_pause_s, a login failure marks the store needs_login.
     PushApplyResult apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s);
+    // prune removes up to batch finished rows older than retention_s from each history table;
+    // returns how many it removed. One short transaction.
+    std::int64_t prune(int retention_s, int batch);
     // forget_plans drops the prepared plans (after an error, or when the extension went away).
     void forget_plans();
 
@@ -138,6 +149,7 @@ private:
     void* release_plan_ = nullptr;
     void* claim_pushes_plan_ = nullptr;
     void* apply_pushes_plan_ = nullptr;
+    void* prune_plan_ = nullptr;
 };
 
 }  // namespace demper::pg

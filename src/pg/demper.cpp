@@ -18,6 +18,9 @@ PG_FUNCTION_INFO_V1(demper_stats);
 PG_FUNCTION_INFO_V1(demper_stats_reset);
 PG_FUNCTION_INFO_V1(demper_wake_workers);
 PG_FUNCTION_INFO_V1(demper_http_status);
+PG_FUNCTION_INFO_V1(demper_latency_histogram);
+PG_FUNCTION_INFO_V1(demper_store_counters);
+PG_FUNCTION_INFO_V1(demper_worker_status);
 }
 
 namespace {
@@ -59,35 +62,115 @@ void _PG_init(void) {
     demper::pg::register_workers();
 }
 
+// The columns of demper_stats() after the counters: six latency percentiles, the check rate and
+// the reset time.
+constexpr int kStatsExtraColumns = 8;
+
 Datum demper_stats(PG_FUNCTION_ARGS) {
-    demper::pg::SharedState* s = require_shared_state();
+    using namespace demper::pg;
+    SharedState* s = require_shared_state();
     TupleDesc tupdesc;
     if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("function returning record called in context that cannot accept type record")));
     tupdesc = BlessTupleDesc(tupdesc);
-    if (tupdesc->natts != demper::pg::kCounterCount + 1)
+    if (tupdesc->natts != kCounterCount + kStatsExtraColumns)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("demper_stats() has %d columns, the library expects %d", tupdesc->natts,
-                               demper::pg::kCounterCount + 1),
+                               kCounterCount + kStatsExtraColumns),
                         errhint("Run ALTER EXTENSION demper UPDATE.")));
-    Datum values[demper::pg::kCounterCount + 1];
-    bool nulls[demper::pg::kCounterCount + 1] = {};
-    for (int i = 0; i < demper::pg::kCounterCount; i++)
-        values[i] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&s->counters[i])));
-    values[demper::pg::kCounterCount] =
-        TimestampTzGetDatum(static_cast<TimestampTz>(pg_atomic_read_u64(&s->stats_reset_at)));
+    Datum values[kCounterCount + kStatsExtraColumns];
+    bool nulls[kCounterCount + kStatsExtraColumns] = {};
+    int col = 0;
+    for (int i = 0; i < kCounterCount; i++)
+        values[col++] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&s->counters[i])));
+    for (int kind = 0; kind < kLatencyKinds; kind++) {
+        std::uint64_t buckets[kLatencyBuckets];
+        for (int b = 0; b < kLatencyBuckets; b++) buckets[b] = pg_atomic_read_u64(&s->latency[kind].buckets[b]);
+        for (double q : {0.50, 0.95, 0.99}) values[col++] = Float8GetDatum(latency_percentile(buckets, q));
+    }
+    double rate = 0;
+    SpinLockAcquire(&s->endpoints_lock);
+    for (const WorkerStatus& w : s->workers)
+        if (w.pid != 0) rate += w.checks_per_second;
+    SpinLockRelease(&s->endpoints_lock);
+    values[col++] = Float8GetDatum(rate);
+    values[col++] = TimestampTzGetDatum(static_cast<TimestampTz>(pg_atomic_read_u64(&s->stats_reset_at)));
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 Datum demper_stats_reset(PG_FUNCTION_ARGS) {
-    demper::pg::SharedState* s = require_shared_state();
-    for (int i = 0; i < demper::pg::kCounterCount; i++) {
-        if (i == demper::pg::kInFlight || i == demper::pg::kQueued) continue;  // gauges stay
-        pg_atomic_write_u64(&s->counters[i], 0);
-    }
-    pg_atomic_write_u64(&s->stats_reset_at, static_cast<uint64>(GetCurrentTimestamp()));
+    demper::pg::reset_stats(require_shared_state());
     PG_RETURN_VOID();
+}
+
+Datum demper_latency_histogram(PG_FUNCTION_ARGS) {
+    using namespace demper::pg;
+    SharedState* s = require_shared_state();
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    const char* names[kLatencyKinds] = {"check", "push"};
+    for (int kind = 0; kind < kLatencyKinds; kind++) {
+        double sum_s = static_cast<double>(pg_atomic_read_u64(&s->latency[kind].sum_us)) / 1e6;
+        for (int b = 0; b < kLatencyBuckets; b++) {
+            Datum values[4];
+            bool nulls[4] = {};
+            values[0] = CStringGetTextDatum(names[kind]);
+            values[1] = Float8GetDatum(b < kLatencyBuckets - 1 ? kLatencyBucketsMs[b] / 1000.0
+                                                               : get_float8_infinity());
+            values[2] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&s->latency[kind].buckets[b])));
+            values[3] = Float8GetDatum(sum_s);
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        }
+    }
+    return (Datum)0;
+}
+
+Datum demper_store_counters(PG_FUNCTION_ARGS) {
+    using namespace demper::pg;
+    SharedState* s = require_shared_state();
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (const StoreSlot& slot : s->stores) {
+        uint64 id = pg_atomic_read_u64(const_cast<pg_atomic_uint64*>(&slot.store_id));
+        if (id == 0) continue;
+        Datum values[1 + kStoreCounterCount];
+        bool nulls[1 + kStoreCounterCount] = {};
+        values[0] = Int64GetDatum(static_cast<int64>(id));
+        for (int c = 0; c < kStoreCounterCount; c++)
+            values[1 + c] = Int64GetDatum(static_cast<int64>(
+                pg_atomic_read_u64(const_cast<pg_atomic_uint64*>(&slot.counters[c]))));
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
+}
+
+Datum demper_worker_status(PG_FUNCTION_ARGS) {
+    using namespace demper::pg;
+    SharedState* s = require_shared_state();
+    static WorkerStatus copy[kMaxWorkers];
+    SpinLockAcquire(&s->endpoints_lock);
+    memcpy(copy, s->workers, sizeof(copy));
+    SpinLockRelease(&s->endpoints_lock);
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (const WorkerStatus& w : copy) {
+        if (w.pid == 0) continue;
+        Datum values[8];
+        bool nulls[8] = {};
+        values[0] = Int32GetDatum(w.pid);
+        values[1] = CStringGetTextDatum(w.state);
+        values[2] = CStringGetTextDatum(w.database);
+        values[3] = Int32GetDatum(w.in_check);
+        values[4] = Float8GetDatum(w.checks_per_second);
+        values[5] = TimestampTzGetDatum(w.started_at);
+        values[6] = CStringGetTextDatum(w.last_error);
+        nulls[6] = w.last_error[0] == '\0';
+        values[7] = TimestampTzGetDatum(w.last_error_at);
+        nulls[7] = w.last_error_at == 0;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
 }
 
 Datum demper_wake_workers(PG_FUNCTION_ARGS) {

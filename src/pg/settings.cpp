@@ -2,6 +2,7 @@
 #include "pg/settings.hpp"
 
 #include <cctype>
+#include <climits>
 #include <cstring>
 #include <string>
 
@@ -48,6 +49,9 @@ char* g_push_url = nullptr;
 double g_push_rate = 2.0;            // DOMAIN.md: ~2 req/s per merchant is safe, ~3 is banned
 int g_push_ban_pause_s = 30 * 60;    // DOMAIN.md: a 429 on the push bans the merchant ~30 min
 char* g_credentials_key_file = nullptr;
+int g_history_retention_s = 90 * 24 * 3600;
+int g_prune_interval_s = 600;
+int g_log_summary_interval_s = 60;
 constexpr const char* kDefaultPushUrl = "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process";
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
@@ -231,6 +235,17 @@ void define_settings() {
                                "32 raw bytes or 64 hex digits, readable by the server's user only.",
                                &g_credentials_key_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr,
                                nullptr, nullptr);
+    DefineCustomIntVariable("demper.history_retention",
+                            "How long price history, finished pushes and decided proposals are kept.",
+                            nullptr, &g_history_retention_s, 90 * 24 * 3600, 60, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.prune_interval", "Time between two prunes of old history.", nullptr,
+                            &g_prune_interval_s, 600, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("demper.log_summary_interval",
+                            "Time between two log lines summarising failed checks per host.", nullptr,
+                            &g_log_summary_interval_s, 60, 1, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
     MarkGUCPrefixReserved("demper");
 }
 
@@ -269,6 +284,9 @@ Settings current_settings() {
     s.push_rate = g_push_rate;
     s.push_ban_pause_s = g_push_ban_pause_s;
     s.credentials_key_file = str(g_credentials_key_file);
+    s.history_retention_s = g_history_retention_s;
+    s.prune_interval_s = g_prune_interval_s;
+    s.log_summary_interval_s = g_log_summary_interval_s;
     return s;
 }
 

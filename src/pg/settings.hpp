@@ -39,6 +39,9 @@ struct Settings {
     double push_rate;           // pushes per second per merchant
     int push_ban_pause_s;
     std::string credentials_key_file;
+    int history_retention_s;
+    int prune_interval_s;
+    int log_summary_interval_s;
 };
 
 void define_settings();

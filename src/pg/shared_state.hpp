@@ -63,6 +63,49 @@ struct EndpointStatus {
     uint32 queued;
 };
 
+// Latency histograms: fixed buckets (upper bounds in milliseconds; the last is +inf).
+constexpr double kLatencyBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+constexpr int kLatencyBuckets = sizeof(kLatencyBucketsMs) / sizeof(kLatencyBucketsMs[0]) + 1;
+enum LatencyKind : int { kCheckLatency, kPushLatency, kLatencyKinds };
+
+struct LatencyHistogram {
+    pg_atomic_uint64 buckets[kLatencyBuckets];
+    pg_atomic_uint64 sum_us;
+};
+
+// Per-store counters live in a fixed open-addressing table keyed by store id.
+enum StoreCounter : int {
+    kStoreChecksOk,
+    kStoreChecksFailed,
+    kStorePriceChanges,
+    kStorePriceUp,
+    kStorePriceDown,
+    kStoreFloorHits,
+    kStoreBudgetDeferred,
+    kStoreProposals,
+    kStorePushesOk,
+    kStorePushesFailed,
+    kStoreCounterCount
+};
+constexpr int kMaxStoreSlots = 4096;
+
+struct StoreSlot {
+    pg_atomic_uint64 store_id;  // 0 = free
+    pg_atomic_uint64 counters[kStoreCounterCount];
+};
+
+// WorkerStatus is what a worker says about itself (guarded by endpoints_lock).
+struct WorkerStatus {
+    int pid;
+    char state[32];
+    char database[64];
+    int in_check;
+    double checks_per_second;
+    TimestampTz started_at;
+    char last_error[256];
+    TimestampTz last_error_at;
+};
+
 struct SharedState {
     pg_atomic_uint64 counters[kCounterCount];
     pg_atomic_uint64 stats_reset_at;         // TimestampTz
@@ -71,6 +114,10 @@ struct SharedState {
     int endpoint_count;
     TimestampTz endpoints_published_at;
     EndpointStatus endpoints[kMaxEndpoints];
+    LatencyHistogram latency[kLatencyKinds];
+    StoreSlot stores[kMaxStoreSlots];
+    pg_atomic_uint64 untracked_store_updates;  // the store table was full
+    WorkerStatus workers[kMaxWorkers];       // by worker slot; pid 0 = not running
 };
 
 // shared_state returns the shared memory block, or nullptr when demper was not preloaded.
@@ -81,6 +128,15 @@ void init_shared_memory();
 inline void counter_add(Counter c, std::uint64_t n = 1) {
     if (SharedState* s = shared_state()) pg_atomic_fetch_add_u64(&s->counters[c], n);
 }
+// record_latency adds one observation to a latency histogram.
+void record_latency(LatencyKind kind, double ms);
+// store_counter_add adds to a store's counter (dropped, and counted, when the table is full).
+void store_counter_add(std::int64_t store_id, StoreCounter c, std::uint64_t n = 1);
+// latency_percentile estimates a percentile (0..1) in milliseconds from a histogram snapshot.
+double latency_percentile(const std::uint64_t* buckets, double q);
+// reset_stats zeroes counters, histograms and store counters (gauges stay).
+void reset_stats(SharedState* s);
+
 inline void gauge_set(Counter c, std::uint64_t v) {
     if (SharedState* s = shared_state()) pg_atomic_write_u64(&s->counters[c], v);
 }

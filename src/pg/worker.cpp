@@ -53,6 +53,10 @@ constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transac
 constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
 constexpr std::int64_t kOffersPageSize = 64;     // the marketplace's largest page (DOMAIN.md)
 constexpr std::size_t kPushQueueLimit = 64;      // pushes claimed ahead of sending
+constexpr double kFirstPruneDelaySeconds = 60;   // let the worker settle before pruning
+constexpr int kPruneBatch = 1000;                // rows per table per prune transaction
+constexpr int kPruneBatchesPerRound = 20;
+constexpr double kRateTimeConstantSeconds = 10;  // smoothing of checks_per_second
 constexpr std::uint64_t kPushIdBase = 1ULL << 62;  // request ids at and above this are pushes
 constexpr double kPushBackoffBaseSeconds = 2.0;
 constexpr double kPushBackoffCapSeconds = 300.0;
@@ -267,6 +271,7 @@ struct CheckInFlight {
     core::PricingRule rule;
     core::OfferBook book;
     int page = 0;
+    double http_ms = 0;  // time spent in HTTP over all pages: the check's latency
 };
 
 class Worker {
@@ -292,6 +297,12 @@ private:
                      std::string job_id = std::string(), double delay_s = 0);
     void hold_back_merchant(const std::string& merchant_id, const char* outcome, const char* detail);
     void apply_pushes_if_due(double now, bool force);
+    void publish_status(double now);
+    void note_failure(const std::string& host, const std::string& error_class);
+    void log_failure_summary(double now);
+    void prune_if_due(double now);
+    void remember_error(const char* message);
+    void learn_hosts();
     double next_push_send_at(double now) const;
     void record(CheckOutcome&& out);
     bool check_schema(double now);
@@ -330,6 +341,21 @@ private:
     double next_push_claim_at_ = 0;
     std::uint64_t next_push_id_ = kPushIdBase;
     core::Backoff push_backoff_{kPushBackoffBaseSeconds, kPushBackoffCapSeconds, 0};
+
+    // Observability: status row, rate estimate, failure summaries, retention.
+    std::string state_ = "starting";
+    std::string last_error_;
+    TimestampTz last_error_at_ = 0;
+    TimestampTz started_at_ = GetCurrentTimestamp();
+    double checks_per_second_ = 0;
+    std::uint64_t checks_done_ = 0;          // ok + failed since start
+    std::uint64_t checks_done_at_publish_ = 0;
+    double last_publish_ = 0;
+    std::map<std::string, std::map<std::string, std::uint64_t>> failures_;  // host -> class -> n
+    double next_summary_at_ = 0;
+    double next_prune_at_ = 0;
+    std::string offers_host_;
+    std::string push_host_;
 };
 
 std::size_t Worker::queue_limit() const {
@@ -349,6 +375,8 @@ void Worker::reload_settings() {
     next_claim_at_ = 0;
     next_publish_at_ = 0;  // show the new settings in http_status() at once
     load_credentials_key();
+    learn_hosts();
+    next_prune_at_ = std::min(next_prune_at_, now_seconds() + settings_.prune_interval_s);
     for (auto& [merchant, queue] : push_queues_) queue.bucket.configure(settings_.push_rate, 1.0);
 }
 
@@ -409,10 +437,18 @@ void Worker::claim_if_room(double now) {
 void Worker::record(CheckOutcome&& out) {
     if (out.ok) {
         counter_add(kChecksOk);
-        if (out.floor_hit) counter_add(kFloorHits);
+        store_counter_add(out.product.store_id, kStoreChecksOk);
+        if (out.floor_hit) {
+            counter_add(kFloorHits);
+            store_counter_add(out.product.store_id, kStoreFloorHits);
+        }
+        checks_done_++;
     } else if (!out.skipped) {
         counter_add(kChecksFailed);
         counter_add(failure_counter(out.error_class));
+        store_counter_add(out.product.store_id, kStoreChecksFailed);
+        note_failure(offers_host_, out.error_class);
+        checks_done_++;
     }
     if (outcomes_.empty()) first_outcome_at_ = now_seconds();
     outcomes_.push_back(std::move(out));
@@ -422,7 +458,9 @@ void Worker::record(CheckOutcome&& out) {
 // either the next page is requested (the rule needs more competitors than are known and the
 // marketplace has more) or the rule decides.
 void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& response) {
+    check.http_ms += response.elapsed_ms;
     if (response.error != core::ErrorClass::none) {
+        record_latency(kCheckLatency, check.http_ms);
         std::string text = response.error_detail.empty() ? core::error_class_name(response.error)
                                                          : response.error_detail;
         if (response.status != 0 && text.find("HTTP") == std::string::npos)
@@ -432,6 +470,7 @@ void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& respo
     }
     core::OffersParse parsed = core::parse_offers(response.body);
     if (!parsed.ok) {
+        record_latency(kCheckLatency, check.http_ms);
         record(failed_outcome(check.product, "bad_body", parsed.error));
         return;
     }
@@ -447,6 +486,7 @@ void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& respo
         in_check_.emplace(id, std::move(check));
         return;
     }
+    record_latency(kCheckLatency, check.http_ms);
     record(decided_outcome(check.product, check.rule, check.book));
 }
 
@@ -487,6 +527,15 @@ void Worker::apply_if_due(double now, bool force) {
     counter_add(kDecisionsDiscarded, static_cast<std::uint64_t>(r.discarded));
     counter_add(kBudgetDeferred, static_cast<std::uint64_t>(r.deferred));
     counter_add(kProposals, static_cast<std::uint64_t>(r.proposed));
+    for (const StoreApplyCounts& c : r.by_store) {
+        const auto up = static_cast<std::uint64_t>(c.price_up);
+        const auto down = static_cast<std::uint64_t>(c.price_down);
+        store_counter_add(c.store_id, kStorePriceChanges, up + down);
+        store_counter_add(c.store_id, kStorePriceUp, up);
+        store_counter_add(c.store_id, kStorePriceDown, down);
+        store_counter_add(c.store_id, kStoreBudgetDeferred, static_cast<std::uint64_t>(c.deferred));
+        store_counter_add(c.store_id, kStoreProposals, static_cast<std::uint64_t>(c.proposed));
+    }
 }
 
 void Worker::publish_gauges() {
@@ -502,6 +551,7 @@ void Worker::publish_gauges() {
     if (now >= next_publish_at_) {
         next_publish_at_ = now + kPublishEndpointsSeconds;
         publish_endpoints(endpoint_rows(engine_->snapshot(), slot_), slot_);
+        publish_status(now);
     }
     gauge_set(kInFlight, engine_->in_flight());
     gauge_set(kQueued, engine_->queued());
@@ -628,6 +678,11 @@ void Worker::hold_back_merchant(const std::string& merchant_id, const char* outc
 
 // finish_push classifies the marketplace's answer to a push (DOMAIN.md 2a and 3).
 void Worker::finish_push(PushJob&& job, const core::HttpResponse& response) {
+    record_latency(kPushLatency, response.elapsed_ms);
+    if (response.error != core::ErrorClass::none || response.status >= 400)
+        note_failure(push_host_, response.error != core::ErrorClass::none
+                                     ? core::error_class_name(response.error)
+                                     : "http_" + std::to_string(response.status));
     const bool transport_error = response.error == core::ErrorClass::timeout ||
                                  response.error == core::ErrorClass::connect ||
                                  response.error == core::ErrorClass::dns ||
@@ -668,9 +723,95 @@ void Worker::apply_pushes_if_due(double now, bool force) {
     std::vector<PushResultRow> batch;
     batch.swap(push_results_);
     PushApplyResult r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+    for (const PushResultRow& row : batch) {
+        if (row.outcome == "accepted") store_counter_add(row.store_id, kStorePushesOk);
+        else if (row.outcome == "rejected" || row.outcome == "not_pushable")
+            store_counter_add(row.store_id, kStorePushesFailed);
+    }
     counter_add(kPushesOk, static_cast<std::uint64_t>(r.done + r.superseded));
     counter_add(kPushesFailed, static_cast<std::uint64_t>(r.failed));
     counter_add(kPushesRetried, static_cast<std::uint64_t>(r.retried));
+}
+
+// learn_hosts notes the hosts of the offers and push URLs, for failure summaries.
+void Worker::learn_hosts() {
+    auto host_of = [](const std::string& url) {
+        auto parts = core::parse_url(url);
+        return parts ? parts->host + ":" + std::to_string(parts->port) : std::string("(invalid URL)");
+    };
+    offers_host_ = host_of(core::expand_url_template(settings_.offers_url, "1"));
+    push_host_ = host_of(settings_.push_url);
+}
+
+void Worker::note_failure(const std::string& host, const std::string& error_class) {
+    failures_[host][error_class]++;
+}
+
+// log_failure_summary writes one line per host that had failures in the last interval, never one
+// line per product.
+void Worker::log_failure_summary(double now) {
+    if (now < next_summary_at_) return;
+    next_summary_at_ = now + settings_.log_summary_interval_s;
+    for (const auto& [host, classes] : failures_) {
+        std::uint64_t total = 0;
+        std::string by_class;
+        for (const auto& [error_class, n] : classes) {
+            total += n;
+            if (!by_class.empty()) by_class += ", ";
+            by_class += error_class + " " + std::to_string(n);
+        }
+        const char* host_c = host.c_str();
+        const char* by_class_c = by_class.c_str();
+        const int interval = settings_.log_summary_interval_s;
+        pg_guard([&] {
+            ereport(LOG, (errmsg("demper: %llu requests failed in the last %d s against %s (%s)",
+                                 static_cast<unsigned long long>(total), interval, host_c, by_class_c)));
+        });
+    }
+    failures_.clear();
+}
+
+// prune_if_due removes history older than demper.history_retention, a batch per transaction.
+void Worker::prune_if_due(double now) {
+    if (!extension_ready_ || now < next_prune_at_) return;
+    next_prune_at_ = now + settings_.prune_interval_s;
+    for (int round = 0; round < kPruneBatchesPerRound; round++) {
+        if (catalog_.prune(settings_.history_retention_s, kPruneBatch) == 0) break;
+    }
+}
+
+void Worker::remember_error(const char* message) {
+    last_error_ = message;
+    last_error_at_ = GetCurrentTimestamp();
+}
+
+// publish_status writes this worker's row of demper.status.
+void Worker::publish_status(double now) {
+    SharedState* s = shared_state();
+    if (s == nullptr) return;
+    if (last_publish_ > 0 && now > last_publish_) {
+        const double dt = now - last_publish_;
+        const double instant = static_cast<double>(checks_done_ - checks_done_at_publish_) / dt;
+        checks_per_second_ += (1.0 - std::exp(-dt / kRateTimeConstantSeconds)) * (instant - checks_per_second_);
+    }
+    last_publish_ = now;
+    checks_done_at_publish_ = checks_done_;
+    if (!extension_ready_) state_ = "waiting for extension";
+    else if (!settings_.enabled) state_ = "disabled";
+    else if (!in_check_.empty()) state_ = "checking";
+    else state_ = "idle";
+    WorkerStatus w{};
+    w.pid = MyProcPid;
+    strlcpy(w.state, state_.c_str(), sizeof(w.state));
+    strlcpy(w.database, settings_.database.c_str(), sizeof(w.database));
+    w.in_check = static_cast<int>(in_check_.size());
+    w.checks_per_second = checks_per_second_;
+    w.started_at = started_at_;
+    strlcpy(w.last_error, last_error_.c_str(), sizeof(w.last_error));
+    w.last_error_at = last_error_at_;
+    SpinLockAcquire(&s->endpoints_lock);
+    s->workers[slot_] = w;
+    SpinLockRelease(&s->endpoints_lock);
 }
 
 // stop_cleanly runs once SIGTERM has arrived, before the worker exits: it applies the decisions
@@ -747,6 +888,9 @@ void Worker::sleep_until_something_happens() {
 void Worker::run() {
     engine_ = std::make_unique<core::HttpEngine>(engine_config(settings_));
     load_credentials_key();
+    learn_hosts();
+    next_prune_at_ = now_seconds() + kFirstPruneDelaySeconds;
+    next_summary_at_ = now_seconds() + settings_.log_summary_interval_s;
     int engine_fd = engine_->wait_fd();
     pg_guard([&] {
         wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
@@ -772,13 +916,16 @@ void Worker::run() {
                 claim_pushes_if_due(now);
                 send_pushes(now);
                 engine_->perform();
+                prune_if_due(now);
             }
+            log_failure_summary(now);
         } catch (const PgError& e) {
             // The transaction was rolled back; undecided leases expire and come due again.
             catalog_.forget_plans();
             extension_ready_ = false;
             error_pause_until = now_seconds() + kErrorPauseSeconds;
             const char* msg = e.what();
+            remember_error(msg);
             pg_guard([msg] {
                 ereport(WARNING, (errmsg("demper worker could not update the catalogue: %s", msg),
                                   errdetail("Decisions of the batch were dropped; those products will be checked again.")));
@@ -800,6 +947,7 @@ void clear_worker_slot(int code, Datum arg) {
         for (int i = 0; i < s->endpoint_count; i++)
             if (s->endpoints[i].worker_slot != slot) s->endpoints[kept++] = s->endpoints[i];
         s->endpoint_count = kept;
+        s->workers[slot].pid = 0;
         SpinLockRelease(&s->endpoints_lock);
     }
 }
