@@ -254,10 +254,10 @@ END
 $$;
 
 -- in_working_hours says whether a store's local time is within its working hours (a window may
--- pass midnight, e.g. 20:00-02:00). No hours means always.
+-- pass midnight, e.g. 20:00-02:00). No hours means always. No SET clause: the claim calls it per
+-- row, and only a function without one can be inlined.
 CREATE FUNCTION demper.in_working_hours(s demper.store, at timestamptz DEFAULT now()) RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN s.work_start IS NULL THEN true
@@ -271,7 +271,6 @@ $$;
 -- next_opening returns when a store's working hours next begin (now() when it has none).
 CREATE FUNCTION demper.next_opening(s demper.store, at timestamptz DEFAULT now()) RETURNS timestamptz
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN s.work_start IS NULL THEN at

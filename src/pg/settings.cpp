@@ -52,6 +52,7 @@ char* g_credentials_key_file = nullptr;
 int g_history_retention_s = 90 * 24 * 3600;
 int g_prune_interval_s = 600;
 int g_log_summary_interval_s = 60;
+int g_workers = 1;
 constexpr const char* kDefaultPushUrl = "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process";
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
@@ -145,6 +146,10 @@ void define_settings() {
     DefineCustomStringVariable("demper.database", "Database whose catalogue the demper worker reprices.",
                                nullptr, &g_database, "postgres", PGC_POSTMASTER, 0, check_database,
                                nullptr, nullptr);
+    DefineCustomIntVariable("demper.workers", "Number of workers checking products of demper.database.",
+                            "They share the due products through FOR UPDATE SKIP LOCKED; each sends at "
+                            "most 1/workers of the request rate, so the total stays within the limits.",
+                            &g_workers, 1, 1, 32, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("demper.enabled", "Whether the worker checks products.",
                              "When off, the worker stays connected but claims nothing.", &g_enabled,
                              true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
@@ -250,6 +255,7 @@ void define_settings() {
 }
 
 const char* database_setting() { return g_database; }
+int workers_setting() { return g_workers; }
 const char* credentials_key_file_setting() { return g_credentials_key_file ? g_credentials_key_file : ""; }
 
 Settings current_settings() {
@@ -287,6 +293,7 @@ Settings current_settings() {
     s.history_retention_s = g_history_retention_s;
     s.prune_interval_s = g_prune_interval_s;
     s.log_summary_interval_s = g_log_summary_interval_s;
+    s.workers = g_workers;
     return s;
 }
 

@@ -42,6 +42,7 @@ struct Settings {
     int history_retention_s;
     int prune_interval_s;
     int log_summary_interval_s;
+    int workers;
 };
 
 void define_settings();
@@ -49,6 +50,8 @@ void define_settings();
 const char* database_setting();
 // credentials_key_file_setting is demper.credentials_key_file ("" when unset).
 const char* credentials_key_file_setting();
+// workers_setting is demper.workers (fixed at server start).
+int workers_setting();
 Settings current_settings();
 
 }  // namespace demper::pg

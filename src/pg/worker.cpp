@@ -152,8 +152,10 @@ std::vector<std::string> split_list(const std::string& list) {
 
 core::EngineConfig engine_config(const Settings& s) {
     core::EngineConfig c;
-    c.requests_per_second = s.requests_per_second;
-    c.burst = s.burst;
+    // The marketplace's limits are per client IP: N workers share the per-egress budget.
+    const double share = 1.0 / std::max(1, s.workers);
+    c.requests_per_second = s.requests_per_second * share;
+    c.burst = std::max(1.0, s.burst * share);
     c.max_inflight = s.max_inflight;
     c.timeout_ms = s.http_timeout_ms;
     c.connect_timeout_ms = std::min<long>(s.http_timeout_ms, 5000);
@@ -581,7 +583,8 @@ void Worker::load_credentials_key() {
 
 // claim_pushes_if_due leases due outbox rows when the worker holds a key and its queue has room.
 void Worker::claim_pushes_if_due(double now) {
-    if (!key_ || !extension_ready_ || now < next_push_claim_at_) return;
+    // One worker publishes, so each merchant's push budget holds exactly.
+    if (slot_ != 0 || !key_ || !extension_ready_ || now < next_push_claim_at_) return;
     std::size_t queued = pushes_in_flight_.size();
     for (const auto& entry : push_queues_) queued += entry.second.jobs.size();
     if (queued >= kPushQueueLimit) return;
@@ -773,7 +776,7 @@ void Worker::log_failure_summary(double now) {
 
 // prune_if_due removes history older than demper.history_retention, a batch per transaction.
 void Worker::prune_if_due(double now) {
-    if (!extension_ready_ || now < next_prune_at_) return;
+    if (slot_ != 0 || !extension_ready_ || now < next_prune_at_) return;
     next_prune_at_ = now + settings_.prune_interval_s;
     for (int round = 0; round < kPruneBatchesPerRound; round++) {
         if (catalog_.prune(settings_.history_retention_s, kPruneBatch) == 0) break;
@@ -971,18 +974,21 @@ void worker_main_cpp(int slot) {
 }  // namespace
 
 void register_workers() {
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = kRestartSeconds;
-    strlcpy(worker.bgw_library_name, "demper", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "demper_worker_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "demper worker", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "demper worker", BGW_MAXLEN);
-    worker.bgw_main_arg = Int32GetDatum(0);
-    worker.bgw_notify_pid = 0;
-    RegisterBackgroundWorker(&worker);
+    const int count = std::min(workers_setting(), kMaxWorkers);
+    for (int slot = 0; slot < count; slot++) {
+        BackgroundWorker worker;
+        memset(&worker, 0, sizeof(worker));
+        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+        worker.bgw_restart_time = kRestartSeconds;
+        strlcpy(worker.bgw_library_name, "demper", BGW_MAXLEN);
+        strlcpy(worker.bgw_function_name, "demper_worker_main", BGW_MAXLEN);
+        snprintf(worker.bgw_name, BGW_MAXLEN, "demper worker %d", slot);
+        strlcpy(worker.bgw_type, "demper worker", BGW_MAXLEN);
+        worker.bgw_main_arg = Int32GetDatum(slot);
+        worker.bgw_notify_pid = 0;
+        RegisterBackgroundWorker(&worker);
+    }
 }
 
 }  // namespace demper::pg
