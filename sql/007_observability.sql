@@ -24,7 +24,8 @@ SELECT due_now, oldest_due_age >= interval '10 minutes' AS stale, active_product
   FROM demper.backlog;
 
 -- Prometheus text format: typed metrics, labelled classes, histograms and stores.
-SELECT line FROM unnest(string_to_array(demper.metrics(), E'\n')) line
+SELECT regexp_replace(line, 'store_id="' || :obs || '"', 'store_id="<obs>"') AS line
+  FROM unnest(string_to_array(demper.metrics(), E'\n')) line
  WHERE line ~ '^# TYPE demper_(checks_started_total|in_flight|check_latency_seconds|backlog_due|store_at_floor) '
     OR line ~ '^demper_checks_failed_by_class_total\{class="(ban|timeout)"\}'
     OR line ~ '^demper_check_latency_seconds_bucket\{le="\+Inf"\}'

@@ -119,7 +119,7 @@ BEGIN
             USING ERRCODE = 'check_violation',
                   DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
     END IF;
-    IF btrim(NEW.sku) = '' THEN
+    IF btrim(NEW.sku, E' \t\r\n') = '' THEN
         RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.strategy NOT IN ('undercut', 'match', 'position', 'follow_second') THEN
@@ -200,7 +200,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF btrim(NEW.name) = '' THEN
+    IF btrim(NEW.name, E' \t\r\n') = '' THEN
         RAISE EXCEPTION 'store name must not be blank' USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.merchant_id !~ '^[A-Za-z0-9_-]{1,64}$' THEN
@@ -244,7 +244,9 @@ BEGIN
         RAISE EXCEPTION 'working hours need both work_start and work_end'
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NEW.work_start IS NOT NULL AND NEW.work_start = NEW.work_end THEN
+    -- 24:00 is the same time of day as 00:00: compare modulo a day.
+    IF NEW.work_start IS NOT NULL
+       AND extract(epoch FROM NEW.work_start)::bigint % 86400 = extract(epoch FROM NEW.work_end)::bigint % 86400 THEN
         RAISE EXCEPTION 'working hours must not start and end at the same time'
             USING ERRCODE = 'check_violation',
                   HINT = 'Set both to NULL to check around the clock.';

@@ -18,7 +18,7 @@ CREATE TABLE demper.store (
     active      boolean     NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT store_merchant_id_key UNIQUE (merchant_id),
-    CONSTRAINT store_name_not_blank CHECK (btrim(name) <> ''),
+    CONSTRAINT store_name_not_blank CHECK (btrim(name, E' \t\r\n') <> ''),
     CONSTRAINT store_merchant_id_format CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$'),
     CONSTRAINT store_city_id_format CHECK (city_id ~ '^[0-9]{9}$')
 );
@@ -59,7 +59,7 @@ CREATE TABLE demper.product (
     -- regex honours a pending shutdown even where the worker holds interrupts to hand back leases.
     CONSTRAINT product_code_format CHECK (length(product_code) BETWEEN 1 AND 64 AND
         translate(product_code, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-', '') = ''),
-    CONSTRAINT product_sku_not_blank CHECK (btrim(sku) <> '')
+    CONSTRAINT product_sku_not_blank CHECK (btrim(sku, E' \t\r\n') <> '')
 );
 COMMENT ON TABLE demper.product IS 'A store''s listing, its price rule (floor, ceiling, step) and its check schedule';
 
@@ -119,7 +119,7 @@ BEGIN
             USING ERRCODE = 'check_violation',
                   DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
     END IF;
-    IF btrim(NEW.sku) = '' THEN
+    IF btrim(NEW.sku, E' \t\r\n') = '' THEN
         RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
     END IF;
     IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
@@ -151,7 +151,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF btrim(NEW.name) = '' THEN
+    IF btrim(NEW.name, E' \t\r\n') = '' THEN
         RAISE EXCEPTION 'store name must not be blank' USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.merchant_id !~ '^[A-Za-z0-9_-]{1,64}$' THEN
