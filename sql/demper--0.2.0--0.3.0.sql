@@ -52,13 +52,21 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    INSERT INTO demper.outbox (product_id, store_id, price)
-    SELECT NEW.id, NEW.store_id, NEW.price
+    -- A new price is due now, unless its merchant is paused after a 429 (then when the pause
+    -- ends) or needs a new login (then parked until set_credentials). A pending push already
+    -- claimed by the worker keeps its schedule: when it is accepted with an older price, the
+    -- latest price is pushed next (so only the latest price is pushed, never every one).
+    INSERT INTO demper.outbox (product_id, store_id, price, next_attempt_at)
+    SELECT NEW.id, NEW.store_id, NEW.price,
+           CASE WHEN s.needs_login THEN 'infinity'::timestamptz
+                ELSE greatest(now(), coalesce(s.push_paused_until, now())) END
       FROM demper.store s
      WHERE s.id = NEW.store_id AND s.push_mode = 'api'
     ON CONFLICT (product_id) WHERE status = 'pending'
     DO UPDATE SET price = EXCLUDED.price, created_at = now(),
-                  next_attempt_at = least(demper.outbox.next_attempt_at, now());
+                  next_attempt_at = CASE
+                      WHEN demper.outbox.lease_until > now() THEN demper.outbox.next_attempt_at
+                      ELSE least(demper.outbox.next_attempt_at, EXCLUDED.next_attempt_at) END;
     RETURN NULL;
 END
 $$;

@@ -168,9 +168,12 @@ WITH due AS (
     SELECT o.id
       FROM demper.outbox o
      WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+       AND (o.lease_until IS NULL OR o.lease_until <= now())
+       AND NOT EXISTS (SELECT 1 FROM demper.store s
+                        WHERE s.id = o.store_id AND s.push_paused_until > now())
      ORDER BY o.next_attempt_at
      LIMIT $1
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE demper.outbox o
    SET lease_token = $2,

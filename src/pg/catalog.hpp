@@ -95,6 +95,7 @@ struct PushJob {
     std::string push_mode;
     bool needs_login = false;
     int attempts = 1;                // including this one
+    double claimed_at = 0;           // worker clock: a job whose lease nearly ran out is not sent
 };
 
 // PushResultRow is what became of a push: accepted (with the marketplace's job id), retry (after

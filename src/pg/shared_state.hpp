@@ -64,7 +64,8 @@ struct EndpointStatus {
 };
 
 // Latency histograms: fixed buckets (upper bounds in milliseconds; the last is +inf).
-constexpr double kLatencyBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+constexpr double kLatencyBucketsMs[] = {5,   10,  25,  50,   75,   100,  150,  200,   250,
+                                       300, 400, 500, 750, 1000, 2500, 5000, 10000, 30000};
 constexpr int kLatencyBuckets = sizeof(kLatencyBucketsMs) / sizeof(kLatencyBucketsMs[0]) + 1;
 enum LatencyKind : int { kCheckLatency, kPushLatency, kLatencyKinds };
 

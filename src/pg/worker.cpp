@@ -60,6 +60,7 @@ constexpr double kRateTimeConstantSeconds = 10;  // smoothing of checks_per_seco
 constexpr std::uint64_t kPushIdBase = 1ULL << 62;  // request ids at and above this are pushes
 constexpr double kPushBackoffBaseSeconds = 2.0;
 constexpr double kPushBackoffCapSeconds = 300.0;
+constexpr double kPushLeaseShare = 0.8;          // send a queued push only within this share of its lease
 
 double now_seconds() {
     using namespace std::chrono;
@@ -590,6 +591,7 @@ void Worker::claim_pushes_if_due(double now) {
     if (queued >= kPushQueueLimit) return;
     const int want = static_cast<int>(kPushQueueLimit - queued);
     std::vector<PushJob> jobs = catalog_.claim_pushes(want, new_lease_token(), settings_.lease_time_s);
+    for (PushJob& job : jobs) job.claimed_at = now;
     if (static_cast<int>(jobs.size()) < want) next_push_claim_at_ = now + kIdlePollSeconds;
     for (PushJob& job : jobs) {
         if (job.push_mode != "api") {
@@ -611,6 +613,12 @@ void Worker::send_pushes(double now) {
         while (!queue.jobs.empty() && key_ && queue.bucket.try_take(now)) {
             PushJob job = std::move(queue.jobs.front());
             queue.jobs.pop_front();
+            if (now - job.claimed_at > kPushLeaseShare * settings_.lease_time_s) {
+                // Its lease is nearly over: the row may be claimed again. Hand it back instead of
+                // sending a push that could be sent twice.
+                push_result(job, "retry", "the push waited too long in the merchant's queue");
+                continue;
+            }
             std::optional<std::string> cookies =
                 core::open(*key_, job.sealed_credentials, "store:" + std::to_string(job.store_id));
             std::size_t newline = cookies ? cookies->find('\n') : std::string::npos;

@@ -17,7 +17,9 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(start_mock demper_node expected_price poll_until mock_request_times
   max_in_window worker_pid wait_for_worker demper_stats insert_products wait_for_connections
-  wait_for_exit mock_requests_for mock_log reload_conf http_status raise_fd_limit fd_limit);
+  wait_for_exit mock_requests_for mock_log reload_conf http_status raise_fd_limit fd_limit
+  write_key_file store_credentials mock_pushes reliability vm_rss_kb history_problems push_problems
+  server_log_count);
 
 my $json = JSON::PP->new->canonical;
 
@@ -298,6 +300,155 @@ sub raise_fd_limit
 	  or diag("prlimit --pid=$$ --nofile=$want: failed: $?");
 	($soft) = fd_limit();
 	return $soft;
+}
+
+# write_key_file writes a credentials key (32 random bytes from /dev/urandom) to $path, readable
+# only by its owner (the server's user: the tests run as it), and returns $path.
+sub write_key_file
+{
+	my ($path) = @_;
+	open my $in, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+	my $n = read($in, my $bytes, 32);
+	close $in;
+	die "short read from /dev/urandom" unless defined $n && $n == 32;
+	open my $out, '>:raw', $path or die "$path: $!";
+	print $out $bytes;
+	close $out or die "$path: $!";
+	chmod 0600, $path or die "chmod $path: $!";
+	return $path;
+}
+
+# store_credentials gives merchant $merchant the cabinet session ($session, $sid) on the mock,
+# then seals the same cookies into store $store_id with demper.set_credentials(), with statement
+# logging off for that call (the test framework logs every statement: the cookies would reach
+# the server log through the test itself). Returns what set_credentials returned (the key's
+# fingerprint).
+sub store_credentials
+{
+	my ($node, $mock, $store_id, $merchant, $session, $sid) = @_;
+	$mock->request('PUT', "/_mock/merchant/$merchant",
+		{ session => $session, sid => $sid, expired => JSON::PP::false });
+	return $node->safe_psql('postgres',
+		"SET log_statement = 'none';\nSELECT demper.set_credentials($store_id, '$session', '$sid');");
+}
+
+# mock_pushes returns the pushes the mock accepted (hash references: t, merchantUid, sku, model,
+# price, cityPrices), oldest first; only merchant $merchant's when given.
+sub mock_pushes
+{
+	my ($mock, $merchant) = @_;
+	my $all = $mock->get('/_mock/pushes')->{pushes} // [];
+	return grep { !defined $merchant || $_->{merchantUid} eq $merchant } @$all;
+}
+
+# reliability prints the one-line record of a fault or hostile input that scripts/reliability.sh
+# collects from the TAP logs into docs/RELIABILITY.md:
+#   # RELIABILITY|<fault>|<times tried>|<lost>|<detail>
+# "lost" counts what the fault cost (products left unchecked, prices wrong, half-written
+# decisions, pushes lost...): zero is the goal. Fields must not contain "|".
+sub reliability
+{
+	my ($fault, $times, $lost, $detail) = @_;
+	s/\|/\//g for grep { defined } ($fault, $detail);
+	diag(join('|', 'RELIABILITY', $fault, $times, $lost, $detail // ''));
+	return;
+}
+
+# vm_rss_kb returns the resident set size of process $pid in kB (VmRSS of /proc/<pid>/status;
+# or another field of it, e.g. RssAnon: private memory only, without the shared buffers the
+# process touched), or undef when the process is gone.
+sub vm_rss_kb
+{
+	my ($pid, $field) = @_;
+	$field //= 'VmRSS';
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	while (my $line = <$fh>)
+	{
+		return $1 if $line =~ /^\Q$field\E:\s+(\d+)\s+kB/;
+	}
+	return undef;
+}
+
+# history_problems checks the price history of the products matching $where against their
+# initial prices (%$initial: product id => price before the test): for each product the rows,
+# in id order, must form a chain from the initial price to the current one (each row's old price
+# is the previous row's new price), no row may leave the price unchanged, and a product without
+# rows must still be at its initial price. Returns the problems as strings (empty: consistent).
+sub history_problems
+{
+	my ($node, $where, $initial) = @_;
+	my %price = map { split /\|/ } split /\n/,
+	  $node->safe_psql('postgres', "SELECT id, price FROM demper.product p WHERE $where");
+	my %rows;
+	for my $line (split /\n/, $node->safe_psql('postgres',
+		"SELECT h.product_id, h.old_price, h.new_price FROM demper.price_history h JOIN demper.product p ON p.id = h.product_id WHERE $where ORDER BY h.product_id, h.id"))
+	{
+		my ($id, $old, $new) = split /\|/, $line;
+		push @{ $rows{$id} }, [ $old, $new ];
+	}
+	my @problems;
+	for my $id (sort { $a <=> $b } keys %price)
+	{
+		my $at = $initial->{$id};
+		next unless defined $at;
+		for my $r (@{ $rows{$id} // [] })
+		{
+			push @problems, "product $id: history row $r->[0] -> $r->[1] does not start from $at" if $r->[0] != $at;
+			push @problems, "product $id: history row $r->[0] -> $r->[1] changes nothing" if $r->[0] == $r->[1];
+			$at = $r->[1];
+		}
+		push @problems, "product $id: price $price{$id} but its history ends at $at" if $at != $price{$id};
+	}
+	return @problems;
+}
+
+# push_problems compares the products of $where (stores publishing through the API) with the
+# pushes the mock accepted: a product whose price changed must have as its last accepted push its
+# current price (else the push is lost); its outbox must hold no pending or failed row. Returns
+# (lost, duplicates, problems): duplicates counts accepted pushes beyond the first of the same
+# listing and price in a row (allowed by at-least-once after a crash).
+sub push_problems
+{
+	my ($node, $mock, $where) = @_;
+	my @products = map { [ split /\|/ ] } split /\n/, $node->safe_psql('postgres',
+		"SELECT s.merchant_id, p.sku, p.price, EXISTS (SELECT 1 FROM demper.price_history h WHERE h.product_id = p.id),
+		        (SELECT count(*) FROM demper.outbox o WHERE o.product_id = p.id AND o.status <> 'done')
+		   FROM demper.product p JOIN demper.store s ON s.id = p.store_id WHERE $where");
+	my (%last, %seq);
+	for my $push (DemperTest::mock_pushes($mock))
+	{
+		my $k = "$push->{merchantUid}/$push->{sku}";
+		$last{$k} = $push->{price};
+		push @{ $seq{$k} }, $push->{price};
+	}
+	my ($lost, $dups, @problems) = (0, 0);
+	for my $p (@products)
+	{
+		my ($merchant, $sku, $price, $changed, $open) = @$p;
+		my $k = "$merchant/$sku";
+		if ($changed eq 't' && (!defined $last{$k} || $last{$k} != $price))
+		{
+			$lost++;
+			push @problems, "$k: price $price, last push " . ($last{$k} // 'none');
+		}
+		if ($open > 0)
+		{
+			$lost++;
+			push @problems, "$k: $open outbox rows not done";
+		}
+		my @s = @{ $seq{$k} // [] };
+		$dups += scalar grep { $s[$_] == $s[ $_ - 1 ] } 1 .. $#s;
+	}
+	return ($lost, $dups, @problems);
+}
+
+# server_log_count counts the lines of the node's server log matching $re (from byte $offset).
+sub server_log_count
+{
+	my ($node, $re, $offset) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	$log = substr($log, $offset) if $offset;
+	return scalar(() = $log =~ /$re/mg);
 }
 
 package DemperTest::Mock;
