@@ -258,17 +258,22 @@ $$;
 -- in_working_hours says whether a store's local time is within its working hours (a window may
 -- pass midnight, e.g. 20:00-02:00). No hours means always. No SET clause: the claim calls it per
 -- row, and only a function without one can be inlined.
-CREATE FUNCTION demper.in_working_hours(s demper.store, at timestamptz DEFAULT now()) RETURNS boolean
+CREATE FUNCTION demper.in_working_hours(work_start time, work_end time, timezone text,
+                                        at timestamptz DEFAULT now()) RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
     SELECT CASE
-        WHEN s.work_start IS NULL THEN true
-        WHEN s.work_start < s.work_end THEN (at AT TIME ZONE s.timezone)::time >= s.work_start
-                                        AND (at AT TIME ZONE s.timezone)::time <  s.work_end
-        ELSE (at AT TIME ZONE s.timezone)::time >= s.work_start
-          OR (at AT TIME ZONE s.timezone)::time <  s.work_end
+        WHEN work_start IS NULL THEN true
+        WHEN work_start < work_end THEN (at AT TIME ZONE timezone)::time >= work_start
+                                    AND (at AT TIME ZONE timezone)::time <  work_end
+        ELSE (at AT TIME ZONE timezone)::time >= work_start
+          OR (at AT TIME ZONE timezone)::time <  work_end
     END
 $$;
+
+CREATE FUNCTION demper.in_working_hours(s demper.store, at timestamptz DEFAULT now()) RETURNS boolean
+LANGUAGE sql STABLE
+AS $$ SELECT demper.in_working_hours(s.work_start, s.work_end, s.timezone, at) $$;
 
 -- next_opening returns when a store's working hours next begin (now() when it has none).
 CREATE FUNCTION demper.next_opening(s demper.store, at timestamptz DEFAULT now()) RETURNS timestamptz
@@ -383,7 +388,7 @@ SELECT p.id,
        p.bot_active,
        p.strategy,
        s.approval_mode,
-       demper.in_working_hours(s) AS in_working_hours
+       demper.in_working_hours(s.work_start, s.work_end, s.timezone) AS in_working_hours
   FROM demper.product p
   JOIN demper.store s ON s.id = p.store_id
  ORDER BY (p.price <= greatest(p.min_price, 10)) DESC, p.check_failures DESC, p.id;
@@ -428,6 +433,7 @@ REVOKE ALL ON FUNCTION demper.demper_stats() FROM PUBLIC;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA demper FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.in_working_hours(demper.store, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.in_working_hours(time, time, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.next_opening(demper.store, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.explain(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.approve(bigint) FROM PUBLIC;

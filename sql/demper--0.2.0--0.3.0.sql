@@ -139,12 +139,122 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION demper.demper_stats() IS 'Counters of all demper workers since the last demper_stats_reset()';
 REVOKE ALL ON FUNCTION demper.demper_stats() FROM PUBLIC;
 
+-- Row-level security (optional, off until demper.enable_row_security(true)): for services that host
+-- many sellers in one database, a store belongs to store.owner_role, and a role sees and edits
+-- only the stores whose owner role it is a member of, with their products, history, proposals and
+-- pushes. The worker (a superuser) and superusers are not restricted.
+ALTER TABLE demper.store ADD COLUMN owner_role name;
+COMMENT ON COLUMN demper.store.owner_role IS 'With row-level security on, members of this role see and edit the store';
+
+CREATE FUNCTION demper.visible_store(store_id bigint) RETURNS boolean
+LANGUAGE sql STABLE
+AS $$ SELECT EXISTS (SELECT 1 FROM demper.store s WHERE s.id = visible_store.store_id) $$;
+
+CREATE POLICY store_owner ON demper.store
+    USING (owner_role IS NOT NULL AND pg_has_role(current_user, owner_role, 'MEMBER'));
+CREATE POLICY product_of_visible_store ON demper.product USING (demper.visible_store(store_id));
+CREATE POLICY history_of_visible_store ON demper.price_history USING (demper.visible_store(store_id));
+CREATE POLICY proposal_of_visible_store ON demper.proposal USING (demper.visible_store(store_id));
+CREATE POLICY outbox_of_visible_store ON demper.outbox USING (demper.visible_store(store_id));
+
+-- caller_role is the role on whose behalf a statement runs, also inside SECURITY DEFINER
+-- functions: the role set with SET ROLE, else the session's user.
+CREATE FUNCTION demper.caller_role() RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::name
+                  ELSE current_setting('role')::name END $$;
+
+-- caller_may_manage says whether the caller may act on a store: always while row-level security
+-- is off; with it on, superusers and members of the store's owner role. The SECURITY DEFINER
+-- functions (approve, reject, set_credentials) check it, since they are not subject to policies.
+CREATE FUNCTION demper.caller_may_manage(store_id bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT (SELECT relrowsecurity FROM pg_class WHERE oid = 'demper.store'::regclass)
+        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = demper.caller_role()), false)
+        OR EXISTS (SELECT 1 FROM demper.store s
+                    WHERE s.id = caller_may_manage.store_id AND s.owner_role IS NOT NULL
+                      AND pg_has_role(demper.caller_role(), s.owner_role, 'MEMBER'))
+$$;
+
+CREATE OR REPLACE FUNCTION demper.approve(proposal_id bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pr demper.proposal;
+    current_price bigint;
+BEGIN
+    SELECT * INTO pr FROM demper.proposal WHERE id = proposal_id FOR UPDATE;
+    IF NOT FOUND OR NOT demper.caller_may_manage(pr.store_id) THEN
+        RAISE EXCEPTION 'proposal % does not exist', proposal_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF pr.status <> 'pending' THEN
+        RAISE EXCEPTION 'proposal % is %, not pending', proposal_id, pr.status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT price INTO current_price FROM demper.product WHERE id = pr.product_id FOR UPDATE;
+    IF current_price <> pr.old_price THEN
+        UPDATE demper.proposal SET status = 'stale', decided_at = now(), decided_by = demper.caller_role()
+         WHERE id = proposal_id;
+        RAISE WARNING 'proposal % is stale: the price is now %, not %', proposal_id, current_price, pr.old_price
+            USING HINT = 'The next check makes a new proposal.';
+        RETURN current_price;
+    END IF;
+    UPDATE demper.product SET price = pr.new_price WHERE id = pr.product_id;
+    INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
+    VALUES (pr.product_id, pr.store_id, pr.old_price, pr.new_price, pr.competitor_price, pr.reason || ' (approved)');
+    UPDATE demper.proposal SET status = 'approved', decided_at = now(), decided_by = demper.caller_role()
+     WHERE id = proposal_id;
+    RETURN pr.new_price;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION demper.reject(proposal_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pr demper.proposal;
+BEGIN
+    SELECT * INTO pr FROM demper.proposal WHERE id = proposal_id FOR UPDATE;
+    IF NOT FOUND OR NOT demper.caller_may_manage(pr.store_id) THEN
+        RAISE EXCEPTION 'proposal % does not exist', proposal_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF pr.status <> 'pending' THEN
+        RAISE EXCEPTION 'proposal % is not pending', proposal_id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    UPDATE demper.proposal SET status = 'rejected', decided_at = now(), decided_by = demper.caller_role()
+     WHERE id = proposal_id;
+END
+$$;
+
+-- enable_row_security turns the policies above on or off for every demper table.
+CREATE FUNCTION demper.enable_row_security(enabled boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    IF enabled IS NULL THEN
+        RAISE EXCEPTION 'enabled must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH t IN ARRAY ARRAY['store', 'product', 'price_history', 'proposal', 'outbox'] LOOP
+        EXECUTE format('ALTER TABLE demper.%I %s ROW LEVEL SECURITY', t,
+                       CASE WHEN enabled THEN 'ENABLE' ELSE 'DISABLE' END);
+    END LOOP;
+END
+$$;
+
 -- push_status: what publishing does per store.
 CREATE VIEW demper.push_status AS
 SELECT s.id AS store_id,
        s.name AS store,
        s.push_mode,
-       s.credentials IS NOT NULL AS has_credentials,
+       s.credentials_key IS NOT NULL AS has_credentials,
        s.credentials_key,
        s.needs_login,
        s.push_paused_until,
@@ -175,8 +285,17 @@ BEGIN
 END
 $$;
 
+-- Views run with the privileges and row-level security of the role that reads them.
+ALTER VIEW demper.product_status SET (security_invoker = true);
+ALTER VIEW demper.backlog SET (security_invoker = true);
+ALTER VIEW demper.push_status SET (security_invoker = true);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA demper FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.enqueue_push() FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.enable_row_security(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.visible_store(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.caller_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.caller_may_manage(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.set_credentials(bigint, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.rotate_credentials_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.price_feed(bigint) FROM PUBLIC;
@@ -189,12 +308,14 @@ GRANT SELECT ON demper.product, demper.price_history, demper.proposal, demper.ou
 GRANT SELECT (id, name, merchant_id, city_id, active, created_at, seller_id, ignored_merchants,
               max_delivery_duration, outlier_share, timezone, work_start, work_end, change_budget,
               change_budget_window, approval_mode, push_mode, credentials_key, needs_login,
-              push_paused_until, last_push_error, feed_store_ids)
+              push_paused_until, last_push_error, feed_store_ids, owner_role)
     ON demper.store TO demper_reader;
 GRANT EXECUTE ON FUNCTION demper.demper_stats(), demper.http_status(), demper.explain(bigint),
                           demper.in_working_hours(demper.store, timestamptz),
+                          demper.in_working_hours(time, time, text, timestamptz),
                           demper.next_opening(demper.store, timestamptz),
-                          demper.check_interval() TO demper_reader;
+                          demper.check_interval(), demper.visible_store(bigint),
+                          demper.caller_role(), demper.caller_may_manage(bigint) TO demper_reader;
 
 -- Admin: the reader's rights, plus configuring stores and products, acting on proposals, setting
 -- credentials (write-only: the column stays unreadable), making products due, reading the feed.
@@ -205,6 +326,7 @@ GRANT UPDATE (name, merchant_id, city_id, active, seller_id, ignored_merchants, 
               outlier_share, timezone, work_start, work_end, change_budget, change_budget_window,
               approval_mode, push_mode, needs_login, push_paused_until, feed_store_ids)
     ON demper.store TO demper_admin;
+
 GRANT UPDATE (status, decided_at, decided_by) ON demper.proposal TO demper_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA demper TO demper_admin;
 GRANT EXECUTE ON FUNCTION demper.check_now(bigint), demper.wake_workers(), demper.approve(bigint),

@@ -240,6 +240,10 @@ END
 $$;
 COMMENT ON FUNCTION demper.metrics() IS 'All demper metrics in the Prometheus text exposition format';
 
+-- Views run with the privileges and row-level security of the role that reads them.
+ALTER VIEW demper.store_stats SET (security_invoker = true);
+ALTER VIEW demper.backlog SET (security_invoker = true);
+
 REVOKE ALL ON FUNCTION demper.demper_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.latency_histogram() FROM PUBLIC;
 REVOKE ALL ON FUNCTION demper.store_counters() FROM PUBLIC;

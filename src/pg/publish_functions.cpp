@@ -65,9 +65,21 @@ text* seal_and_store(int64 store_id, const char* session, const char* sid, const
     wipe(plaintext);
     const std::string fingerprint = key.fingerprint();
     bool found = false;
+    bool allowed = false;
     text* result = nullptr;
     pg_guard([&] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        Oid check_types[1] = {INT8OID};
+        Datum check_args[1] = {Int64GetDatum(store_id)};
+        SPI_execute_with_args("SELECT demper.caller_may_manage($1)", 1, check_types, check_args, nullptr,
+                              true, 1);
+        bool isnull = false;
+        allowed = SPI_processed == 1 &&
+                  DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        if (!allowed) {
+            SPI_finish();
+            return;
+        }
         Oid types[3] = {BYTEAOID, TEXTOID, INT8OID};
         Datum args[3] = {PointerGetDatum(to_bytea(sealed)), CStringGetTextDatum(fingerprint.c_str()),
                          Int64GetDatum(store_id)};
@@ -87,7 +99,8 @@ text* seal_and_store(int64 store_id, const char* session, const char* sid, const
         SPI_finish();
         result = cstring_to_text(fingerprint.c_str());
     });
-    if (!found) throw PgError("store " + std::to_string(store_id) + " does not exist", ERRCODE_NO_DATA_FOUND);
+    if (!allowed || !found)
+        throw PgError("store " + std::to_string(store_id) + " does not exist", ERRCODE_NO_DATA_FOUND);
     return result;
 }
 
