@@ -42,7 +42,7 @@ ALTER TABLE demper.product
     ADD COLUMN max_change_percent   numeric,
     ADD COLUMN check_interval       interval,
     ADD COLUMN priority             boolean NOT NULL DEFAULT false,
-    ADD COLUMN last_explain         jsonb,
+    ADD COLUMN last_explain         json,     -- json, not jsonb: written on every check, read rarely
     -- bumped by the validation trigger whenever a user changes an input of the rule: a decision
     -- made from an older version is dropped at apply time
     ADD COLUMN inputs_version       bigint  NOT NULL DEFAULT 0,
@@ -303,7 +303,7 @@ BEGIN
                'product_id', p.id, 'sku', p.sku, 'city_id', coalesce(p.city_id, s.city_id),
                'price', p.price, 'last_check_time', p.last_check_time, 'last_reason', p.last_reason,
                'last_error_class', p.last_error_class, 'last_error', p.last_error)
-           || coalesce(p.last_explain, '{}'::jsonb)
+           || coalesce(p.last_explain::jsonb, '{}'::jsonb)
       INTO result
       FROM demper.product p JOIN demper.store s ON s.id = p.store_id
      WHERE p.id = explain.product_id;

@@ -65,7 +65,8 @@ COMMENT ON TABLE demper.product IS 'A store''s listing, its price rule (floor, c
 
 -- The claim's index: one range scan over due, active products, oldest due first.
 CREATE INDEX product_due_idx ON demper.product (next_check_at) WHERE bot_active;
-CREATE INDEX product_store_idx ON demper.product (store_id);
+-- (Products by store use product_store_sku_key, which starts with store_id: every index more is
+-- one more insert per check, since the schedule column is indexed.)
 
 CREATE TABLE demper.price_history (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

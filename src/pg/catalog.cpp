@@ -113,7 +113,7 @@ WITH d AS (
            last_competitor_price = CASE WHEN g.ok THEN g.competitor_price
                                         ELSE p.last_competitor_price END,
            last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
-           last_explain = CASE WHEN g.ok THEN g.explain::jsonb ELSE p.last_explain END
+           last_explain = CASE WHEN g.ok THEN g.explain::json ELSE p.last_explain END
       FROM g, demper.store s
      WHERE p.id = g.id AND p.lease_token = g.lease_token AND s.id = p.store_id
     RETURNING p.id, p.store_id, g.seen_price AS old_price, p.price AS new_price,
