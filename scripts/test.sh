@@ -112,6 +112,17 @@ for t in "$work"/test/t/*.pl; do
 done
 layer_report tap "$tap_p" "$tap_f"
 
+echo "== isolation (the worker's claim and apply statements under concurrency)"
+if bash "$root/scripts/isolation.sh" >"$logs/isolation.log" 2>&1; then
+  grep -E '^(ok|not ok)|tests? passed|failed' "$logs/isolation.log" | tail -5
+  layer_report isolation 1 0
+else
+  tail -40 "$logs/isolation.log"; layer_report isolation 0 1
+fi
+
+echo "== reliability report (docs/RELIABILITY.md, from the TAP logs)"
+bash "$root/scripts/reliability.sh" "$logs" -o "$root/docs/RELIABILITY.md" || echo "   (report not written)"
+
 echo "logs: $logs"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

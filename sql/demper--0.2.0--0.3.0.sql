@@ -187,6 +187,9 @@ DECLARE
     pr demper.proposal;
     current_price bigint;
 BEGIN
+    IF proposal_id IS NULL THEN
+        RAISE EXCEPTION 'proposal id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO pr FROM demper.proposal WHERE id = proposal_id FOR UPDATE;
     IF NOT FOUND OR NOT demper.caller_may_manage(pr.store_id) THEN
         RAISE EXCEPTION 'proposal % does not exist', proposal_id USING ERRCODE = 'no_data_found';
@@ -219,6 +222,9 @@ AS $$
 DECLARE
     pr demper.proposal;
 BEGIN
+    IF proposal_id IS NULL THEN
+        RAISE EXCEPTION 'proposal id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO pr FROM demper.proposal WHERE id = proposal_id FOR UPDATE;
     IF NOT FOUND OR NOT demper.caller_may_manage(pr.store_id) THEN
         RAISE EXCEPTION 'proposal % does not exist', proposal_id USING ERRCODE = 'no_data_found';

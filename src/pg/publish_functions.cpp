@@ -244,13 +244,23 @@ Datum demper_set_credentials(PG_FUNCTION_ARGS) {
     int64 store_id = PG_GETARG_INT64(0);
     char* session = text_to_cstring(PG_GETARG_TEXT_PP(1));
     char* sid = text_to_cstring(PG_GETARG_TEXT_PP(2));
-    const char* key_file = demper::pg::require_key_file();
-    text* result = nullptr;
-    DEMPER_CPP_BOUNDARY_BEGIN
-    result = demper::pg::seal_and_store(store_id, session, sid, key_file);
-    DEMPER_CPP_BOUNDARY_END
-    OPENSSL_cleanse(session, strlen(session));
-    OPENSSL_cleanse(sid, strlen(sid));
+    text* volatile result = nullptr;
+    // The cookies' copies are wiped whether sealing succeeds or raises an error.
+    PG_TRY();
+    {
+        const char* key_file = demper::pg::require_key_file();
+        text* sealed_fingerprint = nullptr;
+        DEMPER_CPP_BOUNDARY_BEGIN
+        sealed_fingerprint = demper::pg::seal_and_store(store_id, session, sid, key_file);
+        DEMPER_CPP_BOUNDARY_END
+        result = sealed_fingerprint;
+    }
+    PG_FINALLY();
+    {
+        OPENSSL_cleanse(session, strlen(session));
+        OPENSSL_cleanse(sid, strlen(sid));
+    }
+    PG_END_TRY();
     PG_RETURN_TEXT_P(result);
 }
 

@@ -124,8 +124,12 @@ bool check_offers_url_like(char** newval, void** extra, GucSource source) {
     char why[256];
     offers_url_problem(*newval, why, sizeof(why));
     if (why[0] != '\0') {
+        // The reasons are worded for templates; a push URL is a plain URL.
+        std::string detail = why;
+        for (std::size_t at; (at = detail.find("URL template")) != std::string::npos;)
+            detail.replace(at, 12, "URL");
         GUC_check_errmsg("invalid push URL \"%s\"", *newval);
-        GUC_check_errdetail("%s", why);
+        GUC_check_errdetail("%s", detail.c_str());
         return false;
     }
     return true;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# isolation.sh: runs the isolation specs of test/isolation (concurrency of the worker's own claim
+# and apply statements) with pg_isolation_regress against a temporary instance, as the postgres
+# user, and prints pg_isolation_regress's result. Run as root or as postgres, after
+# `make install`. First it checks that the statements copied into the specs are still, verbatim,
+# those of src/pg/catalog.cpp (whitespace aside): a spec that tests stale SQL fails here.
+# Exit status: 0 when every spec passed and no copy drifted.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
+isolation_regress=${PG_ISOLATION_REGRESS:-/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress}
+
+# 1. Drift: every "-- BEGIN kName ... -- END kName" block of a spec must equal kName of catalog.cpp
+#    (its macros expanded), whitespace normalised.
+perl - "$root/src/pg/catalog.cpp" "$root"/test/isolation/specs/*.spec <<'PERL' || exit 1
+use strict; use warnings;
+my ($catalog, @specs) = @ARGV;
+open my $fh, '<', $catalog or die "$catalog: $!";
+my $src = do { local $/; <$fh> };
+my %macro;
+while ($src =~ /^#define\s+(\w+)\s*((?:.*\\\n)*.*)$/mg) {
+    my ($m, $body) = ($1, $2);
+    $body =~ s/\\\n/ /g;
+    my $text = '';
+    $text .= $1 while $body =~ /"((?:[^"\\]|\\.)*)"/g;
+    $macro{$m} = $text;
+}
+sub statement {
+    my ($name) = @_;
+    $src =~ /constexpr const char\* \Q$name\E = (.*?);\n/s or return undef;
+    my ($expr, $out) = ($1, '');
+    while ($expr =~ /\G\s*(?:R"SQL\((.*?)\)SQL"|(\w+))/gsc) {
+        if (defined $1) { $out .= $1 } else { return undef unless exists $macro{$2}; $out .= $macro{$2} }
+    }
+    return $out;
+}
+sub norm { my $s = shift; $s =~ s/\s+/ /g; $s =~ s/^ | $//g; return $s }
+my ($checked, $drift) = (0, 0);
+for my $spec (@specs) {
+    open my $sf, '<', $spec or die "$spec: $!";
+    my $text = do { local $/; <$sf> };
+    while ($text =~ /^-- BEGIN (k\w+)\n(.*?)^-- END \1$/msg) {
+        my ($name, $copy) = ($1, $2);
+        my $orig = statement($name);
+        $checked++;
+        if (!defined $orig) { print "isolation: $name (copied in $spec) no longer exists in $catalog\n"; $drift++; next }
+        if (norm($orig) ne norm($copy)) { print "isolation: the copy of $name in $spec differs from $catalog: copy it again\n"; $drift++ }
+    }
+}
+print "isolation: $checked statement copies checked against src/pg/catalog.cpp, $drift drifted\n";
+exit($drift ? 1 : 0);
+PERL
+
+# 2. pg_isolation_regress in a scratch copy the postgres user owns.
+work=$(mktemp -d /tmp/demper-isolation.XXXXXX)
+cp -a "$root/test/isolation/." "$work/"
+cat >"$work/isolation.conf" <<CONF
+# demper preloaded, its worker idle and away from the test database: the specs play the worker.
+shared_preload_libraries = 'demper'
+demper.database = 'postgres'
+demper.enabled = off
+demper.allowed_hosts = '127.0.0.1'
+CONF
+specs=$(cd "$work/specs" && ls *.spec | sed 's/\.spec$//' | sort | tr '\n' ' ')
+run() {
+  cd "$work" && env PATH="$pgbin:$PATH" "$isolation_regress" --bindir="$pgbin" --inputdir="$work" \
+    --outputdir="$work/output" --temp-instance="$work/tmp_check" --temp-config="$work/isolation.conf" $specs
+}
+if [ "$(id -u)" = 0 ]; then
+  chown -R postgres: "$work"
+  export -f run; export work pgbin isolation_regress specs
+  runuser -u postgres -- bash -c run
+else
+  run
+fi
+rc=$?
+if [ $rc -ne 0 ] && [ -f "$work/output/regression.diffs" ]; then
+  head -80 "$work/output/regression.diffs"
+  echo "isolation: diffs in $work/output/regression.diffs"
+fi
+exit $rc
