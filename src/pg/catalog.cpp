@@ -65,9 +65,14 @@ WITH d AS (
              error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version)
 ), budget AS (
     SELECT s.id AS store_id, s.approval_mode,
-           s.change_budget - (SELECT count(*) FROM demper.price_history h
-                               WHERE h.store_id = s.id
-                                 AND h.changed_at > now() - s.change_budget_window) AS remaining
+           -- Only stores with a budget count their recent changes, and never more than they need.
+           CASE WHEN s.change_budget IS NOT NULL THEN
+               s.change_budget - (SELECT count(*) FROM (
+                   SELECT 1 FROM demper.price_history h
+                    WHERE h.store_id = s.id
+                      AND h.changed_at > now() - s.change_budget_window
+                    LIMIT s.change_budget + 1) recent)
+           END AS remaining
       FROM demper.store s
      WHERE s.id IN (SELECT store_id FROM d)
 ), g AS (

@@ -1,0 +1,65 @@
+# plots.gp: the benchmark's PNG plots, from the data files bench.py writes into outdir.
+# gnuplot -e "outdir='bench/results'; interval=30; rate=10; burst=5" bench/plots.gp
+set terminal pngcairo size 900,520 noenhanced font ",10" 
+set datafile separator whitespace
+set grid ytics
+
+set output outdir.'/throughput.png'
+set title 'Checks per second end to end (median of runs; claim, HTTP to the mock, decide, apply)'
+set style data histograms
+set style fill solid 0.7 border -1
+set boxwidth 0.6
+set ylabel 'checks / s'
+set yrange [0:*]
+set xtics nomirror
+set bmargin 5
+plot outdir.'/throughput_bars.dat' using 2:xtic(1) title '' lc rgb '#3b75af', \
+     '' using 0:($2):(sprintf('%.0f', $2)) with labels offset 0,0.8 notitle, \
+     5000 with lines dt 2 lc rgb 'red' title 'target 5,000/s'
+
+set bmargin
+set style data lines
+set datafile separator ','
+set key autotitle columnhead
+
+if (system('test -s '.outdir.'/large_run.csv && echo 1') eq '1') {
+  set output outdir.'/large_run.png'
+  set title 'Large throughput run: checks per second and worker memory over time'
+  set xlabel 'seconds'
+  set ylabel 'checks / s'
+  set y2label 'MiB'
+  set y2tics
+  set ytics nomirror
+  set yrange [0:*]
+  set y2range [0:*]
+  plot outdir.'/large_run.csv' using 1:5 with lines lw 1.5 title 'checks/s (0.5 s samples)', \
+       '' using 1:($4/1024) axes x1y2 with lines lw 2 title 'worker RssAnon (MiB)', \
+       '' using 1:($3/1024) axes x1y2 with lines dt 3 title 'worker VmRSS (MiB, incl. shared buffers)'
+  unset y2tics
+  unset y2label
+  set ytics mirror
+}
+
+set output outdir.'/staleness.png'
+set title sprintf('Time between two checks of a product (interval %d s): cumulative share', interval)
+set xlabel 'seconds between consecutive checks'
+set ylabel 'share of gaps'
+set yrange [*:*]
+set xrange [*:*]
+stats outdir.'/staleness.csv' using 1 nooutput
+set yrange [0:1.02]
+set xrange [interval*0.95 : (STATS_max > interval*1.15 ? STATS_max*1.01 : interval*1.15)]
+set arrow 1 from interval*1.1, graph 0 to interval*1.1, graph 1 nohead dt 2 lc rgb 'red'
+set label 1 '1.1 x interval' at interval*1.1, graph 0.5 offset 0.5,0 tc rgb 'red'
+plot outdir.'/staleness.csv' using 1:2 with lines lw 2 title 'CDF'
+unset arrow 1
+unset label 1
+
+set output outdir.'/rate.png'
+set title sprintf('Offers requests seen by the mock per 1 s window (rate %g, burst %g)', rate, burst)
+set xlabel 'second of the run'
+set ylabel 'requests'
+set yrange [0:rate+burst+3]
+set xrange [*:*]
+plot outdir.'/rate.csv' using 1:2 with steps lw 2 title 'requests in the window', \
+     rate with lines dt 2 title 'rate', rate+burst with lines dt 3 lc rgb 'red' title 'rate + burst'

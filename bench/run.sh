@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# run.sh: demper's benchmark suite, one command (see bench/README.md).
+#   bash bench/run.sh                  # full run, ~25 minutes
+#   BENCH_QUICK=1 bash bench/run.sh    # smoke run, ~2-3 minutes
+# As root on Debian 12: installs what is missing, builds and installs demper (scripts/setup.sh),
+# then runs bench/bench.py as postgres on a throw-away cluster in a temp dir and writes
+# bench/results/ (SUMMARY.md, CSV, PNG). BENCH_SKIP_SETUP=1 skips the build and install.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/run.sh: run as root (it installs packages and the extension)" >&2
+  exit 1
+fi
+
+packages=(python3 python3-aiohttp python3-asyncpg gnuplot-nox wrk linux-perf util-linux procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${BENCH_SKIP_SETUP:-0}" != 1 ]; then
+  bash "$root/scripts/setup.sh"
+fi
+mock="$root/build/demper_mock"
+[ -x "$mock" ] || { echo "bench/run.sh: $mock is missing (scripts/setup.sh builds it)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/demper-bench.XXXXXX)
+cleanup() {
+  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+cp "$mock" "$work/demper_mock"
+mkdir -p "$work/results"
+chown -R postgres:postgres "$work"
+chmod 700 "$work"
+
+status=0
+runuser -u postgres -- env PATH="/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
+  HOME="$work" BENCH_QUICK="${BENCH_QUICK:-0}" BENCH_WAIT_MAX="${BENCH_WAIT_MAX:-900}" \
+  $(env | grep -E '^BENCH_[A-Z_]+=' | grep -vE '^BENCH_(QUICK|WAIT_MAX)=' || true) \
+  /usr/bin/python3 "$here/bench.py" --work "$work" --out "$work/results" --mock "$work/demper_mock" || status=$?
+
+dest="$here/results"
+[ "${BENCH_QUICK:-0}" = 1 ] && dest="$here/results/quick"   # a smoke run never replaces a full run's figures
+mkdir -p "$dest"
+if [ -s "$work/results/SUMMARY.md" ]; then
+  find "$dest" -maxdepth 1 -type f -delete
+  cp "$work/results/"* "$dest/"
+  echo "== results: $dest/SUMMARY.md"
+  sed -n '1,30p' "$dest/SUMMARY.md"
+else
+  echo "bench/run.sh: no results written (see the log above; BENCH_KEEP=1 keeps $work)" >&2
+  [ -f "$work/server.log" ] && tail -20 "$work/server.log" >&2
+fi
+exit $status
