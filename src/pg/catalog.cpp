@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pg/guard.hpp"
+#include "pg/settings.hpp"
 
 namespace demper::pg {
 
@@ -251,12 +252,6 @@ SELECT (SELECT count(*) FROM upd WHERE status = 'done'),
        (SELECT count(*) FROM parked)
 )SQL";
 
-constexpr const char* kSecondsUntilDueSql = R"SQL(
-SELECT greatest(0, extract(epoch FROM min(next_check_at) - now()))::float8
-  FROM demper.product
- WHERE bot_active
-)SQL";
-
 // abort_transaction rolls back whatever transaction an error left open.
 void abort_transaction() {
     pg_guard([] {
@@ -303,23 +298,6 @@ SPIPlanPtr prepare(void*& slot, const char* sql, int nargs, Oid* argtypes) {
 double get_float8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
     Datum d = SPI_getbinval(tuple, desc, col, isnull);
     return *isnull ? 0 : DatumGetFloat8(d);
-}
-
-// split_commas splits a list of merchant ids (which never contain commas: the store's checks
-// enforce their format).
-std::vector<std::string> split_commas(const char* list) {
-    std::vector<std::string> out;
-    std::string current;
-    for (const char* p = list; *p != '\0'; p++) {
-        if (*p == ',') {
-            if (!current.empty()) out.push_back(current);
-            current.clear();
-        } else {
-            current.push_back(*p);
-        }
-    }
-    if (!current.empty()) out.push_back(current);
-    return out;
 }
 
 int64 get_int8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
@@ -448,7 +426,7 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             c.no_competitor_action = SPI_getvalue(t, desc, 17);
             double max_change = get_float8(t, desc, 18, &isnull);
             if (!isnull) c.max_change_percent = max_change;
-            if (char* excluded = SPI_getvalue(t, desc, 19)) c.excluded_merchants = split_commas(excluded);
+            if (char* excluded = SPI_getvalue(t, desc, 19)) c.excluded_merchants = split_list(excluded);
             if (char* delivery = SPI_getvalue(t, desc, 20)) c.max_delivery_duration = delivery;
             double share = get_float8(t, desc, 21, &isnull);
             if (!isnull) c.outlier_share = share;
@@ -622,21 +600,8 @@ std::int64_t Catalog::prune(int retention_s, int batch) {
     return removed;
 }
 
-std::optional<double> Catalog::seconds_until_due() {
-    std::optional<double> seconds;
-    in_transaction("demper: looking for due products", [&] {
-        SPIPlanPtr plan = prepare(due_plan_, kSecondsUntilDueSql, 0, nullptr);
-        int rc = SPI_execute_plan(plan, nullptr, nullptr, true, 1);
-        if (rc != SPI_OK_SELECT) elog(ERROR, "due lookup failed: %s", SPI_result_code_string(rc));
-        bool isnull = false;
-        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-        if (!isnull) seconds = DatumGetFloat8(d);
-    });
-    return seconds;
-}
-
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &apply_plan_, &due_plan_, &release_plan_, &claim_pushes_plan_,
+    for (void** slot : {&claim_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
                         &apply_pushes_plan_, &prune_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);

@@ -129,9 +129,6 @@ public:
     ApplyResult apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule);
     // release hands leased products back unchecked, due at once (the worker is stopping).
     void release(const std::vector<ClaimedProduct>& products);
-    // seconds_until_due returns how long until the next product is due (0 if one is due now),
-    // or nullopt when no active product exists.
-    std::optional<double> seconds_until_due();
     // claim_pushes leases up to limit due outbox rows, oldest due first.
     std::vector<PushJob> claim_pushes(int limit, std::int64_t lease_token, int lease_time_s);
     // apply_pushes records what became of a batch of pushes; a merchant ban pauses that store's
@@ -146,7 +143,6 @@ public:
 private:
     void* claim_plan_ = nullptr;
     void* apply_plan_ = nullptr;
-    void* due_plan_ = nullptr;
     void* release_plan_ = nullptr;
     void* claim_pushes_plan_ = nullptr;
     void* apply_pushes_plan_ = nullptr;

@@ -174,16 +174,7 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
             catalog.merchant_id = SPI_getvalue(t, d, 2);
             const char* ids = SPI_getvalue(t, d, 3);
             catalog.generated_at = SPI_getvalue(t, d, 4);
-            std::string current;
-            for (const char* p = ids ? ids : ""; ; p++) {
-                if (*p == ',' || *p == '\0') {
-                    if (!current.empty()) store_ids.push_back(current);
-                    current.clear();
-                    if (*p == '\0') break;
-                } else {
-                    current.push_back(*p);
-                }
-            }
+            store_ids = split_list(ids ? ids : "");
             SPI_execute_with_args(
                 "SELECT p.sku, coalesce(p.model, ''), coalesce(p.brand, ''), coalesce(p.city_id, s.city_id), p.price "
                 "FROM demper.product p JOIN demper.store s ON s.id = p.store_id "

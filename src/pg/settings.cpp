@@ -258,6 +258,21 @@ void define_settings() {
     MarkGUCPrefixReserved("demper");
 }
 
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        std::size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        std::size_t b = list.find_first_not_of(" \t", start);
+        std::size_t e = list.find_last_not_of(" \t", end == 0 ? 0 : end - 1);
+        if (b != std::string::npos && b < end && e != std::string::npos && e >= b)
+            out.push_back(list.substr(b, e - b + 1));
+        start = end + 1;
+    }
+    return out;
+}
+
 const char* database_setting() { return g_database; }
 int workers_setting() { return g_workers; }
 const char* credentials_key_file_setting() { return g_credentials_key_file ? g_credentials_key_file : ""; }

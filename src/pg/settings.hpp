@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace demper::pg {
 
@@ -46,6 +47,9 @@ struct Settings {
 };
 
 void define_settings();
+// split_list splits a comma-separated list (a setting, merchant ids, feed store ids) into its
+// trimmed, non-empty entries.
+std::vector<std::string> split_list(const std::string& list);
 // database_setting is demper.database as PostgreSQL holds it (for BackgroundWorkerInitializeConnection).
 const char* database_setting();
 // credentials_key_file_setting is demper.credentials_key_file ("" when unset).

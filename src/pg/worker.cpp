@@ -135,22 +135,6 @@ Counter failure_counter(const std::string& error_class) {
     return kFailedBadBody;
 }
 
-// split_list splits a comma-separated setting into its trimmed, non-empty entries.
-std::vector<std::string> split_list(const std::string& list) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= list.size()) {
-        std::size_t end = list.find(',', start);
-        if (end == std::string::npos) end = list.size();
-        std::size_t b = list.find_first_not_of(" \t", start);
-        std::size_t e = list.find_last_not_of(" \t", end == 0 ? 0 : end - 1);
-        if (b != std::string::npos && b < end && e != std::string::npos && e >= b)
-            out.push_back(list.substr(b, e - b + 1));
-        start = end + 1;
-    }
-    return out;
-}
-
 core::EngineConfig engine_config(const Settings& s) {
     core::EngineConfig c;
     // The marketplace's limits are per client IP: N workers share the per-egress budget.
