@@ -50,15 +50,35 @@ SELECT sku, price, min_price, at_floor FROM demper.product_status ORDER BY at_fl
 SELECT (SELECT sku FROM demper.product_status LIMIT 1) AS first_row;
 SELECT due_now >= 1 AS something_due, active_products FROM demper.backlog;
 
+-- The due queue (demper.schedule) follows what users write: one row per active product, with
+-- the product's next check.
+SELECT count(*) = (SELECT count(*) FROM demper.product WHERE bot_active) AS one_row_per_active_product,
+       bool_and(s.next_check_at = p.next_check_at) AS same_next_check
+  FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id;
+UPDATE demper.product SET next_check_at = now() + interval '2 hours' WHERE sku = 'A-1';
+SELECT s.next_check_at = p.next_check_at AS follows_next_check
+  FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id WHERE p.sku = 'A-1';
+UPDATE demper.product SET bot_active = false WHERE sku = 'A-1';
+SELECT count(*) AS inactive_not_queued
+  FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id WHERE p.sku = 'A-1';
+UPDATE demper.product SET bot_active = true WHERE sku = 'A-1';
+SELECT count(*) AS active_again_queued
+  FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id WHERE p.sku = 'A-1';
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price, bot_active)
+VALUES (1, '556', 'PAUSED-1', 900, 500, false);
+SELECT count(*) AS inserted_inactive_not_queued
+  FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id WHERE p.sku = 'PAUSED-1';
+
 -- With a backlog, the claim is an ordered range scan of the due index: its cost does not grow
 -- with the table.
 UPDATE demper.product SET next_check_at = now() - random() * interval '1 hour';
-ANALYZE demper.product;
+ANALYZE demper.product, demper.schedule;
 EXPLAIN (COSTS OFF)
-SELECT p.id FROM demper.product p
- WHERE p.bot_active AND p.next_check_at <= now()
- ORDER BY p.next_check_at LIMIT 100 FOR UPDATE SKIP LOCKED;
+SELECT s.product_id FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+ WHERE s.next_check_at <= now() AND p.bot_active
+ ORDER BY s.next_check_at LIMIT 100 FOR UPDATE OF s, p SKIP LOCKED;
 
--- Deleting a store removes its products.
+-- Deleting a store removes its products, and their places in the due queue.
 DELETE FROM demper.store WHERE merchant_id = '30012345';
 SELECT count(*) FROM demper.product;
+SELECT count(*) AS still_queued FROM demper.schedule;

@@ -261,6 +261,9 @@ struct Transfer {
 
 using TransferPtr = std::unique_ptr<Transfer>;
 
+// At most this many idle easy handles are kept for reuse.
+constexpr std::size_t kMaxSpareHandles = 1024;
+
 }  // namespace
 
 struct HttpEngine::Impl {
@@ -278,6 +281,9 @@ struct HttpEngine::Impl {
     std::list<TransferPtr> ready;                   // waiting for admission, FIFO
     std::multimap<double, TransferPtr> delayed;     // retries waiting for their time
     std::unordered_map<CURL*, TransferPtr> active;  // inside curl
+    // Easy handles of finished attempts, reset and reused: a new handle per request costs a
+    // large calloc, a 16 KB buffer and their frees (about a tenth of curl's share per request).
+    std::vector<EasyPtr> spare_easy;
     std::vector<HttpResponse> completed;
 
     explicit Impl(const EngineConfig& c);
@@ -532,7 +538,14 @@ void HttpEngine::Impl::complete(TransferPtr t, ErrorClass error, long status, st
 }
 
 bool HttpEngine::Impl::start_attempt(Transfer& t, std::string* why) {
-    EasyPtr easy(curl_easy_init());
+    EasyPtr easy;
+    if (!spare_easy.empty()) {
+        easy = std::move(spare_easy.back());
+        spare_easy.pop_back();
+        curl_easy_reset(easy.get());  // every option back to its default; connections stay cached
+    } else {
+        easy.reset(curl_easy_init());
+    }
     if (!easy) {
         *why = "curl_easy_init failed";
         return false;
@@ -747,7 +760,12 @@ void HttpEngine::Impl::collect_finished(double now) {
 
 // release_attempt frees an attempt's handle and slots (connections stay cached in the multi).
 void HttpEngine::Impl::release_attempt(Transfer& t) {
-    t.easy.reset();
+    // The handle is out of the multi here (every caller removes it first).
+    if (t.easy && spare_easy.size() < kMaxSpareHandles) {
+        spare_easy.push_back(std::move(t.easy));
+    } else {
+        t.easy.reset();
+    }
     t.header_list.reset();
     if (t.host != nullptr && t.host->in_flight > 0) --t.host->in_flight;
     if (t.egress && t.egress->in_flight > 0) --t.egress->in_flight;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,14 @@ namespace {
 // in a way that matters (e.g. 151990.0000000000001 may be read as 151990).
 constexpr unsigned kParseFlags =
     rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+
+// Most answers' DOM fits in this many bytes; larger ones take more from the heap.
+constexpr std::size_t kParseBufferBytes = 128 * 1024;
+
+char* parse_buffer() {
+    thread_local std::unique_ptr<char[]> buffer(new char[kParseBufferBytes]);
+    return buffer.get();
+}
 
 OffersParse fail(std::string error) {
     OffersParse out;
@@ -83,7 +92,10 @@ OffersParse parse_offers(std::string_view body) {
     if (body.find('\0') != std::string_view::npos)
         return fail("response is not JSON (contains a NUL byte)");
 
-    rapidjson::Document doc;
+    // The DOM lives in a buffer kept per thread: a fresh Document would malloc (and free) a 64 KB
+    // pool chunk per response. Nothing of the DOM outlives this call (offers are copied out).
+    rapidjson::MemoryPoolAllocator<> pool(parse_buffer(), kParseBufferBytes);
+    rapidjson::Document doc(&pool);
     doc.Parse<kParseFlags>(body.data(), body.size());
     if (doc.HasParseError()) {
         return fail("response is not JSON: " + rapidjson_error_text(doc.GetParseError()) +

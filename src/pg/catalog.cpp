@@ -2,6 +2,8 @@
 // are prepared once and run in short transactions of their own.
 #include "pg/catalog.hpp"
 
+#include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,33 +14,48 @@ namespace demper::pg {
 
 namespace {
 
-// Claim: lease up to $1 due products, oldest due first, skipping rows another worker holds. The
-// claimed rows' next_check_at moves to the lease expiry, so the front of the due index holds only
-// claimable rows and a crashed worker's products come due again by themselves.
+// Claim: lease up to $1 due products, oldest due first, skipping rows another worker (or a user's
+// open transaction) holds. The due queue is demper.schedule (0.5.0): the claimed rows' next check
+// moves to the lease expiry there and in the product row, so the front of the due index holds only
+// claimable rows and a crashed worker's products come due again by themselves. Both rows are
+// locked: the recheck of a row claimed meanwhile by another worker then sees its new next check
+// and skips it. The product row's update touches no indexed column (HOT). What the checks need
+// of the stores is read once per store (kStoresSql), not once per product.
 constexpr const char* kClaimSql = R"SQL(
 WITH due AS (
-    SELECT p.id
-      FROM demper.product p
-     WHERE p.bot_active AND p.next_check_at <= now()
-     ORDER BY p.next_check_at
+    SELECT s.product_id AS id
+      FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+     WHERE s.next_check_at <= now() AND p.bot_active
+     ORDER BY s.next_check_at
      LIMIT $1
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF s, p SKIP LOCKED
+), leased AS (
+    UPDATE demper.schedule s
+       SET next_check_at = now() + make_interval(secs => $3)
+      FROM due
+     WHERE s.product_id = due.id
+    RETURNING s.product_id
 )
 UPDATE demper.product p
    SET lease_token = $2,
        lease_until = now() + make_interval(secs => $3),
        next_check_at = now() + make_interval(secs => $3)
-  FROM due, demper.store s
- WHERE p.id = due.id AND s.id = p.store_id
-RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step,
-          s.merchant_id, coalesce(p.city_id, s.city_id), s.active,
+  FROM leased
+ WHERE p.id = leased.product_id
+RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_id,
           p.store_id, p.strategy, p.step_percent::float8, p.position, p.cost_price,
           p.min_margin_percent::float8, p.floor_action, p.no_competitor_action,
-          p.max_change_percent::float8,
-          array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
-                                 WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ','),
-          s.max_delivery_duration, s.outlier_share::float8, demper.in_working_hours(s),
-          s.approval_mode, p.inputs_version
+          p.max_change_percent::float8, p.inputs_version
+)SQL";
+
+// The policies of the stores of a claimed batch, in the claim's transaction.
+constexpr const char* kStoresSql = R"SQL(
+SELECT s.id, s.merchant_id, s.city_id, s.active,
+       array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
+                              WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ','),
+       s.max_delivery_duration, s.outlier_share::float8, demper.in_working_hours(s)
+  FROM demper.store s
+ WHERE s.id = ANY ($1)
 )SQL";
 
 // The decision was made from the row as claimed; when a user changed any input of it since, the
@@ -61,10 +78,12 @@ WITH d AS (
     SELECT *
       FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
                   $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                  $13::int8[], $17::int8[], $18::text[], $19::int8[])
+                  $13::int8[], $17::int8[], $18::json[], $19::int8[])
         AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
              error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version)
-), budget AS (
+), stores AS (
+    -- Once per store of the batch: its change budget left, and what the outbox and proposal
+    -- steps below need (so they join a handful of rows, never the store table per product).
     SELECT s.id AS store_id, s.approval_mode,
            -- Only stores with a budget count their recent changes, and never more than they need.
            CASE WHEN s.change_budget IS NOT NULL THEN
@@ -73,19 +92,26 @@ WITH d AS (
                     WHERE h.store_id = s.id
                       AND h.changed_at > now() - s.change_budget_window
                     LIMIT s.change_budget + 1) recent)
-           END AS remaining
+           END AS remaining,
+           s.push_mode = 'api' AS pushes,
+           CASE WHEN s.needs_login THEN 'infinity'::timestamptz
+                ELSE greatest(now(), coalesce(s.push_paused_until, now())) END AS push_at,
+           EXISTS (SELECT 1 FROM demper.proposal pr
+                    WHERE pr.store_id = s.id AND pr.status = 'pending') AS has_pending
       FROM demper.store s
      WHERE s.id IN (SELECT store_id FROM d)
+), ranked AS (
+    -- The changes of stores with a budget, numbered per store in product id order (a narrow
+    -- sort: most batches have no such store, and then nothing is sorted at all).
+    SELECT d.id, row_number() OVER (PARTITION BY d.store_id ORDER BY d.id) AS n
+      FROM d JOIN stores b ON b.store_id = d.store_id
+     WHERE d.ok AND d.new_price <> d.seen_price AND b.remaining IS NOT NULL AND NOT b.approval_mode
 ), g AS (
     SELECT d.*,
            coalesce(b.approval_mode, false) AS approval_mode,
-           CASE WHEN d.ok AND d.new_price <> d.seen_price AND b.remaining IS NOT NULL
-                     AND NOT b.approval_mode
-                THEN row_number() OVER (PARTITION BY d.store_id,
-                                                     (d.ok AND d.new_price <> d.seen_price)
-                                        ORDER BY d.id) > b.remaining
-                ELSE false END AS over_budget
-      FROM d LEFT JOIN budget b ON b.store_id = d.store_id
+           coalesce(r.n > b.remaining, false) AS over_budget
+      FROM d LEFT JOIN stores b ON b.store_id = d.store_id
+             LEFT JOIN ranked r ON r.id = d.id
 ), upd AS (
     UPDATE demper.product p
        SET price = CASE WHEN g.ok AND NOT $14 AND )SQL" DEMPER_SAME_INPUTS R"SQL(
@@ -97,7 +123,8 @@ WITH d AS (
                WHEN g.ok AND g.over_budget AND NOT $14
                    THEN now() + least()SQL" DEMPER_INTERVAL R"SQL(, interval '1 minute')
                WHEN g.skipped AND g.reason = 'outside_hours'
-                   THEN demper.next_opening(s) + random() * least()SQL" DEMPER_INTERVAL R"SQL(, interval '5 minutes')
+                   THEN demper.next_opening((SELECT s FROM demper.store s WHERE s.id = p.store_id))
+                        + random() * least()SQL" DEMPER_INTERVAL R"SQL(, interval '5 minutes')
                WHEN g.ok OR g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
                ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
                                   make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
@@ -119,16 +146,37 @@ WITH d AS (
            last_competitor_price = CASE WHEN g.ok THEN g.competitor_price
                                         ELSE p.last_competitor_price END,
            last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
-           last_explain = CASE WHEN g.ok THEN g.explain::json ELSE p.last_explain END
-      FROM g, demper.store s
-     WHERE p.id = g.id AND p.lease_token = g.lease_token AND s.id = p.store_id
+           last_explain = CASE WHEN g.ok THEN g.explain ELSE p.last_explain END
+      FROM g
+     WHERE p.id = g.id AND p.lease_token = g.lease_token
     RETURNING p.id, p.store_id, g.seen_price AS old_price, p.price AS new_price,
               g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
-              g.ok, (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed
+              g.ok, (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed,
+              p.next_check_at
+), scheduled AS (
+    -- The due queue follows the product row (no row: the product was deactivated meanwhile).
+    UPDATE demper.schedule s
+       SET next_check_at = upd.next_check_at
+      FROM upd
+     WHERE s.product_id = upd.id
+    RETURNING 1
 ), hist AS (
     INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
     SELECT id, store_id, old_price, new_price, competitor_price, reason FROM upd WHERE changed
     RETURNING old_price, new_price
+), pushed AS (
+    -- What the enqueue_push trigger does for a user's price change, set-based: the worker's
+    -- session runs with session_replication_role = replica, so its own writes fire no trigger.
+    INSERT INTO demper.outbox (product_id, store_id, price, next_attempt_at)
+    SELECT u.id, u.store_id, u.new_price, st.push_at
+      FROM upd u JOIN stores st ON st.store_id = u.store_id
+     WHERE u.changed AND st.pushes
+    ON CONFLICT (product_id) WHERE status = 'pending'
+    DO UPDATE SET price = EXCLUDED.price, created_at = now(),
+                  next_attempt_at = CASE
+                      WHEN demper.outbox.lease_until > now() THEN demper.outbox.next_attempt_at
+                      ELSE least(demper.outbox.next_attempt_at, EXCLUDED.next_attempt_at) END
+    RETURNING 1
 ), proposed AS (
     INSERT INTO demper.proposal (product_id, store_id, old_price, new_price, competitor_price, reason)
     SELECT id, store_id, old_price, decided_price, competitor_price, reason
@@ -142,8 +190,9 @@ WITH d AS (
     -- A pending proposal no longer stands once a later check of its product decided otherwise.
     UPDATE demper.proposal pr
        SET status = 'superseded', decided_at = now(), decided_by = 'demper'
-      FROM upd
-     WHERE pr.product_id = upd.id AND pr.status = 'pending'
+      FROM upd JOIN stores st ON st.store_id = upd.store_id
+     WHERE (SELECT bool_or(has_pending) FROM stores)  -- once: most batches have none at all
+       AND pr.product_id = upd.id AND pr.status = 'pending' AND st.has_pending
        AND upd.ok AND upd.outcome <> 'awaiting_approval'
     RETURNING 1
 )
@@ -161,10 +210,17 @@ SELECT u.store_id,
 // Release: products still in check when the worker stops become due again at once, so a restart
 // (or another worker) checks them without waiting for their lease to expire.
 constexpr const char* kReleaseSql = R"SQL(
-UPDATE demper.product p
-   SET next_check_at = now(), lease_token = NULL, lease_until = NULL
-  FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
- WHERE p.id = r.id AND p.lease_token = r.lease_token
+WITH released AS (
+    UPDATE demper.product p
+       SET next_check_at = now(), lease_token = NULL, lease_until = NULL
+      FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
+     WHERE p.id = r.id AND p.lease_token = r.lease_token
+    RETURNING p.id
+)
+UPDATE demper.schedule s
+   SET next_check_at = now()
+  FROM released
+ WHERE s.product_id = released.id
 )SQL";
 
 // Claim pushes: lease due outbox rows; the claim records the price it will push, so that a newer
@@ -360,12 +416,14 @@ Datum bool_array(const std::vector<bool>& values) {
     return PointerGetDatum(construct_array(elems, n, BOOLOID, 1, true, TYPALIGN_CHAR));
 }
 
-Datum text_array(const std::vector<std::string>& values) {
+// text_array builds a text[] (or, with element_type JSONOID, a json[] of JSON the worker wrote
+// itself: no second parse on the way in).
+Datum text_array(const std::vector<std::string>& values, Oid element_type = TEXTOID) {
     int n = static_cast<int>(values.size());
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
     for (int i = 0; i < n; i++)
         elems[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), static_cast<int>(values[i].size())));
-    return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+    return PointerGetDatum(construct_array(elems, n, element_type, -1, false, TYPALIGN_INT));
 }
 
 }  // namespace
@@ -397,6 +455,7 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
         if (rc != SPI_OK_UPDATE_RETURNING)
             elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
         TupleDesc desc = SPI_tuptable->tupdesc;
+        std::vector<int64> store_ids;
         for (uint64 i = 0; i < SPI_processed; i++) {
             HeapTuple t = SPI_tuptable->vals[i];
             bool isnull = false;
@@ -410,29 +469,62 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             int64 max_price = get_int8(t, desc, 5, &isnull);
             if (!isnull) c.max_price = max_price;
             c.step = get_int8(t, desc, 6, &isnull);
-            c.merchant_id = SPI_getvalue(t, desc, 7);
-            c.city_id = SPI_getvalue(t, desc, 8);
-            c.store_active = DatumGetBool(SPI_getbinval(t, desc, 9, &isnull));
-            c.store_id = get_int8(t, desc, 10, &isnull);
-            c.strategy = SPI_getvalue(t, desc, 11);
-            double step_percent = get_float8(t, desc, 12, &isnull);
+            if (char* city = SPI_getvalue(t, desc, 7)) c.city_id = city;
+            c.store_id = get_int8(t, desc, 8, &isnull);
+            c.strategy = SPI_getvalue(t, desc, 9);
+            double step_percent = get_float8(t, desc, 10, &isnull);
             c.step_percent = isnull ? 0 : step_percent;
-            c.position = DatumGetInt32(SPI_getbinval(t, desc, 13, &isnull));
-            int64 cost = get_int8(t, desc, 14, &isnull);
+            c.position = DatumGetInt32(SPI_getbinval(t, desc, 11, &isnull));
+            int64 cost = get_int8(t, desc, 12, &isnull);
             if (!isnull) c.cost_price = cost;
-            double margin = get_float8(t, desc, 15, &isnull);
+            double margin = get_float8(t, desc, 13, &isnull);
             if (!isnull) c.min_margin_percent = margin;
-            c.floor_action = SPI_getvalue(t, desc, 16);
-            c.no_competitor_action = SPI_getvalue(t, desc, 17);
-            double max_change = get_float8(t, desc, 18, &isnull);
+            c.floor_action = SPI_getvalue(t, desc, 14);
+            c.no_competitor_action = SPI_getvalue(t, desc, 15);
+            double max_change = get_float8(t, desc, 16, &isnull);
             if (!isnull) c.max_change_percent = max_change;
-            if (char* excluded = SPI_getvalue(t, desc, 19)) c.excluded_merchants = split_list(excluded);
-            if (char* delivery = SPI_getvalue(t, desc, 20)) c.max_delivery_duration = delivery;
-            double share = get_float8(t, desc, 21, &isnull);
-            if (!isnull) c.outlier_share = share;
-            c.in_working_hours = DatumGetBool(SPI_getbinval(t, desc, 22, &isnull));
-            c.approval_mode = DatumGetBool(SPI_getbinval(t, desc, 23, &isnull));
-            c.inputs_version = get_int8(t, desc, 24, &isnull);
+            c.inputs_version = get_int8(t, desc, 17, &isnull);
+            if (std::find(store_ids.begin(), store_ids.end(), c.store_id) == store_ids.end())
+                store_ids.push_back(c.store_id);
+        }
+        if (claimed.empty()) return;
+
+        Oid store_types[1] = {INT8ARRAYOID};
+        SPIPlanPtr stores_plan = prepare(stores_plan_, kStoresSql, 1, store_types);
+        Datum store_args[1] = {int8_array(store_ids, nullptr)};
+        // Not read-only: a fresh snapshot, which sees a store that a product claimed in its latest
+        // version (moved to another store just now) belongs to.
+        rc = SPI_execute_plan(stores_plan, store_args, nullptr, false, 0);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "reading stores failed: %s", SPI_result_code_string(rc));
+        std::vector<std::shared_ptr<StorePolicy>> stores;
+        desc = SPI_tuptable->tupdesc;
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            HeapTuple t = SPI_tuptable->vals[i];
+            bool isnull = false;
+            auto s = std::make_shared<StorePolicy>();
+            s->id = get_int8(t, desc, 1, &isnull);
+            s->merchant_id = SPI_getvalue(t, desc, 2);
+            s->city_id = SPI_getvalue(t, desc, 3);
+            s->active = DatumGetBool(SPI_getbinval(t, desc, 4, &isnull));
+            if (char* excluded = SPI_getvalue(t, desc, 5)) s->excluded_merchants = split_list(excluded);
+            if (char* delivery = SPI_getvalue(t, desc, 6)) s->max_delivery_duration = delivery;
+            double share = get_float8(t, desc, 7, &isnull);
+            if (!isnull) s->outlier_share = share;
+            s->in_working_hours = DatumGetBool(SPI_getbinval(t, desc, 8, &isnull));
+            stores.push_back(std::move(s));
+        }
+        for (ClaimedProduct& c : claimed) {
+            for (const auto& s : stores) {
+                if (s->id == c.store_id) {
+                    c.store = s;
+                    break;
+                }
+            }
+            // The store cannot go away under the claim's lock on its product (ON DELETE CASCADE);
+            // should it all the same, the claim is rolled back and the product claimed again.
+            if (!c.store) elog(ERROR, "the store %lld of product %lld was not found",
+                               static_cast<long long>(c.store_id), static_cast<long long>(c.id));
+            if (c.city_id.empty()) c.city_id = c.store->city_id;
         }
     });
     return claimed;
@@ -447,7 +539,7 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
         Oid types[19] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID, FLOAT8OID,
-                         INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+                         INT8ARRAYOID, JSONARRAYOID, INT8ARRAYOID};
         SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 19, types);
         Datum args[19] = {int8_array(cols.id, nullptr),
                           int8_array(cols.lease_token, nullptr),
@@ -466,7 +558,7 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
                           Float8GetDatum(static_cast<double>(schedule.check_interval_s)),
                           Float8GetDatum(static_cast<double>(schedule.priority_interval_s)),
                           int8_array(cols.store_id, nullptr),
-                          text_array(cols.explain),
+                          text_array(cols.explain, JSONOID),
                           int8_array(cols.seen_version, nullptr)};
         int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
         if (rc != SPI_OK_SELECT) elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
@@ -601,7 +693,7 @@ std::int64_t Catalog::prune(int retention_s, int batch) {
 }
 
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
+    for (void** slot : {&claim_plan_, &stores_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
                         &apply_pushes_plan_, &prune_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);

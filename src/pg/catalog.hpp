@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,7 +11,20 @@
 namespace demper::pg {
 
 // The extension version whose tables and columns this library's SQL uses.
-constexpr const char* kSchemaVersion = "0.4.0";
+constexpr const char* kSchemaVersion = "0.5.0";
+
+// StorePolicy is what a check needs of a product's store: read once per store per claim, shared
+// by every product of the batch.
+struct StorePolicy {
+    std::int64_t id = 0;
+    std::string merchant_id;
+    std::string city_id;
+    bool active = true;
+    std::vector<std::string> excluded_merchants;  // the seller's merchant ids and the ignore list
+    std::string max_delivery_duration;            // empty = any delivery
+    std::optional<double> outlier_share;
+    bool in_working_hours = true;
+};
 
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
 struct ClaimedProduct {
@@ -20,9 +34,7 @@ struct ClaimedProduct {
     std::int64_t min_price = 0;
     std::optional<std::int64_t> max_price;
     std::int64_t step = 1;
-    std::string merchant_id;
-    std::string city_id;
-    bool store_active = true;
+    std::string city_id;              // the product's own, else its store's
     std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
     std::int64_t inputs_version = 0;  // bumped by any user edit of the rule's inputs
     // The rest of the product's rule (0.2.0) and its store's policies.
@@ -35,11 +47,7 @@ struct ClaimedProduct {
     std::string floor_action = "go_to_floor";
     std::string no_competitor_action = "to_max";
     std::optional<double> max_change_percent;
-    std::vector<std::string> excluded_merchants;  // the seller's merchant ids and the ignore list
-    std::string max_delivery_duration;            // empty = any delivery
-    std::optional<double> outlier_share;
-    bool in_working_hours = true;
-    bool approval_mode = false;
+    std::shared_ptr<const StorePolicy> store;  // never null after a claim
 };
 
 // CheckOutcome is what one check arrived at: a decision, or the error that stopped it.
@@ -142,6 +150,7 @@ public:
 
 private:
     void* claim_plan_ = nullptr;
+    void* stores_plan_ = nullptr;
     void* apply_plan_ = nullptr;
     void* release_plan_ = nullptr;
     void* claim_pushes_plan_ = nullptr;

@@ -21,6 +21,8 @@ PG_FUNCTION_INFO_V1(demper_http_status);
 PG_FUNCTION_INFO_V1(demper_latency_histogram);
 PG_FUNCTION_INFO_V1(demper_store_counters);
 PG_FUNCTION_INFO_V1(demper_worker_status);
+PG_FUNCTION_INFO_V1(demper_is_product_code);
+PG_FUNCTION_INFO_V1(demper_is_city_id);
 }
 
 namespace {
@@ -215,4 +217,29 @@ Datum demper_http_status(PG_FUNCTION_ARGS) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum)0;
+}
+
+// The format checks behind the product table's CHECK constraints (0.5.0). They run on every
+// UPDATE of a product row, so they are a byte loop rather than translate(); plain C, nothing
+// here can throw.
+Datum demper_is_product_code(PG_FUNCTION_ARGS) {
+    text* code = PG_GETARG_TEXT_PP(0);
+    const char* p = VARDATA_ANY(code);
+    const int n = VARSIZE_ANY_EXHDR(code);
+    bool ok = n >= 1 && n <= 64;
+    for (int i = 0; ok && i < n; i++) {
+        const char c = p[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+             c == '-';
+    }
+    PG_RETURN_BOOL(ok);
+}
+
+Datum demper_is_city_id(PG_FUNCTION_ARGS) {
+    text* city = PG_GETARG_TEXT_PP(0);
+    const char* p = VARDATA_ANY(city);
+    const int n = VARSIZE_ANY_EXHDR(city);
+    bool ok = n == 9;
+    for (int i = 0; ok && i < n; i++) ok = p[i] >= '0' && p[i] <= '9';
+    PG_RETURN_BOOL(ok);
 }

@@ -403,6 +403,65 @@ TEST(HttpEngine, ManyRequestsCompleteWithinMaxInflight) {
     EXPECT_EQ(e.counters().completed_ok, static_cast<std::uint64_t>(kRequests));
 }
 
+// Easy handles are reused from one request to the next (curl_easy_reset): nothing of a request
+// (method, body, headers, cookies) may reach the next one sent on the same handle.
+TEST(HttpEngine, ReusedHandlesCarryNothingOver) {
+    TestServer server([](const SeenRequest& req) { return ok_json(R"({"n":)" + std::to_string(req.index) + "}"); });
+    auto cfg = test_config();
+    cfg.max_inflight = 1;  // one handle at a time: each request reuses the previous one's
+    HttpEngine e(cfg);
+    Loop loop{e};
+    const int rounds = 30;
+    for (int i = 0; i < rounds; i++) {
+        HttpRequest r;
+        r.id = static_cast<std::uint64_t>(i);
+        r.url = server.url("/r/" + std::to_string(i));
+        switch (i % 3) {
+            case 0:  // POST with a body and a secret header
+                r.method = "POST";
+                r.body = "{\"i\":" + std::to_string(i) + "}";
+                r.headers = {"Content-Type: application/json", "Cookie: mc-session=SECRET" + std::to_string(i)};
+                break;
+            case 1:  // GET without headers
+                r.method = "GET";
+                break;
+            default:  // PUT with another header
+                r.method = "PUT";
+                r.body = "x" + std::to_string(i);
+                r.headers = {"X-Only: " + std::to_string(i)};
+        }
+        e.submit(std::move(r));
+        ASSERT_TRUE(loop.run_until(static_cast<std::size_t>(i + 1), 10)) << "request " << i;
+    }
+    auto seen = server.requests();
+    ASSERT_EQ(seen.size(), static_cast<std::size_t>(rounds));
+    for (int i = 0; i < rounds; i++) {
+        SeenRequest& q = seen[static_cast<std::size_t>(i)];
+        EXPECT_EQ(q.target, "/r/" + std::to_string(i));
+        switch (i % 3) {
+            case 0:
+                EXPECT_EQ(q.method, "POST");
+                EXPECT_EQ(q.body, "{\"i\":" + std::to_string(i) + "}");
+                EXPECT_EQ(q.headers["cookie"], "mc-session=SECRET" + std::to_string(i));
+                EXPECT_EQ(q.headers.count("x-only"), 0u);
+                break;
+            case 1:
+                EXPECT_EQ(q.method, "GET") << i;
+                EXPECT_EQ(q.body, "") << i;
+                EXPECT_EQ(q.headers.count("cookie"), 0u) << i;
+                EXPECT_EQ(q.headers.count("content-type"), 0u) << i;
+                break;
+            default:
+                EXPECT_EQ(q.method, "PUT");
+                EXPECT_EQ(q.body, "x" + std::to_string(i));
+                EXPECT_EQ(q.headers["x-only"], std::to_string(i));
+                EXPECT_EQ(q.headers.count("cookie"), 0u) << i;
+        }
+        EXPECT_EQ(q.headers["user-agent"], "demper/0.1");
+    }
+    for (const HttpResponse& r : loop.done) EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+}
+
 TEST(HttpEngine, AdmissionRateIsRespected) {
     TestServer server([](const SeenRequest&) { return ok_json(); });
     EngineConfig c = test_config();

@@ -231,6 +231,33 @@ TEST(OffersParse, NulBytesAndTrailingGarbage) {
     EXPECT_TRUE(trailing_space.ok) << trailing_space.error;
 }
 
+// The DOM lives in a reused per-thread buffer (128 KB); a larger answer takes more from the heap,
+// and a small answer parsed after it must not see anything of it.
+TEST(OffersParse, AnswersLargerThanTheReusedBufferAndAfter) {
+    std::string big = R"({"offers":[)";
+    const int n = 3000;  // ~600 kB of JSON: several times the buffer
+    for (int i = 0; i < n; i++) {
+        if (i > 0) big += ',';
+        big += R"({"merchantId":"M)" + std::to_string(i) + R"(","merchantName":"A rather long merchant name number )" +
+               std::to_string(i) + R"(","price":)" + std::to_string(1000 + i) +
+               R"(,"deliveryDuration":"TOMORROW","merchantRating":4.5,"merchantReviewsQuantity":10})";
+    }
+    big += R"(],"total":3000})";
+    for (int round = 0; round < 3; round++) {
+        const OffersParse p = parse_offers(big);
+        ASSERT_TRUE(p.ok) << p.error;
+        ASSERT_EQ(p.book.offers.size(), static_cast<std::size_t>(n));
+        EXPECT_EQ(p.book.offers[2999].merchant_id, "M2999");
+        EXPECT_EQ(p.book.offers[2999].price, 3999);
+        EXPECT_EQ(p.book.total, 3000);
+        const OffersParse small = parse_offers(kDomainExample);
+        ASSERT_TRUE(small.ok) << small.error;
+        ASSERT_EQ(small.book.offers.size(), 1u);
+        EXPECT_EQ(small.book.offers[0].merchant_id, "30012345");
+        EXPECT_EQ(small.book.total, 7);
+    }
+}
+
 TEST(OffersParse, DeepNestingDoesNotOverflowTheStack) {
     expect_fail(std::string(100000, '['), "not JSON");
     expect_fail(std::string(100000, '{'), "not JSON");
