@@ -48,6 +48,15 @@ RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.cit
           p.max_change_percent::float8, p.inputs_version
 )SQL";
 
+// When the next product comes due (in seconds from now; negative: one is due but held by another
+// transaction), asked when a claim found fewer due products than it wanted.
+constexpr const char* kNextDueSql = R"SQL(
+SELECT extract(epoch FROM s.next_check_at - now())::float8
+  FROM demper.schedule s
+ ORDER BY s.next_check_at
+ LIMIT 1
+)SQL";
+
 // The policies of the stores of a claimed batch, in the claim's transaction.
 constexpr const char* kStoresSql = R"SQL(
 SELECT s.id, s.merchant_id, s.city_id, s.active,
@@ -78,9 +87,10 @@ WITH d AS (
     SELECT *
       FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
                   $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                  $13::int8[], $17::int8[], $18::json[], $19::int8[])
+                  $13::int8[], $17::int8[], $18::json[], $19::int8[], $20::timestamptz[])
         AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
-             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version)
+             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version,
+             claimed_at)
 ), stores AS (
     -- Once per store of the batch: its change budget left, and what the outbox and proposal
     -- steps below need (so they join a handful of rows, never the store table per product).
@@ -125,7 +135,10 @@ WITH d AS (
                WHEN g.skipped AND g.reason = 'outside_hours'
                    THEN demper.next_opening((SELECT s FROM demper.store s WHERE s.id = p.store_id))
                         + random() * least()SQL" DEMPER_INTERVAL R"SQL(, interval '5 minutes')
-               WHEN g.ok OR g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
+               -- A check's interval runs from its claim, not from its apply (which waits for
+               -- its batch): checks of a product start one interval apart.
+               WHEN g.ok THEN greatest(now(), g.claimed_at + )SQL" DEMPER_INTERVAL R"SQL()
+               WHEN g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
                ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
                                   make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
            END,
@@ -368,10 +381,11 @@ struct ApplyColumns {
     std::vector<bool> competitor_null, seen_max_null;
     std::vector<bool> ok, skipped;
     std::vector<std::string> reason, error_class, error_text, explain;
-    std::vector<int64> store_id, seen_version;
+    std::vector<int64> store_id, seen_version, claimed_at;
 
     explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
         for (const CheckOutcome& o : outcomes) {
+            claimed_at.push_back(o.product.claimed_at);
             seen_version.push_back(o.product.inputs_version);
             store_id.push_back(o.product.store_id);
             explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
@@ -395,7 +409,9 @@ struct ApplyColumns {
 };
 
 // The array builders run inside pg_guard: they palloc in the transaction's memory.
-Datum int8_array(const std::vector<int64>& values, const std::vector<bool>* nulls) {
+// int8_array builds an int8[] (or, with element_type TIMESTAMPTZOID, a timestamptz[]: the same
+// 8-byte integers, microseconds since 2000).
+Datum int8_array(const std::vector<int64>& values, const std::vector<bool>* nulls, Oid element_type = INT8OID) {
     int n = static_cast<int>(values.size());
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
     bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * (n > 0 ? n : 1)));
@@ -405,7 +421,7 @@ Datum int8_array(const std::vector<int64>& values, const std::vector<bool>* null
     }
     int dims[1] = {n};
     int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(elems, isnull, 1, dims, lbs, INT8OID, 8,
+    return PointerGetDatum(construct_md_array(elems, isnull, 1, dims, lbs, element_type, 8,
                                               FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
@@ -443,7 +459,8 @@ bool Catalog::extension_ready(std::string* version) {
     return *version == kSchemaVersion;
 }
 
-std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s) {
+std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s,
+                                           double* next_due_in_s) {
     std::vector<ClaimedProduct> claimed;
     claimed.reserve(static_cast<std::size_t>(limit));
     in_transaction("demper: claiming due products", [&] {
@@ -455,6 +472,7 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
         if (rc != SPI_OK_UPDATE_RETURNING)
             elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
         TupleDesc desc = SPI_tuptable->tupdesc;
+        const int64 claimed_at = GetCurrentTransactionStartTimestamp();  // the claim's now()
         std::vector<int64> store_ids;
         for (uint64 i = 0; i < SPI_processed; i++) {
             HeapTuple t = SPI_tuptable->vals[i];
@@ -484,8 +502,17 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             double max_change = get_float8(t, desc, 16, &isnull);
             if (!isnull) c.max_change_percent = max_change;
             c.inputs_version = get_int8(t, desc, 17, &isnull);
+            c.claimed_at = claimed_at;
             if (std::find(store_ids.begin(), store_ids.end(), c.store_id) == store_ids.end())
                 store_ids.push_back(c.store_id);
+        }
+        if (next_due_in_s != nullptr && claimed.size() < static_cast<std::size_t>(limit)) {
+            SPIPlanPtr next_plan = prepare(next_due_plan_, kNextDueSql, 0, nullptr);
+            rc = SPI_execute_plan(next_plan, nullptr, nullptr, true, 1);
+            if (rc != SPI_OK_SELECT) elog(ERROR, "next due failed: %s", SPI_result_code_string(rc));
+            bool isnull = true;
+            double in_s = SPI_processed == 1 ? get_float8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : 0;
+            *next_due_in_s = isnull ? kNothingDue : in_s;
         }
         if (claimed.empty()) return;
 
@@ -536,12 +563,12 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
     if (outcomes.empty()) return result;
     const ApplyColumns cols(outcomes);
     in_transaction("demper: applying decisions", [&] {
-        Oid types[19] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
+        Oid types[20] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                          INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID, FLOAT8OID,
-                         INT8ARRAYOID, JSONARRAYOID, INT8ARRAYOID};
-        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 19, types);
-        Datum args[19] = {int8_array(cols.id, nullptr),
+                         INT8ARRAYOID, JSONARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 20, types);
+        Datum args[20] = {int8_array(cols.id, nullptr),
                           int8_array(cols.lease_token, nullptr),
                           bool_array(cols.ok),
                           bool_array(cols.skipped),
@@ -559,7 +586,8 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
                           Float8GetDatum(static_cast<double>(schedule.priority_interval_s)),
                           int8_array(cols.store_id, nullptr),
                           text_array(cols.explain, JSONOID),
-                          int8_array(cols.seen_version, nullptr)};
+                          int8_array(cols.seen_version, nullptr),
+                          int8_array(cols.claimed_at, nullptr, TIMESTAMPTZOID)};
         int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
         if (rc != SPI_OK_SELECT) elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
         TupleDesc desc = SPI_tuptable->tupdesc;
@@ -693,7 +721,7 @@ std::int64_t Catalog::prune(int retention_s, int batch) {
 }
 
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &stores_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
+    for (void** slot : {&claim_plan_, &stores_plan_, &next_due_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
                         &apply_pushes_plan_, &prune_plan_}) {
         if (*slot != nullptr) {
             SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);

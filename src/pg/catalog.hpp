@@ -10,6 +10,9 @@
 
 namespace demper::pg {
 
+// What claim() reports as the next due time when no product is scheduled at all.
+constexpr double kNothingDue = 1e9;
+
 // The extension version whose tables and columns this library's SQL uses.
 constexpr const char* kSchemaVersion = "0.5.0";
 
@@ -37,6 +40,7 @@ struct ClaimedProduct {
     std::string city_id;              // the product's own, else its store's
     std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
     std::int64_t inputs_version = 0;  // bumped by any user edit of the rule's inputs
+    std::int64_t claimed_at = 0;      // the claim's now() (timestamptz, microseconds since 2000)
     // The rest of the product's rule (0.2.0) and its store's policies.
     std::int64_t store_id = 0;
     std::string strategy = "undercut";
@@ -131,8 +135,11 @@ public:
     // schema version this library needs (kSchemaVersion). Runs its own transaction; *version
     // receives the installed version ("" when none).
     bool extension_ready(std::string* version);
-    // claim leases up to limit due products under lease_token, oldest due first.
-    std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s);
+    // claim leases up to limit due products under lease_token, oldest due first. When it finds
+    // fewer than limit and next_due_in_s is given, *next_due_in_s receives when the next product
+    // comes due, in seconds from now (<= 0: due but held elsewhere; kNothingDue: none at all).
+    std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s,
+                                      double* next_due_in_s = nullptr);
     // apply writes a batch of outcomes: prices, history, schedule, errors; one transaction.
     ApplyResult apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule);
     // release hands leased products back unchecked, due at once (the worker is stopping).
@@ -151,6 +158,7 @@ public:
 private:
     void* claim_plan_ = nullptr;
     void* stores_plan_ = nullptr;
+    void* next_due_plan_ = nullptr;
     void* apply_plan_ = nullptr;
     void* release_plan_ = nullptr;
     void* claim_pushes_plan_ = nullptr;

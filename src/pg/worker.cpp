@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -48,6 +49,7 @@ namespace {
 constexpr int kRestartSeconds = 5;
 constexpr double kApplyDelaySeconds = 0.25;      // longest a decision waits for its batch
 constexpr double kIdlePollSeconds = 1.0;         // how often to look for due products when idle
+constexpr double kMinClaimPollSeconds = 0.05;    // never look again sooner than this
 constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE EXTENSION
 constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
 constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
@@ -399,9 +401,16 @@ void Worker::claim_if_room(double now) {
     // Do not claim in dribbles while the pipeline is busy: wait until a useful batch fits.
     if (!in_check_.empty() && want < std::min<std::size_t>(limit, settings_.batch_size) / 2) return;
 
+    double next_due_in = kIdlePollSeconds;
     std::vector<ClaimedProduct> claimed =
-        catalog_.claim(static_cast<int>(want), new_lease_token(), settings_.lease_time_s);
-    if (claimed.size() < want) next_claim_at_ = now + kIdlePollSeconds;
+        catalog_.claim(static_cast<int>(want), new_lease_token(), settings_.lease_time_s, &next_due_in);
+    if (claimed.size() < want) {
+        // Nothing more is due: look again when the next product comes due (so checks start on
+        // time, not up to a poll late), at least every kIdlePollSeconds (new products, other
+        // workers' releases) and at most every kMinClaimPollSeconds (a due product held by a
+        // user's open transaction).
+        next_claim_at_ = now + std::clamp(next_due_in, kMinClaimPollSeconds, kIdlePollSeconds);
+    }
     for (ClaimedProduct& p : claimed) {
         counter_add(kChecksStarted);
         if (!p.store->active || !p.store->in_working_hours) {
