@@ -83,3 +83,18 @@ CREATE TRIGGER product_schedule_update
 
 -- Only the worker (a superuser session) and the trigger's owner touch it.
 REVOKE ALL ON demper.schedule FROM PUBLIC;
+
+-- Backups: pg_dump leaves out the rows of an extension's tables unless they are marked as the
+-- extension's configuration. Everything users own is marked, with the sequences of its ids (or a
+-- restored database would hand out ids again). The due queue is not: it is derived from the
+-- products, by the trigger above while a dump is restored, and by the worker when it starts.
+SELECT pg_catalog.pg_extension_config_dump('demper.store', '');
+SELECT pg_catalog.pg_extension_config_dump('demper.product', '');
+SELECT pg_catalog.pg_extension_config_dump('demper.price_history', '');
+SELECT pg_catalog.pg_extension_config_dump('demper.proposal', '');
+SELECT pg_catalog.pg_extension_config_dump('demper.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('demper.store', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('demper.product', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('demper.price_history', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('demper.proposal', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('demper.outbox', 'id')::regclass, '');

@@ -57,6 +57,25 @@ SELECT extract(epoch FROM s.next_check_at - now())::float8
  LIMIT 1
 )SQL";
 
+// Repair: every active product has its row in the due queue, and only those. Users' writes keep
+// it so through the sync_schedule trigger; a restore or a load with triggers disabled does not.
+constexpr const char* kRepairQueueSql = R"SQL(
+WITH added AS (
+    INSERT INTO demper.schedule (product_id, next_check_at)
+    SELECT p.id, p.next_check_at
+      FROM demper.product p
+     WHERE p.bot_active
+       AND NOT EXISTS (SELECT 1 FROM demper.schedule s WHERE s.product_id = p.id)
+    ON CONFLICT (product_id) DO NOTHING
+    RETURNING 1
+), removed AS (
+    DELETE FROM demper.schedule s
+     WHERE NOT EXISTS (SELECT 1 FROM demper.product p WHERE p.id = s.product_id AND p.bot_active)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM removed)
+)SQL";
+
 // The policies of the stores of a claimed batch, in the claim's transaction.
 constexpr const char* kStoresSql = R"SQL(
 SELECT s.id, s.merchant_id, s.city_id, s.active,
@@ -457,6 +476,19 @@ bool Catalog::extension_ready(std::string* version) {
     });
     *version = installed;
     return *version == kSchemaVersion;
+}
+
+QueueRepair Catalog::repair_queue() {
+    QueueRepair r;
+    in_transaction("demper: repairing the due queue", [&] {
+        int rc = SPI_execute(kRepairQueueSql, false, 1);
+        if (rc != SPI_OK_SELECT || SPI_processed != 1)
+            elog(ERROR, "repairing the due queue failed: %s", SPI_result_code_string(rc));
+        bool isnull = false;
+        r.added = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        r.removed = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    });
+    return r;
 }
 
 std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s,

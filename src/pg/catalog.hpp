@@ -129,12 +129,21 @@ struct PushApplyResult {
     std::int64_t failed = 0;
 };
 
+// QueueRepair counts what repair_queue changed.
+struct QueueRepair {
+    std::int64_t added = 0;    // active products that had no row in demper.schedule
+    std::int64_t removed = 0;  // rows of products gone or inactive
+};
+
 class Catalog {
 public:
     // extension_ready says whether CREATE EXTENSION demper has run in this database at the
     // schema version this library needs (kSchemaVersion). Runs its own transaction; *version
     // receives the installed version ("" when none).
     bool extension_ready(std::string* version);
+    // repair_queue makes demper.schedule hold exactly the active products (after a restore, or a
+    // load with triggers disabled). One transaction.
+    QueueRepair repair_queue();
     // claim leases up to limit due products under lease_token, oldest due first. When it finds
     // fewer than limit and next_due_in_s is given, *next_due_in_s receives when the next product
     // comes due, in seconds from now (<= 0: due but held elsewhere; kNothingDue: none at all).

@@ -312,6 +312,7 @@ private:
     double next_claim_at_ = 0;
     double next_publish_at_ = 0;
     bool extension_ready_ = false;
+    bool queue_repaired_ = false;  // the due queue was checked against the products (slot 0)
     std::string warned_version_;
     std::uint64_t next_request_id_ = 1;
     EngineCounterMirror mirror_;
@@ -375,7 +376,22 @@ void Worker::reload_settings() {
 bool Worker::check_schema(double now) {
     std::string version;
     extension_ready_ = catalog_.extension_ready(&version);
+    if (extension_ready_ && !queue_repaired_ && slot_ == 0) {
+        // Once per extension install: products restored from a dump, or loaded with triggers
+        // disabled, have no place in the due queue yet.
+        queue_repaired_ = true;
+        const QueueRepair r = catalog_.repair_queue();
+        if (r.added > 0 || r.removed > 0) {
+            const long long added = r.added, removed = r.removed;
+            pg_guard([added, removed] {
+                ereport(LOG, (errmsg("demper worker repaired the due queue: %lld products added, %lld entries removed",
+                                     added, removed),
+                              errdetail("Products restored from a dump or loaded with triggers disabled get their place in demper.schedule here.")));
+            });
+        }
+    }
     if (!extension_ready_) {
+        if (version.empty()) queue_repaired_ = false;  // dropped: a new install is checked again
         next_claim_at_ = now + kNotReadyPollSeconds;
         if (!version.empty() && version != warned_version_) {
             warned_version_ = version;
