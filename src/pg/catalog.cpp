@@ -349,9 +349,16 @@ void abort_transaction() {
 }
 
 // in_transaction runs fn in a transaction of its own with SPI connected and a snapshot set;
-// on error it rolls back and rethrows.
+// on error it rolls back and rethrows. Interrupts are held meanwhile: SIGTERM is acted on between
+// statements by the worker's loop (stop_cleanly applies what is decided and hands the leases
+// back), never inside one, where its FATAL would leave a whole batch leased until the lease
+// expires. Our statements take milliseconds; a lock wait still ends when the holder's session
+// does (fast shutdown terminates it too). An ERROR resets InterruptHoldoffCount to 0
+// (errfinish), so the saved count is restored, never RESUME_INTERRUPTS'd.
 template <typename Fn>
 void in_transaction(const char* activity, Fn&& fn) {
+    const uint32 saved_holdoff = InterruptHoldoffCount;
+    HOLD_INTERRUPTS();
     try {
         pg_guard([&] {
             SetCurrentStatementStartTimestamp();
@@ -367,9 +374,12 @@ void in_transaction(const char* activity, Fn&& fn) {
             pgstat_report_activity(STATE_IDLE, nullptr);
         });
     } catch (...) {
+        InterruptHoldoffCount = saved_holdoff + 1;  // still held while rolling back
         abort_transaction();
+        InterruptHoldoffCount = saved_holdoff;
         throw;
     }
+    InterruptHoldoffCount = saved_holdoff;
 }
 
 // prepare returns a kept plan for sql, preparing it on first use.

@@ -9,6 +9,7 @@ use DemperTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use IPC::Run;
 
 my $own = '30012345';
 my $mock = start_mock(synthetic => 1000000);
@@ -189,6 +190,43 @@ ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM demper.product WHERE $p3_where AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
 	'every product of part 3 is checked after enabled = on');
 is(wait_for_worker($node), $pid3, 'enabled off/on did not restart the worker');
+
+# ---------------------------------------------------------------------------------------------
+# 4. SIGTERM while the worker is inside a statement: its apply waits for rows a session of the
+#    test holds. The statement is never cut short by the signal: once the rows are free it
+#    finishes, then the worker stops cleanly (what was decided is written, the rest handed back).
+#    Nothing stays leased, and no FATAL is raised inside an SQL statement.
+reload('demper.max_inflight' => 64, 'demper.requests_per_second' => 500, 'demper.burst' => 50);
+$mock->fault(mode => 'latency', latency_ms => 2000);
+my $p4_where = 'product_code::bigint BETWEEN 400000 AND 400099';
+insert_products($node, map { { code => 400000 + $_, price => 9000, min => 100 } } 0 .. 99);
+my $pid4 = wait_for_worker($node);
+ok(poll_until(sub { count_where("$p4_where AND lease_until > now()") >= 20 }, 30), 'products of part 4 are in check');
+my $holder = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+	"BEGIN; SELECT id FROM demper.product WHERE $p4_where AND lease_until > now() FOR UPDATE; SELECT pg_sleep(120);" ],
+	'>', '/dev/null', '2>', '/dev/null');
+ok(poll_until(sub {
+		$node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid4 AND state = 'active' "
+			  . "AND wait_event_type = 'Lock' AND query LIKE '%demper: applying%'") > 0 }, 30),
+	'the worker waits inside its apply statement');
+my $log_offset = -s $node->logfile;
+kill 'TERM', $pid4;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()");
+$holder->finish;
+my $exit4 = DemperTest::wait_for_exit($pid4, 30);
+ok(defined $exit4, sprintf('once the rows are free the worker stops (%.2f s)', $exit4 // -1));
+# The worker comes back after 5 s: these are read before.
+is(count_where("$p4_where AND lease_until IS NOT NULL"), '0', 'after SIGTERM inside a statement no product stays leased');
+cmp_ok(count_where("$p4_where AND last_check_time IS NOT NULL"), '>=', 1, 'the batch the statement held was written');
+my $log4 = slurp_file($node->logfile, $log_offset);
+unlike($log4, qr/FATAL:[^\n]*\n(?:[^\n]*\n)?[^\n]*CONTEXT:\s+SQL statement/, 'no FATAL inside an SQL statement');
+unlike($log4, qr/could not hand back its products/, 'the products in check were handed back');
+$mock->fault(mode => 'none');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM demper.product WHERE $p4_where AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
+	'every product of part 4 is checked by the restarted worker');
+reliability('SIGTERM while the worker waits inside its apply statement', 1,
+	count_where("$p4_where AND last_check_time IS NULL"), 'products left unchecked');
 
 $node->stop;
 $mock->stop;
