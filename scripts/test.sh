@@ -4,6 +4,8 @@
 #   sanitize   the same units built with ASan + UBSan
 #   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
 #   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
+#   sanitize-ext  demper.so built with ASan + UBSan, preloaded by real servers for TAP tests, and
+#              LeakSanitizer over N and 4N checks of the worker (scripts/sanitize-ext.sh)
 # It ends with one line "N passed, N failed" over all layers, and exits non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -111,6 +113,16 @@ for t in "$work"/test/t/*.pl; do
   tap_p=$((tap_p + p)); tap_f=$((tap_f + f))
 done
 layer_report tap "$tap_p" "$tap_f"
+
+echo "== the extension under ASan and UBSan (TAP on servers that load the sanitized demper.so; LeakSanitizer over the worker)"
+bash "$root/scripts/sanitize-ext.sh" >"$logs/sanitize-ext.log" 2>&1
+rc=$?
+grep -E '^   [0-9]{3}_|^     # |^sanitize-ext took' "$logs/sanitize-ext.log"
+read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/sanitize-ext.log" | tail -1)
+p=${p:-0}; f=${f:-0}
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+[ $rc -ne 0 ] && grep -E '^not ok|^#|failed' "$logs/sanitize-ext.log" | head -40
+layer_report sanitize-ext "$p" "$f"
 
 echo "== isolation (the worker's claim and apply statements under concurrency)"
 if bash "$root/scripts/isolation.sh" >"$logs/isolation.log" 2>&1; then
