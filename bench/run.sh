@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: demper's benchmark suite, one command (see bench/README.md).
-#   bash bench/run.sh                  # full run, ~25 minutes
-#   BENCH_QUICK=1 bash bench/run.sh    # smoke run, ~2-3 minutes
+#   bash bench/run.sh                  # full run, ~25-30 minutes
+#   BENCH_QUICK=1 bash bench/run.sh    # smoke run, ~3-4 minutes
+#   BENCH_QUICK=1 BENCH_SKIP_SETUP=1 BENCH_ONLY=workers bash bench/run.sh   # one benchmark
 # As root on Debian 12: installs what is missing, builds and installs demper (scripts/setup.sh),
 # then runs bench/bench.py as postgres on a throw-away cluster in a temp dir and writes
 # bench/results/ (SUMMARY.md, CSV, PNG). BENCH_SKIP_SETUP=1 skips the build and install.
@@ -31,7 +32,11 @@ mock="$root/build/demper_mock"
 
 work=$(mktemp -d /tmp/demper-bench.XXXXXX)
 cleanup() {
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  for d in "$work"/data "$work"/data_w*; do   # data_w<N>: benchmark 7's clusters
+    if [ -d "$d" ]; then
+      runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$d" -m immediate stop >/dev/null 2>&1 || true
+    fi
+  done
   if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -48,6 +53,7 @@ runuser -u postgres -- env PATH="/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/s
 
 dest="$here/results"
 [ "${BENCH_QUICK:-0}" = 1 ] && dest="$here/results/quick"   # a smoke run never replaces a full run's figures
+[ -n "${BENCH_ONLY:-}" ] && dest="$dest/partial"            # nor does a run of some benchmarks (BENCH_ONLY)
 mkdir -p "$dest"
 if [ -s "$work/results/SUMMARY.md" ]; then
   find "$dest" -maxdepth 1 -type f -delete

@@ -295,6 +295,7 @@ private:
     void learn_hosts();
     double next_push_send_at(double now) const;
     void record(CheckOutcome&& out);
+    bool renew_lease(const ClaimedProduct& p);
     bool check_schema(double now);
     void publish_gauges();
     void stop_cleanly();
@@ -307,6 +308,7 @@ private:
     std::unique_ptr<core::HttpEngine> engine_;
     WaitEventSet* wait_set_ = nullptr;
     std::unordered_map<std::uint64_t, CheckInFlight> in_check_;  // request id -> check
+    std::unordered_map<std::int64_t, std::uint64_t> check_of_product_;  // product id -> request id
     std::vector<CheckOutcome> outcomes_;                          // decided, not yet applied
     double first_outcome_at_ = 0;
     double next_claim_at_ = 0;
@@ -428,6 +430,11 @@ void Worker::claim_if_room(double now) {
         next_claim_at_ = now + std::clamp(next_due_in, kMinClaimPollSeconds, kIdlePollSeconds);
     }
     for (ClaimedProduct& p : claimed) {
+        // Our own check of this product outlived its lease (it waited behind an open breaker or
+        // a ban pause) and the claim took the product again: the check goes on under the new
+        // lease, so its outcome is written. A second request would start a race the first one
+        // always loses, the product never getting a result.
+        if (renew_lease(p)) continue;
         counter_add(kChecksStarted);
         if (!p.store->active || !p.store->in_working_hours) {
             CheckOutcome skipped;
@@ -442,8 +449,28 @@ void Worker::claim_if_room(double now) {
         CheckInFlight check;
         check.rule = pricing_rule(p, settings_);
         check.product = std::move(p);
+        check_of_product_[check.product.id] = id;
         in_check_.emplace(id, std::move(check));
     }
+}
+
+// renew_lease moves a check this worker still has (in flight, or decided and waiting for its
+// apply) to the lease of a new claim of the same product; false when there is none.
+bool Worker::renew_lease(const ClaimedProduct& p) {
+    if (auto it = check_of_product_.find(p.id); it != check_of_product_.end()) {
+        auto check = in_check_.find(it->second);
+        if (check != in_check_.end()) {
+            check->second.product.lease_token = p.lease_token;
+            return true;
+        }
+    }
+    for (CheckOutcome& o : outcomes_) {
+        if (o.product.id == p.id) {
+            o.product.lease_token = p.lease_token;
+            return true;
+        }
+    }
+    return false;
 }
 
 // record queues an outcome for the next apply and counts it.
@@ -496,6 +523,7 @@ void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& respo
         check.page++;
         std::uint64_t id = next_request_id_++;
         engine_->submit(offers_request(id, check.product, check.page, settings_));
+        check_of_product_[check.product.id] = id;
         in_check_.emplace(id, std::move(check));
         return;
     }
@@ -518,6 +546,7 @@ void Worker::collect_completions() {
         if (it == in_check_.end()) continue;
         CheckInFlight check = std::move(it->second);
         in_check_.erase(it);
+        check_of_product_.erase(check.product.id);
         finish_check(std::move(check), r);
     }
 }
