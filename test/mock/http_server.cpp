@@ -99,7 +99,15 @@ uint16_t HttpServer::listen(const std::string& host, uint16_t port) {
 void HttpServer::accept_all(int listen_fd, uint16_t egress_port) {
     for (;;) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;  // EAGAIN, or out of fds: the listener stays readable and we retry
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                // Out of descriptors: the listener stays readable, and accepting again at once
+                // would spin the loop. Stop listening for 50 ms; connections close meanwhile.
+                loop_.change_events(listen_fd, 0);
+                loop_.after(50, [this, listen_fd] { loop_.change_events(listen_fd, EPOLLIN); });
+            }
+            return;  // EAGAIN: nothing more to accept
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small replies go out at once
         auto conn = std::make_unique<Connection>();

@@ -8,6 +8,7 @@
 // faults, ban_tracker, marketplace (the emulated endpoints), control_api (/_mock/), request_log.
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -162,6 +163,13 @@ void load_catalogue(const Options& options, OfferCatalogue& catalogue) {
 int run(int argc, char** argv) {
     Options options = parse_options(argc, argv);
     signal(SIGPIPE, SIG_IGN);  // a client gone mid-response must not kill the mock
+    // Many clients (several workers, each with hundreds of connections) need more descriptors
+    // than the usual soft limit of 1,024: take what the hard limit allows.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     EventLoop loop;
     int signal_fd = watch_stop_signals(loop);
 
