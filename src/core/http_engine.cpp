@@ -1013,6 +1013,40 @@ std::size_t HttpEngine::in_flight() const { return impl_->active.size(); }
 
 std::size_t HttpEngine::queued() const { return impl_->ready.size() + impl_->delayed.size(); }
 
+bool HttpEngine::cancel(std::uint64_t id, const std::string& detail) {
+    Impl& s = *impl_;
+    const double now = now_s();
+    TransferPtr victim;
+    for (auto it = s.active.begin(); it != s.active.end(); ++it) {
+        if (it->second->req.id != id) continue;
+        curl_multi_remove_handle(s.multi.get(), it->first);
+        s.release_attempt(*it->second);
+        s.record_attempt(*it->second, ErrorClass::canceled, now);
+        victim = std::move(it->second);
+        s.active.erase(it);
+        break;
+    }
+    if (!victim) {
+        for (auto it = s.ready.begin(); it != s.ready.end(); ++it) {
+            if ((*it)->req.id != id) continue;
+            victim = std::move(*it);
+            s.ready.erase(it);
+            break;
+        }
+    }
+    if (!victim) {
+        for (auto it = s.delayed.begin(); it != s.delayed.end(); ++it) {
+            if (it->second->req.id != id) continue;
+            victim = std::move(it->second);
+            s.delayed.erase(it);
+            break;
+        }
+    }
+    if (!victim) return false;
+    s.complete(std::move(victim), ErrorClass::canceled, 0, detail);
+    return true;
+}
+
 void HttpEngine::cancel_all() {
     Impl& s = *impl_;
     const double now = now_s();

@@ -194,6 +194,9 @@ class HttpEngine {
     std::vector<HttpResponse> take_completed();
     std::size_t in_flight() const;
     std::size_t queued() const;  // waiting for admission, retries waiting for their time included
+    // cancel completes one request (queued, waiting for a retry, or in flight) with
+    // ErrorClass::canceled and `detail`; false when no such request is pending. O(pending).
+    bool cancel(std::uint64_t id, const std::string& detail);
     // cancel_all completes every queued and in-flight request with ErrorClass::canceled.
     void cancel_all();
     const EngineCounters& counters() const;

@@ -20,6 +20,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <deque>
@@ -296,6 +297,7 @@ private:
     double next_push_send_at(double now) const;
     void record(CheckOutcome&& out);
     bool renew_lease(const ClaimedProduct& p);
+    void give_up_overdue_checks(double now);
     bool check_schema(double now);
     void publish_gauges();
     void stop_cleanly();
@@ -309,6 +311,12 @@ private:
     WaitEventSet* wait_set_ = nullptr;
     std::unordered_map<std::uint64_t, CheckInFlight> in_check_;  // request id -> check
     std::unordered_map<std::int64_t, std::uint64_t> check_of_product_;  // product id -> request id
+    // Each claim's lease, and how many of its checks are still in flight: a check still without
+    // an answer shortly before its lease ends is given up (class timeout), so that the product
+    // gets a result and a back-off instead of being claimed again under it.
+    std::deque<std::pair<double, std::int64_t>> lease_deadlines_;  // (give up at, lease token)
+    std::unordered_map<std::int64_t, int> checks_of_lease_;
+    std::unordered_set<std::uint64_t> given_up_;  // request ids canceled at their lease's end
     std::vector<CheckOutcome> outcomes_;                          // decided, not yet applied
     double first_outcome_at_ = 0;
     double next_claim_at_ = 0;
@@ -420,8 +428,13 @@ void Worker::claim_if_room(double now) {
     if (!in_check_.empty() && want < std::min<std::size_t>(limit, settings_.batch_size) / 2) return;
 
     double next_due_in = kIdlePollSeconds;
+    const std::int64_t token = new_lease_token();
     std::vector<ClaimedProduct> claimed =
-        catalog_.claim(static_cast<int>(want), new_lease_token(), settings_.lease_time_s, &next_due_in);
+        catalog_.claim(static_cast<int>(want), token, settings_.lease_time_s, &next_due_in);
+    if (!claimed.empty()) {
+        const double lease = settings_.lease_time_s;
+        lease_deadlines_.emplace_back(now + lease - std::min(2.0, 0.1 * lease), token);
+    }
     if (claimed.size() < want) {
         // Nothing more is due: look again when the next product comes due (so checks start on
         // time, not up to a poll late), at least every kIdlePollSeconds (new products, other
@@ -450,7 +463,31 @@ void Worker::claim_if_room(double now) {
         check.rule = pricing_rule(p, settings_);
         check.product = std::move(p);
         check_of_product_[check.product.id] = id;
+        checks_of_lease_[token]++;
         in_check_.emplace(id, std::move(check));
+    }
+}
+
+// give_up_overdue_checks cancels the checks of a claim still without an answer shortly before
+// its lease ends (they wait behind an open breaker, a ban pause, or were sent to an offers URL
+// changed since): they are recorded as failed (timeout), the product backs off and its next
+// check is a new request.
+void Worker::give_up_overdue_checks(double now) {
+    while (!lease_deadlines_.empty() && lease_deadlines_.front().first <= now) {
+        const std::int64_t token = lease_deadlines_.front().second;
+        lease_deadlines_.pop_front();
+        auto count = checks_of_lease_.find(token);
+        if (count == checks_of_lease_.end()) continue;
+        const bool pending = count->second > 0;
+        checks_of_lease_.erase(count);
+        if (!pending) continue;
+        std::vector<std::uint64_t> overdue;
+        for (const auto& [id, check] : in_check_)
+            if (check.product.lease_token == token) overdue.push_back(id);
+        for (std::uint64_t id : overdue) {
+            given_up_.insert(id);
+            engine_->cancel(id, "no answer before the product's lease ran out (demper.lease_time)");
+        }
     }
 }
 
@@ -460,7 +497,10 @@ bool Worker::renew_lease(const ClaimedProduct& p) {
     if (auto it = check_of_product_.find(p.id); it != check_of_product_.end()) {
         auto check = in_check_.find(it->second);
         if (check != in_check_.end()) {
+            auto old = checks_of_lease_.find(check->second.product.lease_token);
+            if (old != checks_of_lease_.end() && old->second > 0) old->second--;
             check->second.product.lease_token = p.lease_token;
+            checks_of_lease_[p.lease_token]++;
             return true;
         }
     }
@@ -475,6 +515,10 @@ bool Worker::renew_lease(const ClaimedProduct& p) {
 
 // record queues an outcome for the next apply and counts it.
 void Worker::record(CheckOutcome&& out) {
+    if (!out.skipped) {
+        auto count = checks_of_lease_.find(out.product.lease_token);
+        if (count != checks_of_lease_.end() && count->second > 0) count->second--;
+    }
     if (out.ok) {
         counter_add(kChecksOk);
         store_counter_add(out.product.store_id, kStoreChecksOk);
@@ -505,7 +549,11 @@ void Worker::finish_check(CheckInFlight&& check, const core::HttpResponse& respo
                                                          : response.error_detail;
         if (response.status != 0 && text.find("HTTP") == std::string::npos)
             text += " (HTTP " + std::to_string(response.status) + ")";
-        record(failed_outcome(std::move(check.product), core::error_class_name(response.error), text));
+        // Given up at the end of its lease (give_up_overdue_checks): the check timed out.
+        const bool given_up = response.error == core::ErrorClass::canceled && given_up_.erase(response.id) > 0;
+        const char* error_class = given_up ? core::error_class_name(core::ErrorClass::timeout)
+                                           : core::error_class_name(response.error);
+        record(failed_outcome(std::move(check.product), error_class, text));
         return;
     }
     core::OffersParse parsed = core::parse_offers(response.body);
@@ -960,6 +1008,7 @@ void Worker::run() {
             collect_completions();
             double now = now_seconds();
             if (now >= error_pause_until) {
+                give_up_overdue_checks(now);
                 apply_if_due(now, false);
                 apply_pushes_if_due(now, false);
                 claim_if_room(now);

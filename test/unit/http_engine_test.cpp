@@ -796,6 +796,37 @@ TEST(HttpEngine, TlsFailureIsTlsAndNotRetried) {
     EXPECT_EQ(loop.done[0].attempts, 1);
 }
 
+TEST(HttpEngine, CancelOneInFlightOrQueued) {
+    TestServer server([](const SeenRequest&) {
+        CannedResponse r = ok_json();
+        r.delay_ms = 5000;
+        return r;
+    });
+    EngineConfig c = test_config();
+    c.max_inflight = 2;
+    HttpEngine e(c);
+    for (int i = 0; i < 4; ++i) e.submit(make_request(i, server.url()));
+    Loop loop{e};
+    loop.run_until(4, 0.3);
+    ASSERT_EQ(e.in_flight(), 2u);
+    ASSERT_EQ(e.queued(), 2u);
+    EXPECT_TRUE(e.cancel(0, "given up"));  // in flight (admitted first)
+    EXPECT_TRUE(e.cancel(3, "given up"));  // still queued
+    EXPECT_FALSE(e.cancel(3, "again"));    // no longer pending
+    EXPECT_FALSE(e.cancel(42, "unknown"));
+    auto out = e.take_completed();
+    ASSERT_EQ(out.size(), 2u);
+    for (const auto& r : out) {
+        EXPECT_EQ(r.error, ErrorClass::canceled);
+        EXPECT_EQ(r.error_detail, "given up");
+    }
+    EXPECT_EQ(out[0].id + out[1].id, 3u);
+    // The others go on: the freed slot admits request 2.
+    loop.tick();
+    EXPECT_EQ(e.in_flight() + e.queued(), 2u);
+    e.cancel_all();
+}
+
 TEST(HttpEngine, CancelAllCompletesEverything) {
     TestServer server([](const SeenRequest&) {
         CannedResponse r = ok_json();
