@@ -796,18 +796,29 @@ TEST(HttpEngine, TlsFailureIsTlsAndNotRetried) {
     EXPECT_EQ(loop.done[0].attempts, 1);
 }
 
-TEST(HttpEngine, CancelOneInFlightOrQueued) {
-    TestServer server([](const SeenRequest&) {
+// Requests to a server that answers only after 5 s, through an engine with 2 slots: the first two
+// are in flight, the rest queued (the cancel tests).
+struct StalledRequests {
+    TestServer server{[](const SeenRequest&) {
         CannedResponse r = ok_json();
         r.delay_ms = 5000;
         return r;
-    });
-    EngineConfig c = test_config();
-    c.max_inflight = 2;
-    HttpEngine e(c);
-    for (int i = 0; i < 4; ++i) e.submit(make_request(i, server.url()));
+    }};
+    HttpEngine e{[] {
+        EngineConfig c = test_config();
+        c.max_inflight = 2;
+        return c;
+    }()};
     Loop loop{e};
-    loop.run_until(4, 0.3);
+    explicit StalledRequests(int n) {
+        for (int i = 0; i < n; ++i) e.submit(make_request(i, server.url()));
+        loop.run_until(static_cast<std::size_t>(n), 0.3);
+    }
+};
+
+TEST(HttpEngine, CancelOneInFlightOrQueued) {
+    StalledRequests s(4);
+    HttpEngine& e = s.e;
     ASSERT_EQ(e.in_flight(), 2u);
     ASSERT_EQ(e.queued(), 2u);
     EXPECT_TRUE(e.cancel(0, "given up"));  // in flight (admitted first)
@@ -822,23 +833,14 @@ TEST(HttpEngine, CancelOneInFlightOrQueued) {
     }
     EXPECT_EQ(out[0].id + out[1].id, 3u);
     // The others go on: the freed slot admits request 2.
-    loop.tick();
+    s.loop.tick();
     EXPECT_EQ(e.in_flight() + e.queued(), 2u);
     e.cancel_all();
 }
 
 TEST(HttpEngine, CancelAllCompletesEverything) {
-    TestServer server([](const SeenRequest&) {
-        CannedResponse r = ok_json();
-        r.delay_ms = 5000;
-        return r;
-    });
-    EngineConfig c = test_config();
-    c.max_inflight = 2;
-    HttpEngine e(c);
-    for (int i = 0; i < 5; ++i) e.submit(make_request(i, server.url()));
-    Loop loop{e};
-    loop.run_until(5, 0.3);
+    StalledRequests s(5);
+    HttpEngine& e = s.e;
     EXPECT_EQ(e.in_flight(), 2u);
     EXPECT_EQ(e.queued(), 3u);
     e.cancel_all();
