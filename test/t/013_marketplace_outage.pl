@@ -177,7 +177,17 @@ sub ssrf_attempt
 	my $price0 = psql("SELECT price FROM demper.product WHERE id = $victim_id");
 	my $requests0 = mock_requests_for($mock, $victim);  # the victim's own: others are checked meanwhile
 	my $t0 = time;
-	reload_conf($node, %conf) if %conf;
+	if (%conf)
+	{
+		reload_conf($node, %conf);
+		# A new session sees the new values only once the postmaster has re-read the file, and it
+		# signals the worker before that: the check below cannot run with the old settings.
+		for my $k (keys %conf)
+		{
+			(my $v = $conf{$k}) =~ s/^'(.*)'$/$1/;
+			poll_until(sub { $node->safe_psql('postgres', "SHOW $k") eq $v }, 30);
+		}
+	}
 	psql("SELECT demper.check_now($victim_id)");
 	my $done = $node->poll_query_until('postgres',
 		"SELECT last_check_time > to_timestamp($t0) AND lease_until IS NULL FROM demper.product WHERE id = $victim_id");
