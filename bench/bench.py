@@ -501,26 +501,33 @@ def reset_products(db, n, due_sql="now() - interval '1 minute'"):
     """Makes products 1..n due again at their initial price (every check then changes the price and
     writes one history row, the heaviest apply), outside any measurement."""
     schedule = has_schedule(db)
+    # Up to 0.5.0 the lease is in the product row; from 0.6.0 in the schedule row.
+    product_lease = db.val("""SELECT count(*) > 0 FROM pg_attribute
+                               WHERE attrelid = 'demper.product'::regclass AND attname = 'lease_until'
+                                 AND NOT attisdropped""")
+    schedule_lease = schedule and not product_lease
+    clear = ", lease_token = NULL, lease_until = NULL"
     db.exe("SET session_replication_role = replica")
     db.exe(f"""UPDATE demper.product SET price = {INITIAL_PRICE}, last_check_time = NULL,
-                      next_check_at = {due_sql}, lease_token = NULL, lease_until = NULL,
-                      last_explain = NULL, check_failures = 0
+                      next_check_at = {due_sql}, last_explain = NULL, check_failures = 0
+                      {clear if product_lease else ""}
                 WHERE id <= {n}""", timeout=3600)
     # nothing else is due (left over from an earlier benchmark): only products 1..n are checked
     if schedule:
         db.exe(f"""INSERT INTO demper.schedule (product_id, next_check_at)
                    SELECT id, next_check_at FROM demper.product WHERE id <= {n} AND bot_active
-                   ON CONFLICT (product_id) DO UPDATE SET next_check_at = EXCLUDED.next_check_at""", timeout=3600)
+                   ON CONFLICT (product_id) DO UPDATE SET next_check_at = EXCLUDED.next_check_at
+                   {clear if schedule_lease else ""}""", timeout=3600)
         db.exe(f"""WITH later AS (
                        UPDATE demper.schedule SET next_check_at = now() + interval '30 days'
+                              {clear if schedule_lease else ""}
                         WHERE next_check_at < now() + interval '1 day' AND product_id > {n}
                        RETURNING product_id, next_check_at)
-                   UPDATE demper.product p SET next_check_at = later.next_check_at, lease_token = NULL,
-                          lease_until = NULL
+                   UPDATE demper.product p SET next_check_at = later.next_check_at
+                          {clear if product_lease else ""}
                      FROM later WHERE p.id = later.product_id""", timeout=3600)
     else:
-        db.exe(f"""UPDATE demper.product SET next_check_at = now() + interval '30 days',
-                          lease_token = NULL, lease_until = NULL
+        db.exe(f"""UPDATE demper.product SET next_check_at = now() + interval '30 days'{clear}
                     WHERE bot_active AND next_check_at < now() + interval '1 day' AND id > {n}""", timeout=3600)
     db.exe("RESET session_replication_role")
     db.exe("TRUNCATE demper.price_history")

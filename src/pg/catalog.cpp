@@ -15,12 +15,13 @@ namespace demper::pg {
 namespace {
 
 // Claim: lease up to $1 due products, oldest due first, skipping rows another worker (or a user's
-// open transaction) holds. The due queue is demper.schedule (0.5.0): the claimed rows' next check
-// moves to the lease expiry there and in the product row, so the front of the due index holds only
-// claimable rows and a crashed worker's products come due again by themselves. Both rows are
-// locked: the recheck of a row claimed meanwhile by another worker then sees its new next check
-// and skips it. The product row's update touches no indexed column (HOT). What the checks need
-// of the stores is read once per store (kStoresSql), not once per product.
+// open transaction) holds. The due queue is demper.schedule: the claim moves the claimed rows'
+// next check to the lease expiry and records the lease there (0.6.0), so the front of the due
+// index holds only claimable rows and a crashed worker's products come due again by themselves.
+// Only the narrow schedule row is locked and written; the product row is read, not written (in
+// 0.5.0 the lease made the claim update the ~1.3 kB product row as well). A row claimed meanwhile
+// by another worker is rechecked under its lock, sees its new next check and is skipped. What the
+// checks need of the stores is read once per store (kStoresSql), not once per product.
 constexpr const char* kClaimSql = R"SQL(
 WITH due AS (
     SELECT s.product_id AS id
@@ -28,24 +29,21 @@ WITH due AS (
      WHERE s.next_check_at <= now() AND p.bot_active
      ORDER BY s.next_check_at
      LIMIT $1
-       FOR UPDATE OF s, p SKIP LOCKED
+       FOR UPDATE OF s SKIP LOCKED
 ), leased AS (
     UPDATE demper.schedule s
-       SET next_check_at = now() + make_interval(secs => $3)
+       SET next_check_at = now() + make_interval(secs => $3),
+           lease_token = $2,
+           lease_until = now() + make_interval(secs => $3)
       FROM due
      WHERE s.product_id = due.id
     RETURNING s.product_id
 )
-UPDATE demper.product p
-   SET lease_token = $2,
-       lease_until = now() + make_interval(secs => $3),
-       next_check_at = now() + make_interval(secs => $3)
-  FROM leased
- WHERE p.id = leased.product_id
-RETURNING p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_id,
-          p.store_id, p.strategy, p.step_percent::float8, p.position, p.cost_price,
-          p.min_margin_percent::float8, p.floor_action, p.no_competitor_action,
-          p.max_change_percent::float8, p.inputs_version
+SELECT p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_id,
+       p.store_id, p.strategy, p.step_percent::float8, p.position, p.cost_price,
+       p.min_margin_percent::float8, p.floor_action, p.no_competitor_action,
+       p.max_change_percent::float8, p.inputs_version
+  FROM leased JOIN demper.product p ON p.id = leased.product_id
 )SQL";
 
 // When the next product comes due (in seconds from now; negative: one is due but held by another
@@ -161,8 +159,6 @@ WITH d AS (
                ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
                                   make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
            END,
-           lease_token = NULL,
-           lease_until = NULL,
            check_failures = CASE WHEN g.ok THEN 0 WHEN g.skipped THEN p.check_failures
                                  ELSE p.check_failures + 1 END,
            last_error_class = CASE WHEN g.ok THEN NULL WHEN g.skipped THEN p.last_error_class
@@ -179,18 +175,20 @@ WITH d AS (
                                         ELSE p.last_competitor_price END,
            last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
            last_explain = CASE WHEN g.ok THEN g.explain ELSE p.last_explain END
-      FROM g
-     WHERE p.id = g.id AND p.lease_token = g.lease_token
-    RETURNING p.id, p.store_id, g.seen_price AS old_price, p.price AS new_price,
+      FROM g JOIN demper.schedule s ON s.product_id = g.id AND s.lease_token = g.lease_token
+     WHERE p.id = g.id
+    RETURNING p.id, g.lease_token, p.store_id, g.seen_price AS old_price, p.price AS new_price,
               g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
               g.ok, (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed,
               p.next_check_at
 ), scheduled AS (
-    -- The due queue follows the product row (no row: the product was deactivated meanwhile).
+    -- The due queue follows the product row and the lease ends (no row: the product was
+    -- deactivated meanwhile). The lease is read above from the statement's snapshot and checked
+    -- again here under the row's lock.
     UPDATE demper.schedule s
-       SET next_check_at = upd.next_check_at
+       SET next_check_at = upd.next_check_at, lease_token = NULL, lease_until = NULL
       FROM upd
-     WHERE s.product_id = upd.id
+     WHERE s.product_id = upd.id AND s.lease_token = upd.lease_token
     RETURNING 1
 ), hist AS (
     INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
@@ -242,17 +240,10 @@ SELECT u.store_id,
 // Release: products still in check when the worker stops become due again at once, so a restart
 // (or another worker) checks them without waiting for their lease to expire.
 constexpr const char* kReleaseSql = R"SQL(
-WITH released AS (
-    UPDATE demper.product p
-       SET next_check_at = now(), lease_token = NULL, lease_until = NULL
-      FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
-     WHERE p.id = r.id AND p.lease_token = r.lease_token
-    RETURNING p.id
-)
 UPDATE demper.schedule s
-   SET next_check_at = now()
-  FROM released
- WHERE s.product_id = released.id
+   SET next_check_at = now(), lease_token = NULL, lease_until = NULL
+  FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
+ WHERE s.product_id = r.id AND s.lease_token = r.lease_token
 )SQL";
 
 // Claim pushes: lease due outbox rows; the claim records the price it will push, so that a newer
@@ -511,7 +502,7 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
         Datum args[3] = {Int32GetDatum(limit), Int64GetDatum(lease_token),
                          Float8GetDatum(static_cast<double>(lease_time_s))};
         int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_UPDATE_RETURNING)
+        if (rc != SPI_OK_SELECT)
             elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
         TupleDesc desc = SPI_tuptable->tupdesc;
         const int64 claimed_at = GetCurrentTransactionStartTimestamp();  // the claim's now()

@@ -14,7 +14,7 @@ namespace demper::pg {
 constexpr double kNothingDue = 1e9;
 
 // The extension version whose tables and columns this library's SQL uses.
-constexpr const char* kSchemaVersion = "0.5.0";
+constexpr const char* kSchemaVersion = "0.6.0";
 
 // StorePolicy is what a check needs of a product's store: read once per store per claim, shared
 // by every product of the batch.

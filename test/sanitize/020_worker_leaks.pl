@@ -84,7 +84,7 @@ sub run_worker
 	{
 		$move++;
 		$s1 = JSON::PP->new->decode(psql(
-			"UPDATE demper.product SET price = price + 3 WHERE store_id = 1 AND id % 5 = $move % 5 AND lease_until IS NULL;
+			"UPDATE demper.product SET price = price + 3 WHERE store_id = 1 AND id % 5 = $move % 5 AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL;
 			 SELECT row_to_json(s) FROM demper.demper_stats() s"));
 		last if $s1->{checks_ok} + $s1->{checks_failed} - $s0->{checks_ok} - $s0->{checks_failed} >= $checks;
 		usleep(500_000);

@@ -68,7 +68,7 @@ for my $i (7 .. $#fast)
 diag(sprintf('reload to rate 100: first 1 s window above 7 requests completed %.2f s after pg_reload_conf()',
 	$first_fast - $t_reload)) if defined $first_fast;
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR lease_until IS NOT NULL"),
+	"SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL"),
 	'every product of part 1 was checked');
 diag(sprintf('fast phase: at most %d requests in any 1 s window',
 	max_in_window(1, mock_request_times($mock, $t_reload))));
@@ -115,9 +115,9 @@ is(count_where("$p2_where AND last_check_time IS NOT NULL"), '0', 'SIGTERM recor
 # Whether the worker hands its leases back on SIGTERM (due at once) or leaves them to expire, no
 # product may be pushed into the future unchecked.
 my ($leased, $due) = split /\|/, $node->safe_psql('postgres',
-	"SELECT count(*) FILTER (WHERE lease_until > now()), count(*) FILTER (WHERE next_check_at <= now() AND lease_until IS NULL) FROM demper.product WHERE $p2_where");
+	"SELECT count(*) FILTER (WHERE (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) > now()), count(*) FILTER (WHERE next_check_at <= now() AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL) FROM demper.product WHERE $p2_where");
 diag("after SIGTERM: $leased products still leased, $due due now (released or never claimed)");
-is(count_where("$p2_where AND next_check_at > now() AND (lease_until IS NULL OR lease_until <= now())"), '0',
+is(count_where("$p2_where AND next_check_at > now() AND ((SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) <= now())"), '0',
 	'after SIGTERM every product is either still leased or due now: none is pushed into the future unchecked');
 # The worker's stop_cleanly (src/pg/worker.cpp) is meant to hand the leases of the products still
 # in check back on SIGTERM, due at once, so a restart need not wait for the lease to expire.
@@ -129,7 +129,7 @@ ok(poll_until(sub { $pid3 = worker_pid($node); $pid3 =~ s/\D//g; $pid3 ne '' && 
 	'the worker comes back with a new pid');
 diag(sprintf('worker restarted %.2f s after SIGTERM', time - $t_term));
 ok( $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product WHERE $p2_where AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
+		"SELECT count(*) = 0 FROM demper.product WHERE $p2_where AND (last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)"),
 	'every product in flight at SIGTERM is checked afterwards: nothing lost');
 diag(sprintf('all part-2 products checked %.2f s after SIGTERM', time - $t_term));
 my %got = map { split /\|/ } split /\n/,
@@ -159,7 +159,7 @@ ok( poll_until(
 			my $stable = $s->{checks_started} == $last_started;
 			$last_started = $s->{checks_started};
 			return $stable && $s->{in_flight} == 0 && $s->{queued} == 0
-			  && count_where("$p3_where AND lease_until IS NOT NULL") == 0;
+			  && count_where("$p3_where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL") == 0;
 		},
 		60),
 	'with enabled = off the in-flight checks drain');
@@ -187,7 +187,7 @@ ok(poll_until(sub { $mock->stats->{offer_requests} > $requests_off }, 30),
 	'requests resume after enabled = on');
 diag(sprintf('first request %.2f s after enabled = on', time - $t_on));
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM demper.product WHERE $p3_where AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
+	"SELECT count(*) = 0 FROM demper.product WHERE $p3_where AND (last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)"),
 	'every product of part 3 is checked after enabled = on');
 is(wait_for_worker($node), $pid3, 'enabled off/on did not restart the worker');
 
@@ -201,9 +201,9 @@ $mock->fault(mode => 'latency', latency_ms => 2000);
 my $p4_where = 'product_code::bigint BETWEEN 400000 AND 400099';
 insert_products($node, map { { code => 400000 + $_, price => 9000, min => 100 } } 0 .. 99);
 my $pid4 = wait_for_worker($node);
-ok(poll_until(sub { count_where("$p4_where AND lease_until > now()") >= 20 }, 30), 'products of part 4 are in check');
+ok(poll_until(sub { count_where("$p4_where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) > now()") >= 20 }, 30), 'products of part 4 are in check');
 my $holder = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
-	"BEGIN; SELECT id FROM demper.product WHERE $p4_where AND lease_until > now() FOR UPDATE; SELECT pg_sleep(120);" ],
+	"BEGIN; SELECT id FROM demper.product WHERE $p4_where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) > now() FOR UPDATE; SELECT pg_sleep(120);" ],
 	'>', '/dev/null', '2>', '/dev/null');
 ok(poll_until(sub {
 		$node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid4 AND state = 'active' "
@@ -216,14 +216,14 @@ $holder->finish;
 my $exit4 = DemperTest::wait_for_exit($pid4, 30);
 ok(defined $exit4, sprintf('once the rows are free the worker stops (%.2f s)', $exit4 // -1));
 # The worker comes back after 5 s: these are read before.
-is(count_where("$p4_where AND lease_until IS NOT NULL"), '0', 'after SIGTERM inside a statement no product stays leased');
+is(count_where("$p4_where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL"), '0', 'after SIGTERM inside a statement no product stays leased');
 cmp_ok(count_where("$p4_where AND last_check_time IS NOT NULL"), '>=', 1, 'the batch the statement held was written');
 my $log4 = slurp_file($node->logfile, $log_offset);
 unlike($log4, qr/FATAL:[^\n]*\n(?:[^\n]*\n)?[^\n]*CONTEXT:\s+SQL statement/, 'no FATAL inside an SQL statement');
 unlike($log4, qr/could not hand back its products/, 'the products in check were handed back');
 $mock->fault(mode => 'none');
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM demper.product WHERE $p4_where AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
+	"SELECT count(*) = 0 FROM demper.product WHERE $p4_where AND (last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)"),
 	'every product of part 4 is checked by the restarted worker');
 reliability('SIGTERM while the worker waits inside its apply statement', 1,
 	count_where("$p4_where AND last_check_time IS NULL"), 'products left unchecked');

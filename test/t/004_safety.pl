@@ -32,7 +32,7 @@ sub rows
 	$mock->set_offers($_->{code}, [['M1', 3000]]) for @p;
 	insert_products($node, @p);
 	ok($node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product WHERE last_error_class IS NULL OR lease_until IS NOT NULL"),
+		"SELECT count(*) = 0 FROM demper.product WHERE last_error_class IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL"),
 		'allowed_hosts: every product recorded a failed check');
 	my @r = rows($node, "SELECT product_code, price, last_error_class, last_reason, last_error FROM demper.product ORDER BY id");
 	is(scalar(grep { $_->[2] eq 'refused_host' && $_->[3] eq 'check_failed' } @r), 5,
@@ -57,7 +57,7 @@ sub rows
 		own => $own, offers => $offers);
 	insert_products($node, { code => 620001, price => 5000, min => 100 });
 	ok($node->poll_query_until('postgres',
-		"SELECT last_check_time IS NOT NULL AND lease_until IS NULL FROM demper.product WHERE product_code = '620001'"),
+		"SELECT last_check_time IS NOT NULL AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL FROM demper.product WHERE product_code = '620001'"),
 		'dry_run: the product was checked');
 	is($node->safe_psql('postgres',
 		"SELECT price, last_reason, last_decided_price FROM demper.product WHERE product_code = '620001'"),
@@ -104,7 +104,7 @@ insert_products($node,
 	(map { { store => 2, code => $_, price => 5000, min => 100 } } 630201, 630202));
 
 ok( $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product WHERE store_id = 1 AND (last_check_time IS NULL OR lease_until IS NOT NULL)"),
+		"SELECT count(*) = 0 FROM demper.product WHERE store_id = 1 AND (last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)"),
 	'hostile: every product of the active store was checked: nothing hangs');
 diag(sprintf('hostile answers, redirect and the healthy product all checked in %.2f s', time - $t0));
 
@@ -126,7 +126,7 @@ is($node->safe_psql('postgres',
 
 # Inactive store.
 ok($node->poll_query_until('postgres',
-	"SELECT bool_and(last_reason = 'store_inactive' AND lease_until IS NULL) FROM demper.product WHERE store_id = 2"),
+	"SELECT bool_and(last_reason = 'store_inactive' AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL) FROM demper.product WHERE store_id = 2"),
 	"inactive store: its products record last_reason 'store_inactive'");
 is($node->safe_psql('postgres', 'SELECT string_agg(price::text, \',\') FROM demper.product WHERE store_id = 2'),
 	'5000,5000', 'inactive store: prices unchanged');
@@ -142,7 +142,7 @@ $mock->fault(product => '640001', mode => 'latency', latency_ms => 3000);
 $mock->fault(product => '640002', mode => 'latency', latency_ms => 3000);
 insert_products($node, { code => 640001, price => 5000, min => 100 }, { code => 640002, price => 5000, min => 100 });
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 2 FROM demper.product WHERE product_code IN ('640001', '640002') AND lease_until > now()"),
+	"SELECT count(*) = 2 FROM demper.product WHERE product_code IN ('640001', '640002') AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) > now()"),
 	'in flight: both products are claimed');
 ok(poll_until(sub { demper_stats($node)->{in_flight} >= 2 }, 30), 'in flight: both requests are under way');
 $node->safe_psql('postgres', "UPDATE demper.product SET price = 4000, min_price = 3500 WHERE product_code = '640001'");
@@ -151,7 +151,7 @@ $mock->fault(product => '640001', mode => 'none');
 my $new_expected = expected_price(price => 4000, min_price => 3500, max_price => undef, step => 1,
 	own => $own, offers => [['M1', 3000]]);
 ok( $node->poll_query_until('postgres',
-		"SELECT lease_until IS NULL AND last_check_time IS NOT NULL AND last_reason <> 'inputs_changed' FROM demper.product WHERE product_code = '640001'"),
+		"SELECT (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL AND last_check_time IS NOT NULL AND last_reason <> 'inputs_changed' FROM demper.product WHERE product_code = '640001'"),
 	'user change in flight: the product is checked (and rechecked)');
 my ($price, $min, $reason, $decided) = split /\|/, $node->safe_psql('postgres',
 	"SELECT price, min_price, last_reason, last_decided_price FROM demper.product WHERE product_code = '640001'");
@@ -170,7 +170,7 @@ ok(poll_until(sub { my $s = demper_stats($node); $s->{in_flight} == 0 && $s->{qu
 $mock->set_offers($_, [['M1', 3000]]) for 640101 .. 640103;
 insert_products($node, map { { code => $_, price => 5000, min => 100 } } 640101 .. 640103);
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 3 FROM demper.product WHERE product_code IN ('640101', '640102', '640103') AND price = 2999 AND lease_until IS NULL"),
+	"SELECT count(*) = 3 FROM demper.product WHERE product_code IN ('640101', '640102', '640103') AND price = 2999 AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL"),
 	'deleted in flight: products added afterwards are still checked and repriced');
 is(wait_for_worker($node), $pid, 'deleted in flight: the worker did not restart');
 my $log = slurp_file($node->logfile);

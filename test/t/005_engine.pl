@@ -67,7 +67,7 @@ sub product_row
 	my ($node, $code) = @_;
 	my $out = $node->safe_psql('postgres',
 		"SELECT row_to_json(p) FROM (SELECT price, last_check_time, extract(epoch FROM last_check_time)::float8 AS checked_epoch, "
-		  . "last_error_class, last_error, last_reason, lease_until, check_failures FROM demper.product WHERE product_code = '$code') p");
+		  . "last_error_class, last_error, last_reason, (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) AS lease_until, check_failures FROM demper.product WHERE product_code = '$code') p");
 	return $out eq '' ? undef : JSON::PP->new->decode($out);
 }
 
@@ -349,7 +349,7 @@ ok( poll_until(
 		sub {
 			$node_a->safe_psql('postgres',
 				"SELECT demper.check_now(id) FROM demper.product WHERE $p5_where AND last_error_class IS NOT NULL "
-				  . "AND (lease_until IS NULL OR lease_until < now()) AND next_check_at > now()");
+				  . "AND ((SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) < now()) AND next_check_at > now()");
 			$node_a->safe_psql('postgres',
 				"SELECT count(*) FROM demper.product WHERE $p5_where AND (last_check_time IS NULL OR last_check_time <= '$db_clear' "
 				  . "OR last_error_class IS NOT NULL)") eq '0';

@@ -95,8 +95,8 @@ reload_conf($node, 'demper.enabled' => 'off');
 my $row = $node->safe_psql('postgres',
 	"SELECT count(*) FILTER (WHERE price <> 600000), "
 	  . "count(*) FILTER (WHERE last_check_time IS NULL), "
-	  . "count(*) FILTER (WHERE last_check_time IS NULL AND (lease_until IS NOT NULL OR next_check_at > now())), "
-	  . "count(*) FILTER (WHERE lease_until IS NOT NULL), "
+	  . "count(*) FILTER (WHERE last_check_time IS NULL AND ((SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL OR next_check_at > now())), "
+	  . "count(*) FILTER (WHERE (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL), "
 	  . "(SELECT count(*) FROM demper.price_history), "
 	  . "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'demper worker') "
 	  . "FROM demper.product");
@@ -118,7 +118,7 @@ ok(poll_until(sub { $pid2 = worker_pid($node); $pid2 =~ s/\D//g; $pid2 ne '' && 
 	'the worker restarts with a new pid');
 diag(sprintf('worker restarted %.2f s after SIGTERM', time - $t_term));
 ok( $node->poll_query_until('postgres',
-		'SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR lease_until IS NOT NULL'),
+		'SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL'),
 	'every product is checked after the restart: nothing lost');
 diag(sprintf('all %d products checked %.2f s after SIGTERM', $n_products, time - $t_term));
 

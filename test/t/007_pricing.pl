@@ -262,7 +262,7 @@ sub products
 	my $out = $node->safe_psql('postgres',
 		"SELECT coalesce(json_agg(x), '[]') FROM (SELECT p.id, p.sku, coalesce(p.city_id, '') AS city, p.store_id, "
 		  . "p.product_code, p.price, p.min_price, p.max_price, p.last_reason, p.last_competitor_price, "
-		  . "p.last_decided_price, p.last_explain, p.lease_until, "
+		  . "p.last_decided_price, p.last_explain, (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = p.id) AS lease_until, "
 		  . "extract(epoch FROM p.last_check_time)::float8 AS checked, p.last_check_time::text AS checked_text, "
 		  . "extract(epoch FROM p.next_check_at)::float8 AS next_at, "
 		  . "extract(epoch FROM p.next_check_at - p.last_check_time)::float8 AS gap "
@@ -724,7 +724,7 @@ my $got = products($node);
 	my %gap;
 	ok( poll_until(
 			sub {
-				my $ip = products($node, "store_id = $store_id{OWNINT} AND lease_until IS NULL AND last_check_time IS NOT NULL");
+				my $ip = products($node, "store_id = $store_id{OWNINT} AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL AND last_check_time IS NOT NULL");
 				%gap = map { ($_->{sku} => $_->{gap}) } values %$ip;
 				return keys(%gap) == keys(%intervals);
 			},
@@ -803,7 +803,7 @@ my %proposal_of;
 	my $checked3 = $ap->{'a-3|'}{checked_text};
 	q1($node, "SELECT demper.check_now($ap->{'a-3|'}{id})");
 	ok( poll_until(sub {
-				q1($node, "SELECT last_check_time > '$checked3'::timestamptz AND lease_until IS NULL FROM demper.product WHERE id = $ap->{'a-3|'}{id}") eq 't'
+				q1($node, "SELECT last_check_time > '$checked3'::timestamptz AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL FROM demper.product WHERE id = $ap->{'a-3|'}{id}") eq 't'
 			}, 30),
 		'a-3 re-checked after its competitor went to 2001');
 	my $a3 = q1($node, "SELECT last_reason || ' ' || last_decided_price FROM demper.product WHERE id = $ap->{'a-3|'}{id}");
@@ -825,11 +825,11 @@ is(q1($node, "SELECT count(*) FROM demper.price_history WHERE store_id = $store_
 	my $race = listing(sku => 'r-cost', store => 'OWNRC', price => 2000, min => 100, book => [ [ 'M1', 1000 ] ]);
 	$mock->fault(product => "$race->{code}", mode => 'latency', latency_ms => 5000, count => 1);
 	insert_listings($node, $race);
-	ok( poll_until(sub { q1($node, "SELECT lease_until IS NOT NULL FROM demper.product WHERE sku = 'r-cost'") eq 't' }, 30),
+	ok( poll_until(sub { q1($node, "SELECT (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL FROM demper.product WHERE sku = 'r-cost'") eq 't' }, 30),
 		'r-cost: its check is in flight (answer delayed 5 s)');
 	q1($node, "UPDATE demper.product SET cost_price = 1500 WHERE sku = 'r-cost'");
 	ok( poll_until(sub {
-				q1($node, "SELECT last_check_time IS NOT NULL AND lease_until IS NULL AND last_reason IS DISTINCT FROM 'inputs_changed' "
+				q1($node, "SELECT last_check_time IS NOT NULL AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL AND last_reason IS DISTINCT FROM 'inputs_changed' "
 					  . "FROM demper.product WHERE sku = 'r-cost'") eq 't'
 			}, 60),
 		'r-cost: a decision was applied after the change');

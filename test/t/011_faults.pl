@@ -79,7 +79,7 @@ sub move_some
 		next unless ($p->{code} + $round) % 3 == 0;
 		set_book($p, 20000 + (($p->{code} * 37 + $round * 1013) % 30000));
 	}
-	psql("UPDATE demper.product p SET next_check_at = now() WHERE $where AND lease_until IS NULL; SELECT demper.wake_workers()");
+	psql("UPDATE demper.product p SET next_check_at = now() WHERE $where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL; SELECT demper.wake_workers()");
 }
 
 # converge waits until every product of $where was checked after $since with no lease left and
@@ -88,10 +88,10 @@ sub move_some
 sub converge_and_verify
 {
 	my ($label, $since) = @_;
-	psql("UPDATE demper.product p SET next_check_at = now() WHERE $where AND lease_until IS NULL AND last_check_time < to_timestamp($since); SELECT demper.wake_workers()");
+	psql("UPDATE demper.product p SET next_check_at = now() WHERE $where AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL AND last_check_time < to_timestamp($since); SELECT demper.wake_workers()");
 	my $ok = $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product p WHERE $where AND (last_check_time IS NULL OR last_check_time < to_timestamp($since) OR lease_until IS NOT NULL)");
-	my $unchecked = psql("SELECT count(*) FROM demper.product p WHERE $where AND (last_check_time IS NULL OR last_check_time < to_timestamp($since) OR lease_until IS NOT NULL)");
+		"SELECT count(*) = 0 FROM demper.product p WHERE $where AND (last_check_time IS NULL OR last_check_time < to_timestamp($since) OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)");
+	my $unchecked = psql("SELECT count(*) FROM demper.product p WHERE $where AND (last_check_time IS NULL OR last_check_time < to_timestamp($since) OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)");
 	ok($ok, "$label: every product is checked again after the last fault ($unchecked not)");
 	diag(sprintf('%s: all 400 products checked %.1f s after the last fault', $label, time - $since));
 	ok(poll_until(sub { psql("SELECT count(*) FROM demper.outbox o JOIN demper.product p ON p.id = o.product_id WHERE $where AND o.status = 'pending'") == 0 }, 60),
@@ -128,7 +128,7 @@ my %stages;
 my $t_last_kill;
 my %blocker = (
 	'claim' => [ 'claiming due products', 'LOCK TABLE demper.product IN SHARE MODE' ],
-	'apply' => [ 'applying decisions', 'SELECT id FROM demper.product WHERE lease_until > now() FOR UPDATE' ],
+	'apply' => [ 'applying decisions', 'SELECT id FROM demper.product WHERE (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) > now() FOR UPDATE' ],
 	'push claim' => [ 'claiming pushes', 'LOCK TABLE demper.outbox IN SHARE MODE' ]);
 # (A push's own transaction, recording its answer, lasts a few milliseconds after an answer the
 # mock gives at once: the random kills below are what reach it.)
@@ -237,8 +237,8 @@ for my $mode ('fast', 'smart')
 	$node->start;
 	my ($changed, $leased, $not_due) = split /\|/, psql(
 		"SELECT count(*) FILTER (WHERE price <> 90000 AND last_check_time > to_timestamp($t0 - 1)),
-		        count(*) FILTER (WHERE lease_until IS NOT NULL),
-		        count(*) FILTER (WHERE next_check_at > now() AND lease_until IS NULL)
+		        count(*) FILTER (WHERE (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL),
+		        count(*) FILTER (WHERE next_check_at > now() AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL)
 		   FROM demper.product WHERE $qwhere");
 	my $hist_after = psql("SELECT count(*) FROM demper.price_history h JOIN demper.product p ON p.id = h.product_id WHERE p.$qwhere");
 	is($hist_after, $hist_before, "$mode shutdown: no history row written by the stopped checks");
@@ -248,7 +248,7 @@ for my $mode ('fast', 'smart')
 	my $t_on = time;
 	reload_conf($node, 'demper.enabled' => 'on');
 	ok($node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product WHERE $qwhere AND (last_check_time IS NULL OR last_check_time < to_timestamp($t_on) OR lease_until IS NOT NULL)"),
+		"SELECT count(*) = 0 FROM demper.product WHERE $qwhere AND (last_check_time IS NULL OR last_check_time < to_timestamp($t_on) OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL)"),
 		"$mode shutdown: all 1,000 products are checked after the restart");
 	# The mock has no book for these codes: no competitor and no ceiling, so the price holds.
 	my $wrong = psql("SELECT count(*) FROM demper.product WHERE $qwhere AND price <> 90000");

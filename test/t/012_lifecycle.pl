@@ -58,7 +58,7 @@ sub wait_repriced
 	my $ok = poll_until(
 		sub {
 			my %price = map { split /\|/ } split /\n/, eval {
-				shop("SELECT product_code, price FROM demper.product WHERE product_code IN ($list) AND lease_until IS NULL");
+				shop("SELECT product_code, price FROM demper.product WHERE product_code IN ($list) AND (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NULL");
 			} // '';
 			return !grep { ($price{$_} // -1) != $expected->{$_} } keys %$expected;
 		},

@@ -27,7 +27,7 @@ my $start = Time::HiRes::time();
 insert_products($node, map { { code => $_, price => 900000, min => 100 } } 1 .. 600);
 diag(sprintf('inserted 600 products at %.1f', $start));
 ok( $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR lease_until IS NOT NULL"),
+		"SELECT count(*) = 0 FROM demper.product WHERE last_check_time IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL"),
 	'every product was checked');
 
 my %per_product;
