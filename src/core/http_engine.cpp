@@ -455,17 +455,25 @@ void HttpEngine::Impl::rest_egress(Egress& e, double now) {
     e.cooldown_until = std::max(e.cooldown_until, until);
 }
 
-int HttpEngine::Impl::on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
+int HttpEngine::Impl::on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
     auto* self = static_cast<Impl*>(userp);
     const int epfd = self->epoll_fd.get();
     if (what == CURL_POLL_REMOVE) {
+        // curl forgets the socket's assignment with this call: the next use of it is an ADD again.
         ::epoll_ctl(epfd, EPOLL_CTL_DEL, s, nullptr);  // ENOENT/EBADF are harmless here
         return 0;
     }
     epoll_event ev{};
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = s;
-    if (::epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
+    // A socket curl tells about for the first time (no assignment yet) is added, a known one is
+    // modified: one epoll_ctl per change, not a failed MOD and an ADD for every reused connection.
+    if (socketp == nullptr) {
+        if (::epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST) {
+            ::epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev);
+        }
+        curl_multi_assign(self->multi.get(), s, self);
+    } else if (::epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
         ::epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev);
     }
     return 0;
