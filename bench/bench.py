@@ -1041,7 +1041,7 @@ def write_results(out, R, meta):
             f"{rs['growth'] * 100:.1f} %",
             f"< {TARGETS['rss_growth'] * 100:.0f} %", rs["growth"] < TARGETS["rss_growth"],
             f"{rs['from_kb'] / 1024:.1f} -> {rs['to_kb'] / 1024:.1f} MiB; {rs['start_kb'] / 1024:.1f} MiB at the "
-            f"start of run 1, peak {rs['peak_kb'] / 1024:.1f} MiB while up to 100,256 products are claimed ahead (VmRSS {rs['rss_from'] / 1024:.0f} -> "
+            f"start of run 1, peak {rs['peak_kb'] / 1024:.1f} MiB (VmRSS {rs['rss_from'] / 1024:.0f} -> "
             f"{rs['rss_to'] / 1024:.0f} MiB incl. shared buffers touched)")
     W = R.get("workers")
     wsum = []
@@ -1072,6 +1072,16 @@ def write_results(out, R, meta):
                 f"median of {len(runs)}; fetched twice {twice}, never {never} (all runs); DB: "
                 f"{'every product checked once, one history row each' if db_bad == 0 else f'{db_bad} runs inconsistent'}"
                 + (f"; median run's split: {split}" if split else ""))
+        base = R.get("baseline") or []
+        if base and len(wsum) > 1:
+            # The baseline's one Python process plus PostgreSQL uses both cores; so do N workers.
+            best = max(wsum, key=lambda w: w["checks_per_s"])
+            bt2 = median([b["checks_per_s"] for b in base])
+            r2 = best["checks_per_s"] / bt2
+            row(f"2. ratio with demper.workers = {best['workers']} (benchmark 7's best) / Python baseline",
+                f"{r2:.1f}x", f">= {TARGETS['ratio']}x", r2 >= TARGETS["ratio"],
+                f"{best['checks_per_s']:,.0f} vs {bt2:,.0f} checks/s, same bench run, minutes apart; the workers "
+                f"run against a mock that also logs each request")
 
     git0, git1, lib = meta["git"], meta.get("git_end", meta["git"]), meta["library"]
     with open(os.path.join(out, "SUMMARY.md"), "w") as f:

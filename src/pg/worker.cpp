@@ -53,7 +53,9 @@ constexpr double kIdlePollSeconds = 1.0;         // how often to look for due pr
 constexpr double kMinClaimPollSeconds = 0.05;    // never look again sooner than this
 constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE EXTENSION
 constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
-constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time
+constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time,
+constexpr double kAheadSeconds = 0.25;           // but no more than this worker gets through in this
+constexpr double kPaceTimeConstantSeconds = 0.5; // smoothing of that pace
 constexpr std::int64_t kOffersPageSize = 64;     // the marketplace's largest page (DOMAIN.md)
 constexpr std::size_t kPushQueueLimit = 64;      // pushes claimed ahead of sending
 constexpr double kFirstPruneDelaySeconds = 60;   // let the worker settle before pruning
@@ -302,6 +304,7 @@ private:
     void publish_gauges();
     void stop_cleanly();
     std::size_t queue_limit() const;
+    void update_pace(double now);
     std::int64_t new_lease_token();
 
     int slot_;
@@ -350,6 +353,9 @@ private:
     TimestampTz started_at_ = GetCurrentTimestamp();
     double checks_per_second_ = 0;
     std::uint64_t checks_done_ = 0;          // ok + failed since start
+    double pace_ = 0;                         // checks per second lately (queue_limit)
+    double pace_at_ = 0;
+    std::uint64_t pace_count_ = 0;
     std::uint64_t checks_done_at_publish_ = 0;
     double last_publish_ = 0;
     std::map<std::string, std::map<std::string, std::uint64_t>> failures_;  // host -> class -> n
@@ -359,10 +365,30 @@ private:
     std::string push_host_;
 };
 
+// queue_limit: how many products this worker holds (in flight plus claimed ahead). Ahead of what
+// is in flight it holds what the rate sends in kQueueSeconds, but no more than it gets through in
+// kAheadSeconds at its recent pace (at least one batch). Without that cap, a rate limit far above
+// what a worker can do let the first worker to wake claim a whole backlog while the others idled,
+// and products waited in memory, leased, long after they were claimed.
 std::size_t Worker::queue_limit() const {
-    double ahead = settings_.requests_per_second * kQueueSeconds;
-    double limit = static_cast<double>(settings_.max_inflight) + std::min(ahead, 100000.0);
-    return static_cast<std::size_t>(limit);
+    double ahead = std::min(settings_.requests_per_second * kQueueSeconds, 100000.0);
+    ahead = std::min(ahead, std::max(static_cast<double>(settings_.batch_size), pace_ * kAheadSeconds));
+    return static_cast<std::size_t>(static_cast<double>(settings_.max_inflight) + ahead);
+}
+
+// update_pace: this worker's checks per second over the last second or so.
+void Worker::update_pace(double now) {
+    if (pace_at_ <= 0) {
+        pace_at_ = now;
+        pace_count_ = checks_done_;
+        return;
+    }
+    const double dt = now - pace_at_;
+    if (dt < 0.05) return;
+    const double instant = static_cast<double>(checks_done_ - pace_count_) / dt;
+    pace_ += (1.0 - std::exp(-dt / kPaceTimeConstantSeconds)) * (instant - pace_);
+    pace_at_ = now;
+    pace_count_ = checks_done_;
 }
 
 std::int64_t Worker::new_lease_token() {
@@ -418,6 +444,7 @@ bool Worker::check_schema(double now) {
 }
 
 void Worker::claim_if_room(double now) {
+    update_pace(now);
     if (!settings_.enabled || now < next_claim_at_) return;
     if (!extension_ready_ && !check_schema(now)) return;
     std::size_t limit = queue_limit();

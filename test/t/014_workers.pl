@@ -54,6 +54,40 @@ diag("max requests in a 1 s window: $max_window");
 # a request or two.
 cmp_ok($max_window, '<=', 68, 'together they stay within rate + burst');
 
+# 2. A rate limit far above what the workers get through: they still share a backlog. A worker
+# holds what it is sending plus about a quarter second of its own pace (at least a batch), not
+# two seconds of the rate: before, the first worker to wake claimed the whole backlog and the
+# other one idled. Each answer takes 20 ms and each worker keeps at most 8 requests in flight, so
+# a worker gets through ~400 products a second and the 1,500 below take a few seconds.
+reload_conf($node,
+	'demper.requests_per_second' => 100000,
+	'demper.burst' => 100000,
+	'demper.max_inflight' => 8,
+	'demper.max_inflight_per_host' => 8);
+ok(poll_until(sub { $node->safe_psql('postgres', 'SHOW demper.max_inflight') eq '8' }, 30),
+	'part 2: the new limits are in force');
+$mock->fault(mode => 'latency', latency_ms => 20);
+$node->safe_psql('postgres', 'ALTER SYSTEM SET demper.enabled = off; SELECT pg_reload_conf()');
+ok(poll_until(sub { $node->safe_psql('postgres', 'SHOW demper.enabled') eq 'off' }, 30), 'part 2: workers paused');
+insert_products($node, map { { code => $_, price => 900000, min => 100 } } 10001 .. 11500);
+my $part2 = "product_code::bigint BETWEEN 10001 AND 11500";
+$node->safe_psql('postgres', "UPDATE demper.product SET next_check_at = now() WHERE $part2");
+$node->safe_psql('postgres', 'ALTER SYSTEM SET demper.enabled = on; SELECT pg_reload_conf()');
+my ($both_held, $most_held) = (0, 0);
+ok(poll_until(sub {
+		my @held = split /\n/, $node->safe_psql('postgres',
+			'SELECT pg_stat_clear_snapshot(); SELECT current_batch FROM demper.status ORDER BY pid');
+		shift @held if @held && $held[0] eq '';
+		$both_held = 1 if @held == 2 && $held[0] > 0 && $held[1] > 0;
+		$most_held = $_ > $most_held ? $_ : $most_held for @held;
+		$node->safe_psql('postgres',
+			"SELECT count(*) = 0 FROM demper.product WHERE $part2 AND last_check_time IS NULL") eq 't';
+	}, 120), 'part 2: every product of the backlog was checked');
+ok($both_held, 'part 2: both workers held products of the backlog at the same time');
+diag("part 2: most products one worker held at once: $most_held");
+cmp_ok($most_held, '<', 750, 'part 2: no worker took half of the backlog at once (it holds about a quarter second of work)');
+$mock->fault(mode => 'none');
+
 $node->stop;
 $mock->stop;
 done_testing();
