@@ -105,6 +105,36 @@ SELECT demper.in_check(id) FROM demper.product WHERE sku = 'A-1';
 SELECT count(*) FROM demper.schedule;
 RESET ROLE;
 
+-- repair_queue() rebuilds the queue after a load with triggers off: a product loaded that way gets
+-- its row, a row left behind by a product switched off that way goes. With only_if_empty (what the
+-- worker runs at its start) it does nothing while the queue has rows.
+SET session_replication_role = replica;
+INSERT INTO demper.product (store_id, product_code, sku, price, min_price, next_check_at)
+VALUES (1, '557', 'LOADED-1', 900, 500, now());
+UPDATE demper.product SET bot_active = false WHERE sku = 'A-1';
+RESET session_replication_role;
+SELECT (SELECT count(*) FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+         WHERE p.sku = 'LOADED-1') AS loaded_queued,
+       (SELECT count(*) FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+         WHERE p.sku = 'A-1') AS inactive_queued;
+SELECT * FROM demper.repair_queue(true);
+SELECT * FROM demper.repair_queue();
+SELECT (SELECT count(*) FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+         WHERE p.sku = 'LOADED-1') AS loaded_queued,
+       (SELECT count(*) FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+         WHERE p.sku = 'A-1') AS inactive_queued;
+SELECT * FROM demper.repair_queue();
+-- An empty queue with active products (a restore with triggers disabled) is rebuilt at once.
+SET session_replication_role = replica;
+DELETE FROM demper.schedule;
+RESET session_replication_role;
+SELECT added = (SELECT count(*) FROM demper.product WHERE bot_active) AS all_added, removed
+  FROM demper.repair_queue(true);
+UPDATE demper.product SET bot_active = true WHERE sku = 'A-1';
+SET ROLE demper_reader;
+SELECT * FROM demper.repair_queue();
+RESET ROLE;
+
 -- Deleting a store removes its products, and their places in the due queue.
 DELETE FROM demper.store WHERE merchant_id = '30012345';
 SELECT count(*) FROM demper.product;

@@ -130,3 +130,42 @@ BEGIN
     RETURN removed + n;
 END
 $$;
+
+-- repair_queue: every active product has its row in the due queue, and only those. Users' writes
+-- keep it so through the sync_schedule trigger; a restore or a load with triggers disabled does
+-- not. It compares the whole catalogue with the queue (seconds at millions of products), so the
+-- worker runs it at its start only when the queue is empty while active products exist (a restore
+-- with triggers disabled); after a load into a live catalogue with triggers disabled, call it.
+CREATE FUNCTION demper.repair_queue(only_if_empty boolean DEFAULT false,
+                                    OUT added bigint, OUT removed bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    added := 0;
+    removed := 0;
+    IF only_if_empty AND (EXISTS (SELECT 1 FROM demper.schedule)
+                          OR NOT EXISTS (SELECT 1 FROM demper.product WHERE bot_active)) THEN
+        RETURN;
+    END IF;
+    WITH ins AS (
+        INSERT INTO demper.schedule (product_id, next_check_at)
+        SELECT p.id, p.next_check_at
+          FROM demper.product p
+         WHERE p.bot_active
+           AND NOT EXISTS (SELECT 1 FROM demper.schedule s WHERE s.product_id = p.id)
+        ON CONFLICT (product_id) DO NOTHING
+        RETURNING 1
+    ) SELECT count(*) INTO added FROM ins;
+    WITH del AS (
+        DELETE FROM demper.schedule s
+         WHERE NOT EXISTS (SELECT 1 FROM demper.product p WHERE p.id = s.product_id AND p.bot_active)
+        RETURNING 1
+    ) SELECT count(*) INTO removed FROM del;
+END
+$$;
+ALTER FUNCTION demper.repair_queue(boolean) SECURITY DEFINER;
+COMMENT ON FUNCTION demper.repair_queue(boolean) IS
+    'Rebuilds the due queue from the products (after a load with triggers disabled); with true, only when it is empty';
+REVOKE ALL ON FUNCTION demper.repair_queue(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION demper.repair_queue(boolean) TO demper_admin;

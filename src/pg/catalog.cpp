@@ -55,24 +55,10 @@ SELECT extract(epoch FROM s.next_check_at - now())::float8
  LIMIT 1
 )SQL";
 
-// Repair: every active product has its row in the due queue, and only those. Users' writes keep
-// it so through the sync_schedule trigger; a restore or a load with triggers disabled does not.
-constexpr const char* kRepairQueueSql = R"SQL(
-WITH added AS (
-    INSERT INTO demper.schedule (product_id, next_check_at)
-    SELECT p.id, p.next_check_at
-      FROM demper.product p
-     WHERE p.bot_active
-       AND NOT EXISTS (SELECT 1 FROM demper.schedule s WHERE s.product_id = p.id)
-    ON CONFLICT (product_id) DO NOTHING
-    RETURNING 1
-), removed AS (
-    DELETE FROM demper.schedule s
-     WHERE NOT EXISTS (SELECT 1 FROM demper.product p WHERE p.id = s.product_id AND p.bot_active)
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM removed)
-)SQL";
+// Repair (demper.repair_queue, 0.6.0): at the worker's start, only when the due queue is empty while
+// active products exist (a restore with triggers disabled). A full comparison of catalogue and
+// queue takes seconds at millions of products; users call repair_queue() after loads that need it.
+constexpr const char* kRepairQueueSql = "SELECT added, removed FROM demper.repair_queue(true)";
 
 // The policies of the stores of a claimed batch, in the claim's transaction.
 constexpr const char* kStoresSql = R"SQL(
