@@ -56,7 +56,8 @@ dest="$here/results"
 [ -n "${BENCH_ONLY:-}" ] && dest="$dest/partial"            # nor does a run of some benchmarks (BENCH_ONLY)
 mkdir -p "$dest"
 if [ -s "$work/results/SUMMARY.md" ]; then
-  find "$dest" -maxdepth 1 -type f -delete
+  # The previous run's files go; FINDINGS.md (written by hand: what limits the figures) stays.
+  find "$dest" -maxdepth 1 -type f ! -name FINDINGS.md -delete
   cp "$work/results/"* "$dest/"
   echo "== results: $dest/SUMMARY.md"
   sed -n '1,30p' "$dest/SUMMARY.md"

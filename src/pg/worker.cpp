@@ -1134,6 +1134,8 @@ void demper_worker_main(Datum main_arg) {
     // validate_product checks. CHECK constraints still hold. The row-by-row plpgsql trigger and
     // the foreign key checks cost ~10 % of the worker's CPU per check (bench/results/FINDINGS.md).
     SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+    // Short statements over a few thousand rows: compiling them would cost more than running them.
+    SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     ereport(LOG, (errmsg("demper worker started in database \"%s\"", demper::pg::database_setting())));
     demper::pg::worker_main_cpp(slot);
     proc_exit(0);
