@@ -359,9 +359,8 @@ void in_transaction(const char* activity, Fn&& fn) {
     InterruptHoldoffCount = saved_holdoff;
 }
 
-// prepare returns a kept plan for sql, preparing it on first use.
-// prepare: a statement prepared once per worker and kept. With custom_plan, it is planned again
-// for each execution with the values at hand (CURSOR_OPT_CUSTOM_PLAN), never with a generic plan.
+// prepare returns a kept plan for sql, preparing it on first use. With custom_plan, it is planned
+// again for each execution with the values at hand (CURSOR_OPT_CUSTOM_PLAN), never generically.
 SPIPlanPtr prepare(void*& slot, const char* sql, int nargs, Oid* argtypes, bool custom_plan = false) {
     if (slot == nullptr) {
         SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, argtypes, custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);

@@ -56,7 +56,8 @@ constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE
 constexpr double kErrorPauseSeconds = 1.0;       // pause after a failed transaction
 constexpr double kQueueSeconds = 2.0;            // claim ahead what the rate sends in this time,
 constexpr double kAheadSeconds = 0.25;           // but no more than this worker gets through in this
-constexpr double kPaceTimeConstantSeconds = 0.5; // smoothing of that pace
+constexpr double kPaceTimeConstantSeconds = 0.5; // smoothing of that pace,
+constexpr double kPaceStepSeconds = 0.05;        // measured over steps of at least this
 constexpr double kTrimSeconds = 10.0;            // hand free heap pages back this often
 constexpr std::int64_t kOffersPageSize = 64;     // the marketplace's largest page (DOMAIN.md)
 constexpr std::size_t kPushQueueLimit = 64;      // pushes claimed ahead of sending
@@ -68,6 +69,26 @@ constexpr std::uint64_t kPushIdBase = 1ULL << 62;  // request ids at and above t
 constexpr double kPushBackoffBaseSeconds = 2.0;
 constexpr double kPushBackoffCapSeconds = 300.0;
 constexpr double kPushLeaseShare = 0.8;          // send a queued push only within this share of its lease
+
+// RateMeter: a rate (per second) of a growing count, smoothed exponentially with time_constant_s.
+struct RateMeter {
+    double time_constant_s;
+    double rate = 0;
+    double at = 0;  // when it last took the count (0: never)
+    std::uint64_t count = 0;
+
+    // update folds in what the count did since the last update; steps shorter than min_step_s wait.
+    void update(double now, std::uint64_t total, double min_step_s = 0) {
+        if (at > 0) {
+            const double dt = now - at;
+            if (dt <= 0 || dt < min_step_s) return;
+            const double instant = static_cast<double>(total - count) / dt;
+            rate += (1.0 - std::exp(-dt / time_constant_s)) * (instant - rate);
+        }
+        at = now;
+        count = total;
+    }
+};
 
 double now_seconds() {
     using namespace std::chrono;
@@ -306,7 +327,6 @@ private:
     void publish_gauges();
     void stop_cleanly();
     std::size_t queue_limit() const;
-    void update_pace(double now);
     void trim_heap_if_due(double now);
     std::int64_t new_lease_token();
 
@@ -354,15 +374,11 @@ private:
     std::string last_error_;
     TimestampTz last_error_at_ = 0;
     TimestampTz started_at_ = GetCurrentTimestamp();
-    double checks_per_second_ = 0;
-    std::uint64_t checks_done_ = 0;          // ok + failed since start
-    double pace_ = 0;                         // checks per second lately (queue_limit)
+    std::uint64_t checks_done_ = 0;                        // ok + failed since start
+    RateMeter checks_rate_{kRateTimeConstantSeconds};      // demper.status checks_per_second
+    RateMeter pace_{kPaceTimeConstantSeconds};             // checks per second lately (queue_limit)
     double next_trim_at_ = 0;
     bool idle_since_trim_ = false;
-    double pace_at_ = 0;
-    std::uint64_t pace_count_ = 0;
-    std::uint64_t checks_done_at_publish_ = 0;
-    double last_publish_ = 0;
     std::map<std::string, std::map<std::string, std::uint64_t>> failures_;  // host -> class -> n
     double next_summary_at_ = 0;
     double next_prune_at_ = 0;
@@ -377,7 +393,7 @@ private:
 // and products waited in memory, leased, long after they were claimed.
 std::size_t Worker::queue_limit() const {
     double ahead = std::min(settings_.requests_per_second * kQueueSeconds, 100000.0);
-    ahead = std::min(ahead, std::max(static_cast<double>(settings_.batch_size), pace_ * kAheadSeconds));
+    ahead = std::min(ahead, std::max(static_cast<double>(settings_.batch_size), pace_.rate * kAheadSeconds));
     return static_cast<std::size_t>(static_cast<double>(settings_.max_inflight) + ahead);
 }
 
@@ -393,21 +409,6 @@ void Worker::trim_heap_if_due(double now) {
         idle_since_trim_ = idle;
     }
     if (!idle) idle_since_trim_ = false;
-}
-
-// update_pace: this worker's checks per second over the last second or so.
-void Worker::update_pace(double now) {
-    if (pace_at_ <= 0) {
-        pace_at_ = now;
-        pace_count_ = checks_done_;
-        return;
-    }
-    const double dt = now - pace_at_;
-    if (dt < 0.05) return;
-    const double instant = static_cast<double>(checks_done_ - pace_count_) / dt;
-    pace_ += (1.0 - std::exp(-dt / kPaceTimeConstantSeconds)) * (instant - pace_);
-    pace_at_ = now;
-    pace_count_ = checks_done_;
 }
 
 std::int64_t Worker::new_lease_token() {
@@ -463,7 +464,7 @@ bool Worker::check_schema(double now) {
 }
 
 void Worker::claim_if_room(double now) {
-    update_pace(now);
+    pace_.update(now, checks_done_, kPaceStepSeconds);
     if (!settings_.enabled || now < next_claim_at_) return;
     if (!extension_ready_ && !check_schema(now)) return;
     std::size_t limit = queue_limit();
@@ -933,13 +934,7 @@ void Worker::remember_error(const char* message) {
 void Worker::publish_status(double now) {
     SharedState* s = shared_state();
     if (s == nullptr) return;
-    if (last_publish_ > 0 && now > last_publish_) {
-        const double dt = now - last_publish_;
-        const double instant = static_cast<double>(checks_done_ - checks_done_at_publish_) / dt;
-        checks_per_second_ += (1.0 - std::exp(-dt / kRateTimeConstantSeconds)) * (instant - checks_per_second_);
-    }
-    last_publish_ = now;
-    checks_done_at_publish_ = checks_done_;
+    checks_rate_.update(now, checks_done_);
     if (!extension_ready_) state_ = "waiting for extension";
     else if (!settings_.enabled) state_ = "disabled";
     else if (!in_check_.empty()) state_ = "checking";
@@ -949,7 +944,7 @@ void Worker::publish_status(double now) {
     strlcpy(w.state, state_.c_str(), sizeof(w.state));
     strlcpy(w.database, settings_.database.c_str(), sizeof(w.database));
     w.in_check = static_cast<int>(in_check_.size());
-    w.checks_per_second = checks_per_second_;
+    w.checks_per_second = checks_rate_.rate;
     w.started_at = started_at_;
     strlcpy(w.last_error, last_error_.c_str(), sizeof(w.last_error));
     w.last_error_at = last_error_at_;
