@@ -1,5 +1,6 @@
-// catalog.cpp: the worker's SQL. Claim and apply are the only statements on the hot path; both
-// are prepared once and run in short transactions of their own.
+// catalog.cpp: the worker's SQL, and the only place its enums become the text PostgreSQL stores.
+// Claim and apply are the only statements on the hot path. Each statement is declared once: its
+// named parameters and its result columns with their types (statement.hpp).
 #include "pg/catalog.hpp"
 
 #include <algorithm>
@@ -7,69 +8,84 @@
 #include <string>
 #include <vector>
 
-#include "pg/guard.hpp"
 #include "pg/settings.hpp"
+#include "pg/statement.hpp"
 
 namespace demper::pg {
 
 namespace {
 
-// Claim: lease up to $1 due products, oldest due first, skipping rows another worker (or a user's
+// ── Claim ────────────────────────────────────────────────────────────────────────────────────
+// Lease up to $limit due products, oldest due first, skipping rows another worker (or a user's
 // open transaction) holds. The due queue is demper.schedule: the claim moves the claimed rows'
-// next check to the lease expiry and records the lease there (0.6.0), so the front of the due
-// index holds only claimable rows and a crashed worker's products come due again by themselves.
-// Only the narrow schedule row is locked and written; the product row is read, not written (in
-// 0.5.0 the lease made the claim update the ~1.3 kB product row as well). A row claimed meanwhile
-// by another worker is rechecked under its lock, sees its new next check and is skipped. What the
-// checks need of the stores is read once per store (kStoresSql), not once per product.
+// next check to the lease expiry and records the lease there, so the front of the due index
+// holds only claimable rows and a crashed worker's products come due again by themselves. Only
+// the narrow schedule row is locked and written; the product row is read. A row claimed meanwhile
+// by another worker is rechecked under its lock, sees its new next check and is skipped.
 constexpr const char* kClaimSql = R"SQL(
 WITH due AS (
     SELECT s.product_id AS id
       FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
      WHERE s.next_check_at <= now() AND p.bot_active
      ORDER BY s.next_check_at
-     LIMIT $1
+     LIMIT $limit
        FOR UPDATE OF s SKIP LOCKED
 ), leased AS (
     UPDATE demper.schedule s
-       SET next_check_at = now() + make_interval(secs => $3),
-           lease_token = $2,
-           lease_until = now() + make_interval(secs => $3)
+       SET next_check_at = now() + make_interval(secs => $lease_seconds),
+           lease_token = $lease_token,
+           lease_until = now() + make_interval(secs => $lease_seconds)
       FROM due
      WHERE s.product_id = due.id
     RETURNING s.product_id
 )
 SELECT p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_id,
-       p.store_id, p.strategy, p.step_percent::float8, p.position, p.cost_price,
-       p.min_margin_percent::float8, p.floor_action, p.no_competitor_action,
-       p.max_change_percent::float8, p.inputs_version
+       p.store_id, p.strategy, p.step_percent::float8 AS step_percent, p.position, p.cost_price,
+       p.min_margin_percent::float8 AS min_margin_percent, p.floor_action, p.no_competitor_action,
+       p.max_change_percent::float8 AS max_change_percent, p.inputs_version
   FROM leased JOIN demper.product p ON p.id = leased.product_id
 )SQL";
+#define DEMPER_CLAIM_PARAMS(F) F(limit, INT4OID) F(lease_token, INT8OID) F(lease_seconds, FLOAT8OID)
+#define DEMPER_CLAIM_COLUMNS(F)                                                                  \
+    F(id, INT8OID) F(product_code, TEXTOID) F(price, INT8OID) F(min_price, INT8OID)              \
+    F(max_price, INT8OID) F(step, INT8OID) F(city_id, TEXTOID) F(store_id, INT8OID)              \
+    F(strategy, TEXTOID) F(step_percent, FLOAT8OID) F(position, INT4OID) F(cost_price, INT8OID)  \
+    F(min_margin_percent, FLOAT8OID) F(floor_action, TEXTOID) F(no_competitor_action, TEXTOID)   \
+    F(max_change_percent, FLOAT8OID) F(inputs_version, INT8OID)
+DEMPER_DECLARE_FIELDS(ClaimParam, DEMPER_CLAIM_PARAMS)
+DEMPER_DECLARE_FIELDS(ClaimColumn, DEMPER_CLAIM_COLUMNS)
 
-// When the next product comes due (in seconds from now; negative: one is due but held by another
+// When the next product comes due (seconds from now; negative: one is due but held by another
 // transaction), asked when a claim found fewer due products than it wanted.
 constexpr const char* kNextDueSql = R"SQL(
-SELECT extract(epoch FROM s.next_check_at - now())::float8
+SELECT extract(epoch FROM s.next_check_at - now())::float8 AS due_in
   FROM demper.schedule s
  ORDER BY s.next_check_at
  LIMIT 1
 )SQL";
+#define DEMPER_NEXT_DUE_COLUMNS(F) F(due_in, FLOAT8OID)
+DEMPER_DECLARE_FIELDS(NextDueColumn, DEMPER_NEXT_DUE_COLUMNS)
 
-// Repair (demper.repair_queue, 0.6.0): at the worker's start, only when the due queue is empty while
-// active products exist (a restore with triggers disabled). A full comparison of catalogue and
-// queue takes seconds at millions of products; users call repair_queue() after loads that need it.
-constexpr const char* kRepairQueueSql = "SELECT added, removed FROM demper.repair_queue(true)";
-
-// The policies of the stores of a claimed batch, in the claim's transaction.
+// The policies of the stores of a claimed batch, read in the claim's transaction, once per store.
 constexpr const char* kStoresSql = R"SQL(
 SELECT s.id, s.merchant_id, s.city_id, s.active,
        array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
-                              WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ','),
-       s.max_delivery_duration, s.outlier_share::float8, demper.in_working_hours(s)
+                              WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ',')
+           AS excluded_merchants,
+       s.max_delivery_duration, s.outlier_share::float8 AS outlier_share,
+       demper.in_working_hours(s) AS in_working_hours
   FROM demper.store s
- WHERE s.id = ANY ($1)
+ WHERE s.id = ANY ($store_ids)
 )SQL";
+#define DEMPER_STORES_PARAMS(F) F(store_ids, INT8ARRAYOID)
+#define DEMPER_STORES_COLUMNS(F)                                                            \
+    F(id, INT8OID) F(merchant_id, TEXTOID) F(city_id, TEXTOID) F(active, BOOLOID)           \
+    F(excluded_merchants, TEXTOID) F(max_delivery_duration, TEXTOID) F(outlier_share, FLOAT8OID) \
+    F(in_working_hours, BOOLOID)
+DEMPER_DECLARE_FIELDS(StoresParam, DEMPER_STORES_PARAMS)
+DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 
+// ── Apply ────────────────────────────────────────────────────────────────────────────────────
 // The decision was made from the row as claimed; when a user changed any input of it since, the
 // decision is dropped and the product is checked again at once with the new values.
 #define DEMPER_SAME_INPUTS                                                                  \
@@ -78,19 +94,22 @@ SELECT s.id, s.merchant_id, s.city_id, s.active,
 
 // The interval until a product's next check: its own, else the priority or the global one.
 #define DEMPER_INTERVAL                                                                      \
-    "coalesce(p.check_interval, CASE WHEN p.priority THEN make_interval(secs => $16) "       \
-    "ELSE make_interval(secs => $15) END)"
+    "coalesce(p.check_interval, CASE WHEN p.priority THEN make_interval(secs => $priority_interval_s) " \
+    "ELSE make_interval(secs => $check_interval_s) END)"
 
-// Apply: one statement writes a whole batch: price, schedule, status, explanation, one history
-// row per change, one proposal per change of a store in approval mode. Rows whose lease is no
-// longer ours (expired and reclaimed) are left alone. A store's change budget is shared out in
-// product id order; changes beyond it are deferred (checked again within a minute), not lost.
+// One statement writes a whole batch: price, schedule, status, explanation, one history row per
+// change, one outbox row per change to publish, one proposal per change of a store in approval
+// mode. Rows whose lease is no longer ours (expired and reclaimed) are left alone. A store's
+// change budget is shared out in product id order; changes beyond it are deferred (checked
+// again within a minute), not lost.
 constexpr const char* kApplySql = R"SQL(
 WITH d AS (
     SELECT *
-      FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::bool[], $5::int8[], $6::int8[],
-                  $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                  $13::int8[], $17::int8[], $18::json[], $19::int8[], $20::timestamptz[])
+      FROM unnest($ids::int8[], $lease_tokens::int8[], $ok::bool[], $skipped::bool[],
+                  $new_prices::int8[], $competitor_prices::int8[], $reasons::text[],
+                  $error_classes::text[], $error_texts::text[], $seen_prices::int8[],
+                  $seen_mins::int8[], $seen_maxes::int8[], $seen_steps::int8[], $store_ids::int8[],
+                  $explains::json[], $seen_versions::int8[], $claimed_ats::timestamptz[])
         AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
              error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version,
              claimed_at)
@@ -127,13 +146,13 @@ WITH d AS (
              LEFT JOIN ranked r ON r.id = d.id
 ), upd AS (
     UPDATE demper.product p
-       SET price = CASE WHEN g.ok AND NOT $14 AND )SQL" DEMPER_SAME_INPUTS R"SQL(
+       SET price = CASE WHEN g.ok AND NOT $dry_run AND )SQL" DEMPER_SAME_INPUTS R"SQL(
                              AND NOT g.approval_mode AND NOT g.over_budget
                         THEN g.new_price ELSE p.price END,
            last_check_time = CASE WHEN g.skipped THEN p.last_check_time ELSE now() END,
            next_check_at = CASE
                WHEN g.ok AND NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN now()
-               WHEN g.ok AND g.over_budget AND NOT $14
+               WHEN g.ok AND g.over_budget AND NOT $dry_run
                    THEN now() + least()SQL" DEMPER_INTERVAL R"SQL(, interval '1 minute')
                WHEN g.skipped AND g.reason = 'outside_hours'
                    THEN demper.next_opening((SELECT s FROM demper.store s WHERE s.id = p.store_id))
@@ -153,7 +172,7 @@ WITH d AS (
                              ELSE g.error_text END,
            last_reason = CASE WHEN NOT g.ok THEN g.reason
                               WHEN NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN 'inputs_changed'
-                              WHEN $14 THEN 'dry_run'
+                              WHEN $dry_run THEN 'dry_run'
                               WHEN g.new_price <> g.seen_price AND g.approval_mode THEN 'awaiting_approval'
                               WHEN g.over_budget THEN 'budget_deferred'
                               ELSE g.reason END,
@@ -213,25 +232,41 @@ WITH d AS (
     RETURNING 1
 )
 SELECT u.store_id,
-       count(*),
-       count(*) FILTER (WHERE u.changed AND u.new_price > u.old_price),
-       count(*) FILTER (WHERE u.changed AND u.new_price < u.old_price),
-       count(*) FILTER (WHERE u.outcome = 'inputs_changed'),
-       count(*) FILTER (WHERE u.outcome = 'budget_deferred'),
-       count(*) FILTER (WHERE u.outcome = 'awaiting_approval')
+       count(*) AS applied,
+       count(*) FILTER (WHERE u.changed AND u.new_price > u.old_price) AS price_up,
+       count(*) FILTER (WHERE u.changed AND u.new_price < u.old_price) AS price_down,
+       count(*) FILTER (WHERE u.outcome = 'inputs_changed') AS discarded,
+       count(*) FILTER (WHERE u.outcome = 'budget_deferred') AS deferred,
+       count(*) FILTER (WHERE u.outcome = 'awaiting_approval') AS proposed
   FROM upd u
  GROUP BY u.store_id
 )SQL";
+#define DEMPER_APPLY_PARAMS(F)                                                                   \
+    F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID) F(ok, BOOLARRAYOID)                       \
+    F(skipped, BOOLARRAYOID) F(new_prices, INT8ARRAYOID) F(competitor_prices, INT8ARRAYOID)      \
+    F(reasons, TEXTARRAYOID) F(error_classes, TEXTARRAYOID) F(error_texts, TEXTARRAYOID)         \
+    F(seen_prices, INT8ARRAYOID) F(seen_mins, INT8ARRAYOID) F(seen_maxes, INT8ARRAYOID)          \
+    F(seen_steps, INT8ARRAYOID) F(store_ids, INT8ARRAYOID) F(explains, JSONARRAYOID)             \
+    F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID) F(dry_run, BOOLOID)       \
+    F(check_interval_s, FLOAT8OID) F(priority_interval_s, FLOAT8OID)
+#define DEMPER_APPLY_COLUMNS(F)                                                                  \
+    F(store_id, INT8OID) F(applied, INT8OID) F(price_up, INT8OID) F(price_down, INT8OID)         \
+    F(discarded, INT8OID) F(deferred, INT8OID) F(proposed, INT8OID)
+DEMPER_DECLARE_FIELDS(ApplyParam, DEMPER_APPLY_PARAMS)
+DEMPER_DECLARE_FIELDS(ApplyColumn, DEMPER_APPLY_COLUMNS)
 
 // Release: products still in check when the worker stops become due again at once, so a restart
 // (or another worker) checks them without waiting for their lease to expire.
 constexpr const char* kReleaseSql = R"SQL(
 UPDATE demper.schedule s
    SET next_check_at = now(), lease_token = NULL, lease_until = NULL
-  FROM unnest($1::int8[], $2::int8[]) AS r(id, lease_token)
+  FROM unnest($ids::int8[], $lease_tokens::int8[]) AS r(id, lease_token)
  WHERE s.product_id = r.id AND s.lease_token = r.lease_token
 )SQL";
+#define DEMPER_RELEASE_PARAMS(F) F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID)
+DEMPER_DECLARE_FIELDS(ReleaseParam, DEMPER_RELEASE_PARAMS)
 
+// ── Pushes ───────────────────────────────────────────────────────────────────────────────────
 // Claim pushes: lease due outbox rows; the claim records the price it will push, so that a newer
 // decision arriving meanwhile (which updates the pending row's price) is pushed afterwards.
 constexpr const char* kClaimPushesSql = R"SQL(
@@ -243,32 +278,38 @@ WITH due AS (
        AND NOT EXISTS (SELECT 1 FROM demper.store s
                         WHERE s.id = o.store_id AND s.push_paused_until > now())
      ORDER BY o.next_attempt_at
-     LIMIT $1
+     LIMIT $limit
        FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE demper.outbox o
-   SET lease_token = $2,
-       lease_until = now() + make_interval(secs => $3),
-       next_attempt_at = now() + make_interval(secs => $3),
+   SET lease_token = $lease_token,
+       lease_until = now() + make_interval(secs => $lease_seconds),
+       next_attempt_at = now() + make_interval(secs => $lease_seconds),
        pushed_price = o.price,
        attempts = o.attempts + 1
   FROM due, demper.product p, demper.store s
  WHERE o.id = due.id AND p.id = o.product_id AND s.id = o.store_id
-RETURNING o.id, o.store_id, s.merchant_id, p.sku, coalesce(p.model, p.sku),
-          coalesce(p.city_id, s.city_id), o.price, s.credentials, s.push_mode, s.needs_login,
-          o.attempts
+RETURNING o.id, o.store_id, s.merchant_id, p.sku, coalesce(p.model, p.sku) AS model,
+          coalesce(p.city_id, s.city_id) AS city_id, o.price, s.credentials,
+          s.push_mode = 'api' AS pushes_through_api, s.needs_login, o.attempts
 )SQL";
+#define DEMPER_CLAIM_PUSHES_COLUMNS(F)                                                            \
+    F(id, INT8OID) F(store_id, INT8OID) F(merchant_id, TEXTOID) F(sku, TEXTOID) F(model, TEXTOID) \
+    F(city_id, TEXTOID) F(price, INT8OID) F(credentials, BYTEAOID) F(pushes_through_api, BOOLOID) \
+    F(needs_login, BOOLOID) F(attempts, INT4OID)
+DEMPER_DECLARE_FIELDS(ClaimPushesColumn, DEMPER_CLAIM_PUSHES_COLUMNS)
 
 // Apply pushes: done only when the marketplace accepted the latest price; a merchant ban pauses
 // every pending push of that store; a login failure parks them until new credentials are set.
 constexpr const char* kApplyPushesSql = R"SQL(
 WITH r AS (
     SELECT *
-      FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::float8[])
+      FROM unnest($ids::int8[], $lease_tokens::int8[], $store_ids::int8[], $verdicts::text[], $job_ids::text[],
+                  $details::text[], $delays::float8[])
         AS r(id, lease_token, store_id, outcome, job_id, detail, delay)
 ), banned AS (
     UPDATE demper.store s
-       SET push_paused_until = now() + make_interval(secs => $8),
+       SET push_paused_until = now() + make_interval(secs => $ban_pause_s),
            last_push_error = 'the marketplace throttled this merchant (HTTP 429)'
      WHERE s.id IN (SELECT store_id FROM r WHERE outcome = 'merchant_banned')
     RETURNING s.id, s.push_paused_until
@@ -293,7 +334,7 @@ WITH r AS (
            next_attempt_at = CASE
                WHEN r.outcome = 'accepted' THEN now()
                WHEN r.outcome = 'retry' THEN now() + make_interval(secs => r.delay)
-               WHEN r.outcome = 'merchant_banned' THEN now() + make_interval(secs => $8)
+               WHEN r.outcome = 'merchant_banned' THEN now() + make_interval(secs => $ban_pause_s)
                WHEN r.outcome = 'needs_login' THEN 'infinity'::timestamptz
                ELSE o.next_attempt_at END,
            lease_token = NULL,
@@ -304,267 +345,251 @@ WITH r AS (
 ), parked AS (
     UPDATE demper.outbox o
        SET next_attempt_at = CASE WHEN o.store_id IN (SELECT id FROM login) THEN 'infinity'::timestamptz
-                                  ELSE now() + make_interval(secs => $8) END
+                                  ELSE now() + make_interval(secs => $ban_pause_s) END
      WHERE o.status = 'pending' AND o.lease_token IS NULL
        AND o.store_id IN (SELECT id FROM banned UNION SELECT id FROM login)
        AND o.id NOT IN (SELECT id FROM r)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM upd WHERE status = 'done'),
-       (SELECT count(*) FROM upd WHERE outcome = 'accepted' AND status = 'pending'),
-       (SELECT count(*) FROM upd WHERE outcome NOT IN ('accepted') AND status = 'pending'),
-       (SELECT count(*) FROM upd WHERE status = 'failed'),
-       (SELECT count(*) FROM parked)
+SELECT (SELECT count(*) FROM upd WHERE status = 'done') AS done,
+       (SELECT count(*) FROM upd WHERE outcome = 'accepted' AND status = 'pending') AS superseded,
+       (SELECT count(*) FROM upd WHERE outcome NOT IN ('accepted') AND status = 'pending') AS retried,
+       (SELECT count(*) FROM upd WHERE status = 'failed') AS failed,
+       (SELECT count(*) FROM parked) AS parked
 )SQL";
+#define DEMPER_APPLY_PUSHES_PARAMS(F)                                                          \
+    F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID) F(store_ids, INT8ARRAYOID)              \
+    F(verdicts, TEXTARRAYOID) F(job_ids, TEXTARRAYOID) F(details, TEXTARRAYOID)                \
+    F(delays, FLOAT8ARRAYOID) F(ban_pause_s, FLOAT8OID)
+#define DEMPER_APPLY_PUSHES_COLUMNS(F) \
+    F(done, INT8OID) F(superseded, INT8OID) F(retried, INT8OID) F(failed, INT8OID) F(parked, INT8OID)
+DEMPER_DECLARE_FIELDS(ApplyPushesParam, DEMPER_APPLY_PUSHES_PARAMS)
+DEMPER_DECLARE_FIELDS(ApplyPushesColumn, DEMPER_APPLY_PUSHES_COLUMNS)
 
-// abort_transaction rolls back whatever transaction an error left open.
-void abort_transaction() {
-    pg_guard([] {
-        AbortCurrentTransaction();
-        pgstat_report_activity(STATE_IDLE, nullptr);
-    });
-}
+// ── Housekeeping ─────────────────────────────────────────────────────────────────────────────
+constexpr const char* kInstalledVersionSql =
+    "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'demper'";
+#define DEMPER_VERSION_COLUMNS(F) F(extversion, TEXTOID)
+DEMPER_DECLARE_FIELDS(VersionColumn, DEMPER_VERSION_COLUMNS)
 
-// in_transaction runs fn in a transaction of its own with SPI connected and a snapshot set;
-// on error it rolls back and rethrows. Interrupts are held meanwhile: SIGTERM is acted on between
-// statements by the worker's loop (stop_cleanly applies what is decided and hands the leases
-// back), never inside one, where its FATAL would leave a whole batch leased until the lease
-// expires. Our statements take milliseconds; a lock wait still ends when the holder's session
-// does (fast shutdown terminates it too). An ERROR resets InterruptHoldoffCount to 0
-// (errfinish), so the saved count is restored, never RESUME_INTERRUPTS'd.
-template <typename Fn>
-void in_transaction(const char* activity, Fn&& fn) {
-    const uint32 saved_holdoff = InterruptHoldoffCount;
-    HOLD_INTERRUPTS();
-    try {
-        pg_guard([&] {
-            SetCurrentStatementStartTimestamp();
-            StartTransactionCommand();
-            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-            PushActiveSnapshot(GetTransactionSnapshot());
-            pgstat_report_activity(STATE_RUNNING, activity);
-            fn();
-            SPI_finish();
-            PopActiveSnapshot();
-            CommitTransactionCommand();
-            pgstat_report_stat(false);
-            pgstat_report_activity(STATE_IDLE, nullptr);
-        });
-    } catch (...) {
-        InterruptHoldoffCount = saved_holdoff + 1;  // still held while rolling back
-        abort_transaction();
-        InterruptHoldoffCount = saved_holdoff;
-        throw;
+// Only when the due queue is empty while active products exist (a restore with triggers
+// disabled): a full comparison of catalogue and queue takes seconds at millions of products, and
+// users call demper.repair_queue() after loads that need it.
+constexpr const char* kRepairQueueSql = "SELECT added, removed FROM demper.repair_queue(true)";
+#define DEMPER_REPAIR_COLUMNS(F) F(added, INT8OID) F(removed, INT8OID)
+DEMPER_DECLARE_FIELDS(RepairColumn, DEMPER_REPAIR_COLUMNS)
+
+constexpr const char* kPruneSql =
+    "SELECT demper.prune_batch(make_interval(secs => $retention_s), $batch) AS removed";
+#define DEMPER_PRUNE_PARAMS(F) F(retention_s, FLOAT8OID) F(batch, INT4OID)
+#define DEMPER_PRUNE_COLUMNS(F) F(removed, INT4OID)
+DEMPER_DECLARE_FIELDS(PruneParam, DEMPER_PRUNE_PARAMS)
+DEMPER_DECLARE_FIELDS(PruneColumn, DEMPER_PRUNE_COLUMNS)
+
+// The names PostgreSQL stores for the worker's enums.
+const char* skip_reason_name(SkipReason r) {
+    switch (r) {
+        case SkipReason::store_inactive:
+            return "store_inactive";
+        case SkipReason::outside_hours:
+            return "outside_hours";
     }
-    InterruptHoldoffCount = saved_holdoff;
+    return "store_inactive";
 }
 
-// prepare returns a kept plan for sql, preparing it on first use. With custom_plan, it is planned
-// again for each execution with the values at hand (CURSOR_OPT_CUSTOM_PLAN), never generically.
-SPIPlanPtr prepare(void*& slot, const char* sql, int nargs, Oid* argtypes, bool custom_plan = false) {
-    if (slot == nullptr) {
-        SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, argtypes, custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
-        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
-        slot = plan;
+const char* push_verdict_name(PushVerdict v) {
+    switch (v) {
+        case PushVerdict::accepted:
+            return "accepted";
+        case PushVerdict::retry:
+            return "retry";
+        case PushVerdict::merchant_banned:
+            return "merchant_banned";
+        case PushVerdict::needs_login:
+            return "needs_login";
+        case PushVerdict::rejected:
+            return "rejected";
+        case PushVerdict::not_pushable:
+            return "not_pushable";
     }
-    return static_cast<SPIPlanPtr>(slot);
+    return "retry";
 }
 
-double get_float8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
-    Datum d = SPI_getbinval(tuple, desc, col, isnull);
-    return *isnull ? 0 : DatumGetFloat8(d);
-}
-
-int64 get_int8(HeapTuple tuple, TupleDesc desc, int col, bool* isnull) {
-    Datum d = SPI_getbinval(tuple, desc, col, isnull);
-    return *isnull ? 0 : DatumGetInt64(d);
-}
-
-// The arrays of the apply statement, built from the outcomes before any PostgreSQL call.
+// The apply statement's arrays, one element per outcome.
 struct ApplyColumns {
-    std::vector<int64> id, lease_token, new_price, competitor_price, seen_price, seen_min, seen_max,
-        seen_step;
-    std::vector<bool> competitor_null, seen_max_null;
-    std::vector<bool> ok, skipped;
+    std::vector<std::int64_t> id, lease_token, new_price, competitor_price, seen_price, seen_min, seen_max,
+        seen_step, store_id, seen_version, claimed_at;
+    std::vector<bool> competitor_null, seen_max_null, ok, skipped;
     std::vector<std::string> reason, error_class, error_text, explain;
-    std::vector<int64> store_id, seen_version, claimed_at;
 
     explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
         for (const CheckOutcome& o : outcomes) {
-            claimed_at.push_back(o.product.claimed_at);
-            seen_version.push_back(o.product.inputs_version);
-            store_id.push_back(o.product.store_id);
-            explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
-            id.push_back(o.product.id);
-            lease_token.push_back(o.product.lease_token);
-            ok.push_back(o.ok);
-            skipped.push_back(o.skipped);
+            const ClaimedProduct& p = o.product;
+            id.push_back(p.id);
+            lease_token.push_back(p.lease_token);
+            store_id.push_back(p.store_id);
+            claimed_at.push_back(p.claimed_at);
+            seen_price.push_back(p.price);
+            seen_min.push_back(p.min_price);
+            seen_max.push_back(p.max_price.value_or(0));
+            seen_max_null.push_back(!p.max_price.has_value());
+            seen_step.push_back(p.step);
+            seen_version.push_back(p.inputs_version);
+            ok.push_back(o.result == CheckResult::decided);
+            skipped.push_back(o.result == CheckResult::skipped);
             new_price.push_back(o.new_price);
             competitor_price.push_back(o.competitor_price.value_or(0));
             competitor_null.push_back(!o.competitor_price.has_value());
-            reason.push_back(o.reason);
-            error_class.push_back(o.error_class);
+            switch (o.result) {
+                case CheckResult::decided:
+                    reason.push_back(core::reason_name(o.reason));
+                    error_class.emplace_back();
+                    break;
+                case CheckResult::failed:
+                    reason.push_back("check_failed");
+                    error_class.push_back(core::error_class_name(o.error));
+                    break;
+                case CheckResult::skipped:
+                    reason.push_back(skip_reason_name(o.skip));
+                    error_class.emplace_back();
+                    break;
+            }
             error_text.push_back(o.error_text);
-            seen_price.push_back(o.product.price);
-            seen_min.push_back(o.product.min_price);
-            seen_max.push_back(o.product.max_price.value_or(0));
-            seen_max_null.push_back(!o.product.max_price.has_value());
-            seen_step.push_back(o.product.step);
+            explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
         }
     }
 };
 
-// The array builders run inside pg_guard: they palloc in the transaction's memory.
-// int8_array builds an int8[] (or, with element_type TIMESTAMPTZOID, a timestamptz[]: the same
-// 8-byte integers, microseconds since 2000).
-Datum int8_array(const std::vector<int64>& values, const std::vector<bool>* nulls, Oid element_type = INT8OID) {
-    int n = static_cast<int>(values.size());
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-    bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++) {
-        elems[i] = Int64GetDatum(values[i]);
-        isnull[i] = nulls != nullptr && (*nulls)[i];
-    }
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(elems, isnull, 1, dims, lbs, element_type, 8,
-                                              FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-Datum bool_array(const std::vector<bool>& values) {
-    int n = static_cast<int>(values.size());
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++) elems[i] = BoolGetDatum(values[i]);
-    return PointerGetDatum(construct_array(elems, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-}
-
-// text_array builds a text[] (or, with element_type JSONOID, a json[] of JSON the worker wrote
-// itself: no second parse on the way in).
-Datum text_array(const std::vector<std::string>& values, Oid element_type = TEXTOID) {
-    int n = static_cast<int>(values.size());
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++)
-        elems[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), static_cast<int>(values[i].size())));
-    return PointerGetDatum(construct_array(elems, n, element_type, -1, false, TYPALIGN_INT));
-}
-
 }  // namespace
 
-bool Catalog::extension_ready(std::string* version) {
-    char installed[64];
-    installed[0] = '\0';
+struct Catalog::Statements {
+    Statement<NoFields, VersionColumn> installed_version{"installed_version", kInstalledVersionSql,
+                                                         kNoFieldsFields, kVersionColumnFields};
+    Statement<NoFields, RepairColumn> repair_queue{"repair_queue", kRepairQueueSql, kNoFieldsFields,
+                                                   kRepairColumnFields};
+    // Planned for each execution: a generic plan cannot know the LIMIT and assumes a tenth of the
+    // queue, so with a large backlog (all due, just analyzed) it turned into hash joins over a
+    // sequential scan of both tables: half a second per claim at 200,000 products. Planning each
+    // claim costs well under 1 us per product.
+    Statement<ClaimParam, ClaimColumn> claim{"claim", kClaimSql, kClaimParamFields, kClaimColumnFields, true};
+    Statement<NoFields, NextDueColumn> next_due{"next_due", kNextDueSql, kNoFieldsFields, kNextDueColumnFields};
+    Statement<StoresParam, StoresColumn> stores{"stores", kStoresSql, kStoresParamFields, kStoresColumnFields};
+    Statement<ApplyParam, ApplyColumn> apply{"apply", kApplySql, kApplyParamFields, kApplyColumnFields};
+    Statement<ReleaseParam, NoFields> release{"release", kReleaseSql, kReleaseParamFields, kNoFieldsFields};
+    Statement<ClaimParam, ClaimPushesColumn> claim_pushes{"claim_pushes", kClaimPushesSql, kClaimParamFields,
+                                                          kClaimPushesColumnFields, true};
+    Statement<ApplyPushesParam, ApplyPushesColumn> apply_pushes{"apply_pushes", kApplyPushesSql,
+                                                                kApplyPushesParamFields,
+                                                                kApplyPushesColumnFields};
+    Statement<PruneParam, PruneColumn> prune{"prune", kPruneSql, kPruneParamFields, kPruneColumnFields};
+
+    std::vector<PreparedStatement*> all() {
+        return {&installed_version, &repair_queue, &claim, &next_due, &stores, &apply,
+                &release, &claim_pushes, &apply_pushes, &prune};
+    }
+};
+
+Catalog::Catalog() : statements_(std::make_unique<Statements>()) {}
+Catalog::~Catalog() = default;
+
+std::string Catalog::installed_version() {
+    std::string version;
     in_transaction("demper: looking for the extension", [&] {
-        int rc = SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'demper'",
-                             true, 1);
-        if (rc == SPI_OK_SELECT && SPI_processed == 1) {
-            char* v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-            if (v != nullptr) strlcpy(installed, v, sizeof(installed));
-        }
+        Rows<VersionColumn> rows = statements_->installed_version.run(Args<NoFields>{}, 1);
+        if (rows.size() == 1) version = rows.text(0, VersionColumn::extversion);
     });
-    *version = installed;
-    return *version == kSchemaVersion;
+    return version;
 }
 
 QueueRepair Catalog::repair_queue() {
     QueueRepair r;
     in_transaction("demper: repairing the due queue", [&] {
-        int rc = SPI_execute(kRepairQueueSql, false, 1);
-        if (rc != SPI_OK_SELECT || SPI_processed != 1)
-            elog(ERROR, "repairing the due queue failed: %s", SPI_result_code_string(rc));
-        bool isnull = false;
-        r.added = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-        r.removed = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        Rows<RepairColumn> rows = statements_->repair_queue.run(Args<NoFields>{}, 1);
+        if (rows.size() != 1) throw std::runtime_error("repairing the due queue returned no row");
+        r.added = rows.int8(0, RepairColumn::added);
+        r.removed = rows.int8(0, RepairColumn::removed);
     });
     return r;
 }
 
-std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s,
-                                           double* next_due_in_s) {
-    std::vector<ClaimedProduct> claimed;
-    claimed.reserve(static_cast<std::size_t>(limit));
-    in_transaction("demper: claiming due products", [&] {
-        Oid types[3] = {INT4OID, INT8OID, FLOAT8OID};
-        // Custom plans only: a generic plan cannot know the LIMIT and assumes a tenth of the
-        // queue, so with a large backlog (all due, just analyzed) it turned into hash joins over
-        // a sequential scan of both tables: half a second per claim at 200,000 products, and a
-        // 16 MB hash at 1,000,000. Planning each claim costs well under 1 us per product.
-        SPIPlanPtr plan = prepare(claim_plan_, kClaimSql, 3, types, true);
-        Datum args[3] = {Int32GetDatum(limit), Int64GetDatum(lease_token),
-                         Float8GetDatum(static_cast<double>(lease_time_s))};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_SELECT)
-            elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        const int64 claimed_at = GetCurrentTransactionStartTimestamp();  // the claim's now()
-        std::vector<int64> store_ids;
-        for (uint64 i = 0; i < SPI_processed; i++) {
-            HeapTuple t = SPI_tuptable->vals[i];
-            bool isnull = false;
-            claimed.emplace_back();
-            ClaimedProduct& c = claimed.back();
-            c.lease_token = lease_token;
-            c.id = get_int8(t, desc, 1, &isnull);
-            c.product_code = SPI_getvalue(t, desc, 2);
-            c.price = get_int8(t, desc, 3, &isnull);
-            c.min_price = get_int8(t, desc, 4, &isnull);
-            int64 max_price = get_int8(t, desc, 5, &isnull);
-            if (!isnull) c.max_price = max_price;
-            c.step = get_int8(t, desc, 6, &isnull);
-            if (char* city = SPI_getvalue(t, desc, 7)) c.city_id = city;
-            c.store_id = get_int8(t, desc, 8, &isnull);
-            c.strategy = SPI_getvalue(t, desc, 9);
-            double step_percent = get_float8(t, desc, 10, &isnull);
-            c.step_percent = isnull ? 0 : step_percent;
-            c.position = DatumGetInt32(SPI_getbinval(t, desc, 11, &isnull));
-            int64 cost = get_int8(t, desc, 12, &isnull);
-            if (!isnull) c.cost_price = cost;
-            double margin = get_float8(t, desc, 13, &isnull);
-            if (!isnull) c.min_margin_percent = margin;
-            c.floor_action = SPI_getvalue(t, desc, 14);
-            c.no_competitor_action = SPI_getvalue(t, desc, 15);
-            double max_change = get_float8(t, desc, 16, &isnull);
-            if (!isnull) c.max_change_percent = max_change;
-            c.inputs_version = get_int8(t, desc, 17, &isnull);
-            c.claimed_at = claimed_at;
-            if (std::find(store_ids.begin(), store_ids.end(), c.store_id) == store_ids.end())
-                store_ids.push_back(c.store_id);
-        }
-        if (next_due_in_s != nullptr && claimed.size() < static_cast<std::size_t>(limit)) {
-            SPIPlanPtr next_plan = prepare(next_due_plan_, kNextDueSql, 0, nullptr);
-            rc = SPI_execute_plan(next_plan, nullptr, nullptr, true, 1);
-            if (rc != SPI_OK_SELECT) elog(ERROR, "next due failed: %s", SPI_result_code_string(rc));
-            bool isnull = true;
-            double in_s = SPI_processed == 1 ? get_float8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : 0;
-            *next_due_in_s = isnull ? kNothingDue : in_s;
-        }
-        if (claimed.empty()) return;
+namespace {
 
-        Oid store_types[1] = {INT8ARRAYOID};
-        SPIPlanPtr stores_plan = prepare(stores_plan_, kStoresSql, 1, store_types);
-        Datum store_args[1] = {int8_array(store_ids, nullptr)};
-        // Not read-only: a fresh snapshot, which sees a store that a product claimed in its latest
-        // version (moved to another store just now) belongs to.
-        rc = SPI_execute_plan(stores_plan, store_args, nullptr, false, 0);
-        if (rc != SPI_OK_SELECT) elog(ERROR, "reading stores failed: %s", SPI_result_code_string(rc));
-        std::vector<std::shared_ptr<StorePolicy>> stores;
-        desc = SPI_tuptable->tupdesc;
-        for (uint64 i = 0; i < SPI_processed; i++) {
-            HeapTuple t = SPI_tuptable->vals[i];
-            bool isnull = false;
-            auto s = std::make_shared<StorePolicy>();
-            s->id = get_int8(t, desc, 1, &isnull);
-            s->merchant_id = SPI_getvalue(t, desc, 2);
-            s->city_id = SPI_getvalue(t, desc, 3);
-            s->active = DatumGetBool(SPI_getbinval(t, desc, 4, &isnull));
-            if (char* excluded = SPI_getvalue(t, desc, 5)) s->excluded_merchants = split_list(excluded);
-            if (char* delivery = SPI_getvalue(t, desc, 6)) s->max_delivery_duration = delivery;
-            double share = get_float8(t, desc, 7, &isnull);
-            if (!isnull) s->outlier_share = share;
-            s->in_working_hours = DatumGetBool(SPI_getbinval(t, desc, 8, &isnull));
-            stores.push_back(std::move(s));
+// claimed_product reads one row of the claim.
+ClaimedProduct claimed_product(const Rows<ClaimColumn>& rows, std::size_t i, std::int64_t lease_token,
+                               std::int64_t claimed_at) {
+    using C = ClaimColumn;
+    ClaimedProduct c;
+    c.lease_token = lease_token;
+    c.claimed_at = claimed_at;
+    c.id = rows.int8(i, C::id);
+    c.store_id = rows.int8(i, C::store_id);
+    c.product_code = rows.text(i, C::product_code);
+    c.city_id = rows.text(i, C::city_id);
+    c.price = rows.int8(i, C::price);
+    c.min_price = rows.int8(i, C::min_price);
+    c.max_price = rows.maybe_int8(i, C::max_price);
+    c.step = rows.int8(i, C::step);
+    c.inputs_version = rows.int8(i, C::inputs_version);
+    // The table's CHECK constraints admit only the names these parse; the defaults are theirs.
+    c.strategy = core::parse_strategy(rows.text(i, C::strategy)).value_or(core::Strategy::undercut);
+    c.step_percent = rows.float8(i, C::step_percent);
+    c.position = rows.int4(i, C::position);
+    c.cost_price = rows.maybe_int8(i, C::cost_price);
+    c.min_margin_percent = rows.maybe_float8(i, C::min_margin_percent);
+    c.floor_action = core::parse_floor_action(rows.text(i, C::floor_action)).value_or(core::FloorAction::go_to_floor);
+    c.no_competitor_action = core::parse_no_competitor_action(rows.text(i, C::no_competitor_action))
+                                 .value_or(core::NoCompetitorAction::to_max);
+    c.max_change_percent = rows.maybe_float8(i, C::max_change_percent);
+    return c;
+}
+
+std::shared_ptr<StorePolicy> store_policy(const Rows<StoresColumn>& rows, std::size_t i) {
+    using C = StoresColumn;
+    auto s = std::make_shared<StorePolicy>();
+    s->id = rows.int8(i, C::id);
+    s->merchant_id = rows.text(i, C::merchant_id);
+    s->city_id = rows.text(i, C::city_id);
+    s->active = rows.boolean(i, C::active);
+    s->excluded_merchants = split_list(rows.text(i, C::excluded_merchants));
+    s->max_delivery_duration = rows.text(i, C::max_delivery_duration);
+    s->outlier_share = rows.maybe_float8(i, C::outlier_share);
+    s->in_working_hours = rows.boolean(i, C::in_working_hours);
+    return s;
+}
+
+}  // namespace
+
+ClaimBatch Catalog::claim(int limit, std::int64_t lease_token, int lease_time_s) {
+    ClaimBatch batch;
+    batch.products.reserve(static_cast<std::size_t>(limit));
+    in_transaction("demper: claiming due products", [&] {
+        Args<ClaimParam> args;
+        args.set(ClaimParam::limit, Int32GetDatum(limit));
+        args.set(ClaimParam::lease_token, Int64GetDatum(lease_token));
+        args.set(ClaimParam::lease_seconds, Float8GetDatum(static_cast<double>(lease_time_s)));
+        Rows<ClaimColumn> rows = statements_->claim.run(args);
+        const std::int64_t claimed_at = transaction_start_timestamp();  // the claim's now()
+        std::vector<std::int64_t> store_ids;
+        for (std::size_t i = 0; i < rows.size(); i++) {
+            batch.products.push_back(claimed_product(rows, i, lease_token, claimed_at));
+            const std::int64_t store_id = batch.products.back().store_id;
+            if (std::find(store_ids.begin(), store_ids.end(), store_id) == store_ids.end())
+                store_ids.push_back(store_id);
         }
-        for (ClaimedProduct& c : claimed) {
+        if (batch.products.size() < static_cast<std::size_t>(limit)) {
+            Rows<NextDueColumn> next = statements_->next_due.run(Args<NoFields>{}, 1);
+            batch.next_due_in_s = next.size() == 1 && !next.is_null(0, NextDueColumn::due_in)
+                                      ? next.float8(0, NextDueColumn::due_in)
+                                      : kNothingDue;
+        }
+        if (batch.products.empty()) return;
+
+        Args<StoresParam> store_args;
+        store_args.set(StoresParam::store_ids, int8_array(store_ids));
+        Rows<StoresColumn> store_rows = statements_->stores.run(store_args);
+        std::vector<std::shared_ptr<StorePolicy>> stores;
+        for (std::size_t i = 0; i < store_rows.size(); i++) stores.push_back(store_policy(store_rows, i));
+        for (ClaimedProduct& c : batch.products) {
             for (const auto& s : stores) {
                 if (s->id == c.store_id) {
                     c.store = s;
@@ -573,64 +598,58 @@ std::vector<ClaimedProduct> Catalog::claim(int limit, std::int64_t lease_token, 
             }
             // The store cannot go away under the claim's lock on its product (ON DELETE CASCADE);
             // should it all the same, the claim is rolled back and the product claimed again.
-            if (!c.store) elog(ERROR, "the store %lld of product %lld was not found",
-                               static_cast<long long>(c.store_id), static_cast<long long>(c.id));
+            if (!c.store)
+                throw std::runtime_error("the store " + std::to_string(c.store_id) + " of product " +
+                                         std::to_string(c.id) + " was not found");
             if (c.city_id.empty()) c.city_id = c.store->city_id;
         }
     });
-    return claimed;
+    return batch;
 }
 
-ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
-                           const ScheduleSettings& schedule) {
+ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule) {
     ApplyResult result;
     if (outcomes.empty()) return result;
     const ApplyColumns cols(outcomes);
     in_transaction("demper: applying decisions", [&] {
-        Oid types[20] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT8ARRAYOID,
-                         INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-                         INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID, FLOAT8OID, FLOAT8OID,
-                         INT8ARRAYOID, JSONARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-        SPIPlanPtr plan = prepare(apply_plan_, kApplySql, 20, types);
-        Datum args[20] = {int8_array(cols.id, nullptr),
-                          int8_array(cols.lease_token, nullptr),
-                          bool_array(cols.ok),
-                          bool_array(cols.skipped),
-                          int8_array(cols.new_price, nullptr),
-                          int8_array(cols.competitor_price, &cols.competitor_null),
-                          text_array(cols.reason),
-                          text_array(cols.error_class),
-                          text_array(cols.error_text),
-                          int8_array(cols.seen_price, nullptr),
-                          int8_array(cols.seen_min, nullptr),
-                          int8_array(cols.seen_max, &cols.seen_max_null),
-                          int8_array(cols.seen_step, nullptr),
-                          BoolGetDatum(schedule.dry_run),
-                          Float8GetDatum(static_cast<double>(schedule.check_interval_s)),
-                          Float8GetDatum(static_cast<double>(schedule.priority_interval_s)),
-                          int8_array(cols.store_id, nullptr),
-                          text_array(cols.explain, JSONOID),
-                          int8_array(cols.seen_version, nullptr),
-                          int8_array(cols.claimed_at, nullptr, TIMESTAMPTZOID)};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_SELECT) elog(ERROR, "apply failed: %s", SPI_result_code_string(rc));
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        for (uint64 i = 0; i < SPI_processed; i++) {
-            HeapTuple t = SPI_tuptable->vals[i];
-            bool isnull = false;
-            result.by_store.emplace_back();
-            StoreApplyCounts& c = result.by_store.back();
-            c.store_id = get_int8(t, desc, 1, &isnull);
-            result.applied += get_int8(t, desc, 2, &isnull);
-            c.price_up = get_int8(t, desc, 3, &isnull);
-            c.price_down = get_int8(t, desc, 4, &isnull);
-            result.discarded += get_int8(t, desc, 5, &isnull);
-            c.deferred = get_int8(t, desc, 6, &isnull);
-            c.proposed = get_int8(t, desc, 7, &isnull);
+        using P = ApplyParam;
+        Args<P> args;
+        args.set(P::ids, int8_array(cols.id));
+        args.set(P::lease_tokens, int8_array(cols.lease_token));
+        args.set(P::ok, bool_array(cols.ok));
+        args.set(P::skipped, bool_array(cols.skipped));
+        args.set(P::new_prices, int8_array(cols.new_price));
+        args.set(P::competitor_prices, int8_array(cols.competitor_price, &cols.competitor_null));
+        args.set(P::reasons, text_array(cols.reason));
+        args.set(P::error_classes, text_array(cols.error_class));
+        args.set(P::error_texts, text_array(cols.error_text));
+        args.set(P::seen_prices, int8_array(cols.seen_price));
+        args.set(P::seen_mins, int8_array(cols.seen_min));
+        args.set(P::seen_maxes, int8_array(cols.seen_max, &cols.seen_max_null));
+        args.set(P::seen_steps, int8_array(cols.seen_step));
+        args.set(P::store_ids, int8_array(cols.store_id));
+        args.set(P::explains, json_array(cols.explain));
+        args.set(P::seen_versions, int8_array(cols.seen_version));
+        args.set(P::claimed_ats, timestamptz_array(cols.claimed_at));
+        args.set(P::dry_run, BoolGetDatum(schedule.dry_run));
+        args.set(P::check_interval_s, Float8GetDatum(static_cast<double>(schedule.check_interval_s)));
+        args.set(P::priority_interval_s, Float8GetDatum(static_cast<double>(schedule.priority_interval_s)));
+        Rows<ApplyColumn> rows = statements_->apply.run(args);
+        for (std::size_t i = 0; i < rows.size(); i++) {
+            using C = ApplyColumn;
+            StoreApplyCounts c;
+            c.store_id = rows.int8(i, C::store_id);
+            c.price_up = rows.int8(i, C::price_up);
+            c.price_down = rows.int8(i, C::price_down);
+            c.deferred = rows.int8(i, C::deferred);
+            c.proposed = rows.int8(i, C::proposed);
+            result.applied += rows.int8(i, C::applied);
+            result.discarded += rows.int8(i, C::discarded);
             result.price_up += c.price_up;
             result.price_down += c.price_down;
             result.deferred += c.deferred;
             result.proposed += c.proposed;
+            result.by_store.push_back(c);
         }
     });
     return result;
@@ -638,51 +657,43 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes,
 
 void Catalog::release(const std::vector<ClaimedProduct>& products) {
     if (products.empty()) return;
-    std::vector<int64> ids, tokens;
+    std::vector<std::int64_t> ids, tokens;
     for (const ClaimedProduct& p : products) {
         ids.push_back(p.id);
         tokens.push_back(p.lease_token);
     }
     in_transaction("demper: releasing leases", [&] {
-        Oid types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-        SPIPlanPtr plan = prepare(release_plan_, kReleaseSql, 2, types);
-        Datum args[2] = {int8_array(ids, nullptr), int8_array(tokens, nullptr)};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_UPDATE) elog(ERROR, "release failed: %s", SPI_result_code_string(rc));
+        Args<ReleaseParam> args;
+        args.set(ReleaseParam::ids, int8_array(ids));
+        args.set(ReleaseParam::lease_tokens, int8_array(tokens));
+        statements_->release.run(args);
     });
 }
 
 std::vector<PushJob> Catalog::claim_pushes(int limit, std::int64_t lease_token, int lease_time_s) {
     std::vector<PushJob> jobs;
     in_transaction("demper: claiming pushes", [&] {
-        Oid types[3] = {INT4OID, INT8OID, FLOAT8OID};
-        SPIPlanPtr plan = prepare(claim_pushes_plan_, kClaimPushesSql, 3, types, true);  // LIMIT: as the claim
-        Datum args[3] = {Int32GetDatum(limit), Int64GetDatum(lease_token),
-                         Float8GetDatum(static_cast<double>(lease_time_s))};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_UPDATE_RETURNING) elog(ERROR, "push claim failed: %s", SPI_result_code_string(rc));
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        for (uint64 i = 0; i < SPI_processed; i++) {
-            HeapTuple t = SPI_tuptable->vals[i];
-            bool isnull = false;
-            jobs.emplace_back();
-            PushJob& j = jobs.back();
+        Args<ClaimParam> args;
+        args.set(ClaimParam::limit, Int32GetDatum(limit));
+        args.set(ClaimParam::lease_token, Int64GetDatum(lease_token));
+        args.set(ClaimParam::lease_seconds, Float8GetDatum(static_cast<double>(lease_time_s)));
+        Rows<ClaimPushesColumn> rows = statements_->claim_pushes.run(args);
+        for (std::size_t i = 0; i < rows.size(); i++) {
+            using C = ClaimPushesColumn;
+            PushJob j;
             j.lease_token = lease_token;
-            j.outbox_id = get_int8(t, desc, 1, &isnull);
-            j.store_id = get_int8(t, desc, 2, &isnull);
-            j.merchant_id = SPI_getvalue(t, desc, 3);
-            j.sku = SPI_getvalue(t, desc, 4);
-            j.model = SPI_getvalue(t, desc, 5);
-            j.city_id = SPI_getvalue(t, desc, 6);
-            j.price = get_int8(t, desc, 7, &isnull);
-            Datum cred = SPI_getbinval(t, desc, 8, &isnull);
-            if (!isnull) {
-                bytea* b = DatumGetByteaPP(cred);
-                j.sealed_credentials.assign(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-            }
-            j.push_mode = SPI_getvalue(t, desc, 9);
-            j.needs_login = DatumGetBool(SPI_getbinval(t, desc, 10, &isnull));
-            j.attempts = DatumGetInt32(SPI_getbinval(t, desc, 11, &isnull));
+            j.outbox_id = rows.int8(i, C::id);
+            j.store_id = rows.int8(i, C::store_id);
+            j.merchant_id = rows.text(i, C::merchant_id);
+            j.sku = rows.text(i, C::sku);
+            j.model = rows.text(i, C::model);
+            j.city_id = rows.text(i, C::city_id);
+            j.price = rows.int8(i, C::price);
+            j.sealed_credentials = rows.text(i, C::credentials);
+            j.pushes_through_api = rows.boolean(i, C::pushes_through_api);
+            j.needs_login = rows.boolean(i, C::needs_login);
+            j.attempts = rows.int4(i, C::attempts);
+            jobs.push_back(std::move(j));
         }
     });
     return jobs;
@@ -691,40 +702,36 @@ std::vector<PushJob> Catalog::claim_pushes(int limit, std::int64_t lease_token, 
 PushApplyResult Catalog::apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s) {
     PushApplyResult result;
     if (results.empty()) return result;
-    std::vector<int64> ids, tokens, stores;
-    std::vector<std::string> outcomes, job_ids, details;
+    std::vector<std::int64_t> ids, tokens, stores;
+    std::vector<std::string> verdicts, job_ids, details;
     std::vector<double> delays;
     for (const PushResultRow& r : results) {
         ids.push_back(r.outbox_id);
         tokens.push_back(r.lease_token);
         stores.push_back(r.store_id);
-        outcomes.push_back(r.outcome);
+        verdicts.push_back(push_verdict_name(r.verdict));
         job_ids.push_back(r.job_id);
         details.push_back(r.detail);
         delays.push_back(r.delay_s);
     }
     in_transaction("demper: recording pushes", [&] {
-        Oid types[8] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-                        TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8OID};
-        SPIPlanPtr plan = prepare(apply_pushes_plan_, kApplyPushesSql, 8, types);
-        int n = static_cast<int>(delays.size());
-        Datum* delay_elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-        for (int i = 0; i < n; i++) delay_elems[i] = Float8GetDatum(delays[i]);
-        Datum args[8] = {int8_array(ids, nullptr), int8_array(tokens, nullptr), int8_array(stores, nullptr),
-                         text_array(outcomes), text_array(job_ids), text_array(details),
-                         PointerGetDatum(construct_array(delay_elems, n, FLOAT8OID, 8, FLOAT8PASSBYVAL,
-                                                         TYPALIGN_DOUBLE)),
-                         Float8GetDatum(static_cast<double>(ban_pause_s))};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
-        if (rc != SPI_OK_SELECT || SPI_processed != 1)
-            elog(ERROR, "recording pushes failed: %s", SPI_result_code_string(rc));
-        HeapTuple t = SPI_tuptable->vals[0];
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        bool isnull = false;
-        result.done = get_int8(t, desc, 1, &isnull);
-        result.superseded = get_int8(t, desc, 2, &isnull);
-        result.retried = get_int8(t, desc, 3, &isnull);
-        result.failed = get_int8(t, desc, 4, &isnull);
+        using P = ApplyPushesParam;
+        Args<P> args;
+        args.set(P::ids, int8_array(ids));
+        args.set(P::lease_tokens, int8_array(tokens));
+        args.set(P::store_ids, int8_array(stores));
+        args.set(P::verdicts, text_array(verdicts));
+        args.set(P::job_ids, text_array(job_ids));
+        args.set(P::details, text_array(details));
+        args.set(P::delays, float8_array(delays));
+        args.set(P::ban_pause_s, Float8GetDatum(static_cast<double>(ban_pause_s)));
+        Rows<ApplyPushesColumn> rows = statements_->apply_pushes.run(args, 1);
+        if (rows.size() != 1) throw std::runtime_error("recording pushes returned no row");
+        using C = ApplyPushesColumn;
+        result.done = rows.int8(0, C::done);
+        result.superseded = rows.int8(0, C::superseded);
+        result.retried = rows.int8(0, C::retried);
+        result.failed = rows.int8(0, C::failed);
     });
     return result;
 }
@@ -732,27 +739,17 @@ PushApplyResult Catalog::apply_pushes(const std::vector<PushResultRow>& results,
 std::int64_t Catalog::prune(int retention_s, int batch) {
     std::int64_t removed = 0;
     in_transaction("demper: pruning old history", [&] {
-        Oid types[2] = {FLOAT8OID, INT4OID};
-        SPIPlanPtr plan = prepare(prune_plan_,
-                                  "SELECT demper.prune_batch(make_interval(secs => $1), $2)", 2, types);
-        Datum args[2] = {Float8GetDatum(static_cast<double>(retention_s)), Int32GetDatum(batch)};
-        int rc = SPI_execute_plan(plan, args, nullptr, false, 1);
-        if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "prune failed: %s", SPI_result_code_string(rc));
-        bool isnull = false;
-        removed = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        Args<PruneParam> args;
+        args.set(PruneParam::retention_s, Float8GetDatum(static_cast<double>(retention_s)));
+        args.set(PruneParam::batch, Int32GetDatum(batch));
+        Rows<PruneColumn> rows = statements_->prune.run(args, 1);
+        if (rows.size() == 1) removed = rows.int4(0, PruneColumn::removed);
     });
     return removed;
 }
 
 void Catalog::forget_plans() {
-    for (void** slot : {&claim_plan_, &stores_plan_, &next_due_plan_, &apply_plan_, &release_plan_, &claim_pushes_plan_,
-                        &apply_pushes_plan_, &prune_plan_}) {
-        if (*slot != nullptr) {
-            SPIPlanPtr plan = static_cast<SPIPlanPtr>(*slot);
-            *slot = nullptr;
-            pg_guard([plan] { SPI_freeplan(plan); });
-        }
-    }
+    for (PreparedStatement* s : statements_->all()) s->forget();
 }
 
 }  // namespace demper::pg

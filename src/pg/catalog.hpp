@@ -1,20 +1,25 @@
-// catalog.hpp: every SQL statement of the worker, in one place. Each method runs one short
-// transaction of its own (never across network I/O) through prepared SPI plans.
+// catalog.hpp: every SQL statement of the worker, in one place (as pg_cron's job_metadata.c).
+// Each method runs one short transaction of its own, never across network I/O, through prepared
+// statements whose parameters and result columns are declared by name (statement.hpp).
+//
+// What crosses this interface is typed: outcomes, reasons and error classes are enums here and
+// become the text PostgreSQL stores only inside catalog.cpp.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "core/http_engine.hpp"
+#include "core/price_rule.hpp"
 
 namespace demper::pg {
 
 // What claim() reports as the next due time when no product is scheduled at all.
 constexpr double kNothingDue = 1e9;
-
-// The extension version whose tables and columns this library's SQL uses.
-constexpr const char* kSchemaVersion = "0.6.0";
 
 // StorePolicy is what a check needs of a product's store: read once per store per claim, shared
 // by every product of the batch.
@@ -32,40 +37,53 @@ struct StorePolicy {
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
 struct ClaimedProduct {
     std::int64_t id = 0;
+    std::int64_t store_id = 0;
     std::string product_code;
+    std::string city_id;              // the product's own, else its store's
+    std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
+    std::int64_t claimed_at = 0;      // the claim's now() (timestamptz, microseconds since 2000)
+    // The inputs as claimed: the apply drops the decision when any of them changed meanwhile.
     std::int64_t price = 0;
     std::int64_t min_price = 0;
     std::optional<std::int64_t> max_price;
     std::int64_t step = 1;
-    std::string city_id;              // the product's own, else its store's
-    std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
     std::int64_t inputs_version = 0;  // bumped by any user edit of the rule's inputs
-    std::int64_t claimed_at = 0;      // the claim's now() (timestamptz, microseconds since 2000)
-    // The rest of the product's rule (0.2.0) and its store's policies.
-    std::int64_t store_id = 0;
-    std::string strategy = "undercut";
+    // The product's own rule (store policies and settings are added by the check pipeline).
+    core::Strategy strategy = core::Strategy::undercut;
     double step_percent = 0;          // 0 = the step is an amount
     int position = 1;
     std::optional<std::int64_t> cost_price;
     std::optional<double> min_margin_percent;
-    std::string floor_action = "go_to_floor";
-    std::string no_competitor_action = "to_max";
+    core::FloorAction floor_action = core::FloorAction::go_to_floor;
+    core::NoCompetitorAction no_competitor_action = core::NoCompetitorAction::to_max;
     std::optional<double> max_change_percent;
     std::shared_ptr<const StorePolicy> store;  // never null after a claim
 };
 
-// CheckOutcome is what one check arrived at: a decision, or the error that stopped it.
+// CheckResult is how a check ended.
+enum class CheckResult {
+    decided,  // the rule decided a price (possibly the same one)
+    failed,   // no decision: the request or the answer failed (error, error_text)
+    skipped,  // not checked: the store is inactive or outside its working hours (skip)
+};
+
+enum class SkipReason { store_inactive, outside_hours };
+
+// CheckOutcome is what one check arrived at.
 struct CheckOutcome {
-    ClaimedProduct product;           // as claimed: the apply step compares it with the row now
-    bool ok = false;                  // the check produced a decision
-    bool skipped = false;             // not checked (store inactive, outside hours): rescheduled
+    ClaimedProduct product;  // as claimed: the apply compares it with the row now
+    CheckResult result = CheckResult::failed;
+    // decided
     std::int64_t new_price = 0;
     std::optional<std::int64_t> competitor_price;
-    std::string reason;               // decision reason code, or "error"
+    core::Reason reason = core::Reason::unchanged;
     bool floor_hit = false;
-    std::string error_class;          // when !ok
+    std::string explain;  // JSON record of the decision
+    // failed
+    core::ErrorClass error = core::ErrorClass::none;
     std::string error_text;
-    std::string explain;              // JSON record of the decision (empty when !ok)
+    // skipped
+    SkipReason skip = SkipReason::store_inactive;
 };
 
 // ApplyResult counts what an apply transaction wrote, in all and per store.
@@ -104,26 +122,34 @@ struct PushJob {
     std::string city_id;
     std::int64_t price = 0;
     std::string sealed_credentials;  // empty when the store has none
-    std::string push_mode;
+    bool pushes_through_api = false; // the store still publishes through the merchant API
     bool needs_login = false;
     int attempts = 1;                // including this one
     double claimed_at = 0;           // worker clock: a job whose lease nearly ran out is not sent
 };
 
-// PushResultRow is what became of a push: accepted (with the marketplace's job id), retry (after
-// delay_s), merchant_banned, needs_login, rejected, or not_pushable (the store stopped pushing).
+// PushVerdict is what became of a push.
+enum class PushVerdict {
+    accepted,         // the marketplace took the price (job_id)
+    retry,            // send again after delay_s
+    merchant_banned,  // 429: the merchant's pushes pause for demper.push_ban_pause
+    needs_login,      // 401/403 or unusable credentials: parked until new credentials are set
+    rejected,         // the marketplace refused this push; retrying will not help
+    not_pushable,     // the store stopped publishing through the merchant API
+};
+
 struct PushResultRow {
     std::int64_t outbox_id = 0;
     std::int64_t lease_token = 0;
     std::int64_t store_id = 0;
-    std::string outcome;
+    PushVerdict verdict = PushVerdict::retry;
     std::string job_id;
     std::string detail;
     double delay_s = 0;
 };
 
 struct PushApplyResult {
-    std::int64_t done = 0;      // accepted with the latest price
+    std::int64_t done = 0;        // accepted with the latest price
     std::int64_t superseded = 0;  // accepted, but a newer price waits: pushed again
     std::int64_t retried = 0;
     std::int64_t failed = 0;
@@ -135,21 +161,41 @@ struct QueueRepair {
     std::int64_t removed = 0;  // rows of products gone or inactive
 };
 
+// ClaimBatch is what one claim found.
+struct ClaimBatch {
+    std::vector<ClaimedProduct> products;
+    // When the claim found fewer products than it asked for: when the next product comes due,
+    // in seconds from now (<= 0: due but held elsewhere; kNothingDue: nothing is scheduled).
+    double next_due_in_s = kNothingDue;
+};
+
+// LeaseTokens draws the random tokens that claims lease rows under (positive, never 0): a
+// worker's writes touch only rows still leased under its own token.
+class LeaseTokens {
+public:
+    LeaseTokens() : rng_(std::random_device{}()) {}
+    std::int64_t next() { return static_cast<std::int64_t>(rng_() >> 1) | 1; }
+
+private:
+    std::mt19937_64 rng_;
+};
+
 class Catalog {
 public:
-    // extension_ready says whether CREATE EXTENSION demper has run in this database at the
-    // schema version this library needs (kSchemaVersion). Runs its own transaction; *version
-    // receives the installed version ("" when none).
-    bool extension_ready(std::string* version);
-    // repair_queue makes demper.schedule hold exactly the active products (after a restore, or a
-    // load with triggers disabled). One transaction.
+    Catalog();
+    ~Catalog();
+    Catalog(const Catalog&) = delete;
+    Catalog& operator=(const Catalog&) = delete;
+
+    // installed_version is the version of the extension in this database ("" when not installed).
+    std::string installed_version();
+    // repair_queue makes demper.schedule hold exactly the active products, only when it is empty
+    // while active products exist (a restore with triggers disabled).
     QueueRepair repair_queue();
-    // claim leases up to limit due products under lease_token, oldest due first. When it finds
-    // fewer than limit and next_due_in_s is given, *next_due_in_s receives when the next product
-    // comes due, in seconds from now (<= 0: due but held elsewhere; kNothingDue: none at all).
-    std::vector<ClaimedProduct> claim(int limit, std::int64_t lease_token, int lease_time_s,
-                                      double* next_due_in_s = nullptr);
-    // apply writes a batch of outcomes: prices, history, schedule, errors; one transaction.
+    // claim leases up to limit due products under lease_token, oldest due first, with their
+    // stores' policies.
+    ClaimBatch claim(int limit, std::int64_t lease_token, int lease_time_s);
+    // apply writes a batch of outcomes: prices, history, schedule, errors, outbox, proposals.
     ApplyResult apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule);
     // release hands leased products back unchecked, due at once (the worker is stopping).
     void release(const std::vector<ClaimedProduct>& products);
@@ -159,20 +205,14 @@ public:
     // pushes for ban_pause_s, a login failure marks the store needs_login.
     PushApplyResult apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s);
     // prune removes up to batch finished rows older than retention_s from each history table;
-    // returns how many it removed. One short transaction.
+    // returns how many it removed.
     std::int64_t prune(int retention_s, int batch);
     // forget_plans drops the prepared plans (after an error, or when the extension went away).
     void forget_plans();
 
 private:
-    void* claim_plan_ = nullptr;
-    void* stores_plan_ = nullptr;
-    void* next_due_plan_ = nullptr;
-    void* apply_plan_ = nullptr;
-    void* release_plan_ = nullptr;
-    void* claim_pushes_plan_ = nullptr;
-    void* apply_pushes_plan_ = nullptr;
-    void* prune_plan_ = nullptr;
+    struct Statements;
+    std::unique_ptr<Statements> statements_;
 };
 
 }  // namespace demper::pg

@@ -1,0 +1,95 @@
+// housekeeping.cpp: extension check, queue repair, pruning, heap trimming (see housekeeping.hpp).
+#include "pg/housekeeping.hpp"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "pg/guard.hpp"
+#include "pg/version.hpp"
+
+namespace demper::pg {
+
+namespace {
+
+constexpr double kNotReadyPollSeconds = 2.0;     // how often to look for CREATE EXTENSION
+constexpr double kFirstPruneDelaySeconds = 60;   // let the worker settle before pruning
+constexpr int kPruneBatch = 1000;                // rows per table per prune transaction
+constexpr int kPruneBatchesPerRound = 20;
+constexpr double kTrimSeconds = 10.0;            // hand free heap pages back this often
+
+double now_seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Housekeeping::Housekeeping(int slot, const Settings& settings, Catalog& catalog)
+    : slot_(slot), settings_(settings), catalog_(catalog), next_prune_at_(now_seconds() + kFirstPruneDelaySeconds) {}
+
+bool Housekeeping::extension_ready(double now) {
+    if (ready_) return true;
+    if (now < next_look_at_) return false;
+    next_look_at_ = now + kNotReadyPollSeconds;
+    const std::string version = catalog_.installed_version();
+    ready_ = version == kExtensionVersion;
+    if (ready_) {
+        repair_queue_once();
+        return true;
+    }
+    if (version.empty()) queue_repaired_ = false;  // dropped: a new install is checked again
+    if (!version.empty() && version != warned_version_) {
+        warned_version_ = version;
+        const char* installed = warned_version_.c_str();
+        pg_guard([installed] {
+            ereport(WARNING, (errmsg("demper worker is waiting: the extension is at version %s, the library needs %s",
+                                     installed, kExtensionVersion),
+                              errhint("Run ALTER EXTENSION demper UPDATE in database \"%s\".", database_setting())));
+        });
+    }
+    return false;
+}
+
+// repair_queue_once gives products restored from a dump, or loaded with triggers disabled, their
+// place in the due queue: once per extension install, by one worker.
+void Housekeeping::repair_queue_once() {
+    if (queue_repaired_ || slot_ != 0) return;
+    queue_repaired_ = true;
+    const QueueRepair r = catalog_.repair_queue();
+    if (r.added == 0 && r.removed == 0) return;
+    const long long added = r.added, removed = r.removed;
+    pg_guard([added, removed] {
+        ereport(LOG, (errmsg("demper worker repaired the due queue: %lld products added, %lld entries removed",
+                             added, removed),
+                      errdetail("Products restored from a dump or loaded with triggers disabled get their place in demper.schedule here.")));
+    });
+}
+
+void Housekeeping::settings_changed(double now) {
+    next_prune_at_ = std::min(next_prune_at_, now + settings_.prune_interval_s);
+}
+
+void Housekeeping::prune_if_due(double now) {
+    if (slot_ != 0 || now < next_prune_at_) return;
+    next_prune_at_ = now + settings_.prune_interval_s;
+    for (int round = 0; round < kPruneBatchesPerRound; round++) {
+        if (catalog_.prune(settings_.history_retention_s, kPruneBatch) == 0) break;
+    }
+}
+
+// glibc keeps what was freed: after a million checks the heap held ~55 MB of which ~8 MB were in
+// use (malloc_stats), the rest free chunks between live ones, and it crept up run after run.
+// Trimming costs about a millisecond and a page fault per page used again.
+void Housekeeping::trim_heap_if_due(double now, bool idle) {
+    if (idle ? !idle_since_trim_ : now >= next_trim_at_) {
+        malloc_trim(0);
+        next_trim_at_ = now + kTrimSeconds;
+        idle_since_trim_ = idle;
+    }
+    if (!idle) idle_since_trim_ = false;
+}
+
+}  // namespace demper::pg

@@ -1,0 +1,51 @@
+// housekeeping.hpp: what keeps a worker fit besides its checks and pushes: it waits for the
+// extension at the schema version this library needs (and repairs the due queue once after a
+// restore), prunes old history, and hands free heap pages back to the system.
+#pragma once
+
+#include <string>
+
+#include "pg/catalog.hpp"
+#include "pg/settings.hpp"
+
+namespace demper::pg {
+
+class Housekeeping {
+public:
+    Housekeeping(int slot, const Settings& settings, Catalog& catalog);
+
+    // extension_ready says whether the extension is installed at the version this library needs;
+    // while it is not, it looks again every few seconds (and warns once per wrong version).
+    bool extension_ready(double now);
+    bool ready() const { return ready_; }
+    // next_look_at is when extension_ready looks again while the extension is not ready.
+    double next_look_at() const { return next_look_at_; }
+    // extension_lost makes the next extension_ready look again (after a failed transaction).
+    void extension_lost() {
+        ready_ = false;
+        next_look_at_ = 0;
+    }
+    // settings_changed brings the next prune forward to the new interval.
+    void settings_changed(double now);
+    // prune_if_due removes history older than demper.history_retention, a batch per transaction
+    // (one worker prunes).
+    void prune_if_due(double now);
+    // trim_heap_if_due hands free heap pages back every few seconds and when the worker falls idle.
+    void trim_heap_if_due(double now, bool idle);
+
+private:
+    void repair_queue_once();
+
+    int slot_;
+    const Settings& settings_;
+    Catalog& catalog_;
+    bool ready_ = false;
+    double next_look_at_ = 0;
+    bool queue_repaired_ = false;  // the due queue was checked against the products (slot 0)
+    std::string warned_version_;
+    double next_prune_at_;
+    double next_trim_at_ = 0;
+    bool idle_since_trim_ = false;
+};
+
+}  // namespace demper::pg

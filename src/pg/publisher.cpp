@@ -1,0 +1,293 @@
+// publisher.cpp: pushes from the outbox to the merchant cabinet API (see publisher.hpp).
+#include "pg/publisher.hpp"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "core/push.hpp"
+#include "pg/guard.hpp"
+#include "pg/shared_state.hpp"
+
+namespace demper::pg {
+
+namespace {
+
+constexpr double kApplyDelaySeconds = 0.25;  // longest a result waits for its batch
+constexpr double kIdlePollSeconds = 1.0;     // how often to look for due pushes when none were
+constexpr std::size_t kQueueLimit = 64;      // pushes claimed ahead of sending
+constexpr double kBackoffBaseSeconds = 2.0;
+constexpr double kBackoffCapSeconds = 300.0;
+constexpr double kLeaseShare = 0.8;          // send a queued push only within this share of its lease
+
+double now_seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+PushVerdict verdict_of(core::PushOutcome outcome) {
+    switch (outcome) {
+        case core::PushOutcome::accepted:
+            return PushVerdict::accepted;
+        case core::PushOutcome::retry:
+            return PushVerdict::retry;
+        case core::PushOutcome::merchant_banned:
+            return PushVerdict::merchant_banned;
+        case core::PushOutcome::needs_login:
+            return PushVerdict::needs_login;
+        case core::PushOutcome::rejected:
+            return PushVerdict::rejected;
+    }
+    return PushVerdict::retry;
+}
+
+bool is_transport_error(core::ErrorClass e) {
+    switch (e) {
+        case core::ErrorClass::timeout:
+        case core::ErrorClass::connect:
+        case core::ErrorClass::dns:
+        case core::ErrorClass::tls:
+        case core::ErrorClass::canceled:
+            return true;
+        case core::ErrorClass::none:
+        case core::ErrorClass::http_4xx:
+        case core::ErrorClass::http_5xx:
+        case core::ErrorClass::ban:
+        case core::ErrorClass::too_large:
+        case core::ErrorClass::bad_body:
+        case core::ErrorClass::refused_host:
+            return false;
+    }
+    return false;
+}
+
+}  // namespace
+
+Publisher::Publisher(const Settings& settings, Catalog& catalog, RequestRouter& router, StatusReport& report,
+                     LeaseTokens& tokens)
+    : settings_(settings),
+      catalog_(catalog),
+      router_(router),
+      report_(report),
+      tokens_(tokens),
+      backoff_(kBackoffBaseSeconds, kBackoffCapSeconds, 0) {
+    load_credentials_key();
+}
+
+void Publisher::settings_changed() {
+    load_credentials_key();
+    for (auto& [merchant, queue] : queues_) queue.bucket.configure(settings_.push_rate, 1.0);
+}
+
+// load_credentials_key reads demper.credentials_key_file; without a usable key nothing is pushed.
+// A problem is logged once (the message never holds key material).
+void Publisher::load_credentials_key() {
+    key_.reset();
+    if (settings_.credentials_key_file.empty()) return;
+    std::string problem;
+    try {
+        key_.emplace(core::SecretKey::from_file(settings_.credentials_key_file));
+    } catch (const std::exception& e) {
+        problem = e.what();
+    }
+    if (!problem.empty() && problem != key_problem_) {
+        key_problem_ = problem;
+        const char* msg = key_problem_.c_str();
+        pg_guard([msg] {
+            ereport(WARNING, (errmsg("demper worker cannot read its credentials key: %s", msg),
+                              errdetail("No price is pushed until the key can be read.")));
+        });
+    }
+    if (problem.empty()) key_problem_.clear();
+}
+
+void Publisher::claim_if_due(double now) {
+    if (!key_ || now < next_claim_at_) return;
+    std::size_t queued = in_flight_.size();
+    for (const auto& entry : queues_) queued += entry.second.jobs.size();
+    if (queued >= kQueueLimit) return;
+    const int want = static_cast<int>(kQueueLimit - queued);
+    std::vector<PushJob> jobs = catalog_.claim_pushes(want, tokens_.next(), settings_.lease_time_s);
+    if (static_cast<int>(jobs.size()) < want) next_claim_at_ = now + kIdlePollSeconds;
+    for (PushJob& job : jobs) {
+        job.claimed_at = now;
+        if (!job.pushes_through_api) {
+            result(job, PushVerdict::not_pushable, "the store no longer publishes through the merchant API");
+        } else if (job.needs_login || job.sealed_credentials.empty()) {
+            result(job, PushVerdict::needs_login, "the store has no valid merchant cabinet session");
+        } else {
+            auto [it, inserted] = queues_.try_emplace(job.merchant_id);
+            if (inserted) it->second.bucket.configure(settings_.push_rate, 1.0);
+            it->second.jobs.push_back(std::move(job));
+        }
+    }
+}
+
+void Publisher::send_due(double now) {
+    for (auto& [merchant, queue] : queues_) {
+        while (!queue.jobs.empty() && key_ && queue.bucket.try_take(now)) {
+            PushJob job = std::move(queue.jobs.front());
+            queue.jobs.pop_front();
+            send(std::move(job), now);
+        }
+    }
+}
+
+// send sends one push. The store's cookies are opened only here, for the request, and never kept.
+void Publisher::send(PushJob&& job, double now) {
+    if (now - job.claimed_at > kLeaseShare * settings_.lease_time_s) {
+        // Its lease is nearly over: the row may be claimed again. Hand it back instead of sending
+        // a push that could be sent twice.
+        result(job, PushVerdict::retry, "the push waited too long in the merchant's queue");
+        return;
+    }
+    std::optional<std::string> cookies = core::open(*key_, job.sealed_credentials, "store:" + std::to_string(job.store_id));
+    const std::size_t newline = cookies ? cookies->find('\n') : std::string::npos;
+    if (!cookies || newline == std::string::npos) {
+        result(job, PushVerdict::needs_login, "the stored credentials cannot be opened with the current key");
+        return;
+    }
+    core::HttpRequest request;
+    try {
+        request.headers = core::push_headers(std::string_view(*cookies).substr(0, newline),
+                                             std::string_view(*cookies).substr(newline + 1));
+        core::PushRequestInput input;
+        input.merchant_uid = job.merchant_id;
+        input.sku = job.sku;
+        input.model = job.model;
+        input.price = job.price;
+        input.city_prices = {{job.city_id, job.price}};
+        request.body = core::push_body(input);
+    } catch (const std::invalid_argument& e) {
+        OPENSSL_cleanse(cookies->data(), cookies->size());
+        result(job, PushVerdict::rejected, e.what());
+        return;
+    }
+    OPENSSL_cleanse(cookies->data(), cookies->size());
+    request.url = settings_.push_url;
+    request.method = "POST";
+    request.max_attempts = 1;  // retries are decided here, per merchant
+    const std::uint64_t id = router_.send(*this, std::move(request));
+    in_flight_.emplace(id, std::move(job));
+}
+
+void Publisher::on_response(core::HttpResponse&& response) {
+    auto it = in_flight_.find(response.id);
+    if (it == in_flight_.end()) return;
+    PushJob job = std::move(it->second);
+    in_flight_.erase(it);
+    finish_push(std::move(job), response);
+}
+
+// finish_push classifies the marketplace's answer to a push (DOMAIN.md 2a and 3).
+void Publisher::finish_push(PushJob&& job, const core::HttpResponse& response) {
+    record_latency(kPushLatency, response.elapsed_ms);
+    if (response.error != core::ErrorClass::none || response.status >= 400)
+        report_.note_failure(report_.push_host(), response.error != core::ErrorClass::none
+                                                      ? core::error_class_name(response.error)
+                                                      : "http_" + std::to_string(response.status));
+    if (response.error == core::ErrorClass::refused_host || response.error == core::ErrorClass::too_large) {
+        result(job, PushVerdict::retry, response.error_detail, std::string(), kBackoffCapSeconds);
+        return;
+    }
+    core::PushResult answer =
+        core::classify_push_answer(response.status, response.body, is_transport_error(response.error));
+    const PushVerdict verdict = verdict_of(answer.outcome);
+    switch (verdict) {
+        case PushVerdict::accepted:
+            result(job, verdict, std::string(), answer.job_id);
+            break;
+        case PushVerdict::retry:
+            result(job, verdict, answer.detail, std::string(), backoff_.delay(job.attempts));
+            break;
+        case PushVerdict::merchant_banned:
+            result(job, verdict, answer.detail);
+            hold_back_merchant(job.merchant_id, verdict, "the merchant is paused after a 429");
+            break;
+        case PushVerdict::needs_login:
+            result(job, verdict, answer.detail);
+            hold_back_merchant(job.merchant_id, verdict, "the merchant cabinet session expired");
+            break;
+        case PushVerdict::rejected:
+        case PushVerdict::not_pushable:
+            result(job, verdict, answer.detail);
+            break;
+    }
+}
+
+void Publisher::result(const PushJob& job, PushVerdict verdict, std::string detail, std::string job_id,
+                       double delay_s) {
+    PushResultRow row;
+    row.outbox_id = job.outbox_id;
+    row.lease_token = job.lease_token;
+    row.store_id = job.store_id;
+    row.verdict = verdict;
+    row.detail = std::move(detail);
+    row.job_id = std::move(job_id);
+    row.delay_s = delay_s;
+    if (results_.empty()) first_result_at_ = now_seconds();
+    results_.push_back(std::move(row));
+}
+
+// hold_back_merchant ends the queued pushes of a merchant that was banned or logged out: they are
+// recorded with the same verdict, which parks them in the outbox.
+void Publisher::hold_back_merchant(const std::string& merchant_id, PushVerdict verdict, const char* detail) {
+    auto it = queues_.find(merchant_id);
+    if (it == queues_.end()) return;
+    for (const PushJob& job : it->second.jobs) result(job, verdict, detail);
+    it->second.jobs.clear();
+}
+
+void Publisher::apply_if_due(double now, bool force) {
+    if (results_.empty()) return;
+    const bool full = results_.size() >= static_cast<std::size_t>(settings_.batch_size);
+    const bool waited = now - first_result_at_ >= kApplyDelaySeconds;
+    if (!(force || full || waited || in_flight_.empty())) return;
+    std::vector<PushResultRow> batch;
+    batch.swap(results_);
+    PushApplyResult r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+    for (const PushResultRow& row : batch) {
+        switch (row.verdict) {
+            case PushVerdict::accepted:
+                store_counter_add(row.store_id, kStorePushesOk);
+                break;
+            case PushVerdict::rejected:
+            case PushVerdict::not_pushable:
+                store_counter_add(row.store_id, kStorePushesFailed);
+                break;
+            case PushVerdict::retry:
+            case PushVerdict::merchant_banned:
+            case PushVerdict::needs_login:
+                break;
+        }
+    }
+    counter_add(kPushesOk, static_cast<std::uint64_t>(r.done + r.superseded));
+    counter_add(kPushesFailed, static_cast<std::uint64_t>(r.failed));
+    counter_add(kPushesRetried, static_cast<std::uint64_t>(r.retried));
+}
+
+// next_send_at is when a merchant's budget next allows a queued push (0 when none waits).
+double Publisher::next_send_at(double now) const {
+    double at = 0;
+    for (const auto& [merchant, queue] : queues_) {
+        if (queue.jobs.empty()) continue;
+        const double t = queue.bucket.next_available(now);
+        if (at == 0 || t < at) at = t;
+    }
+    return at;
+}
+
+double Publisher::next_wake_at(double now) const {
+    double at = now + kIdlePollSeconds;
+    if (!results_.empty()) at = std::min(at, first_result_at_ + kApplyDelaySeconds);
+    if (const double send_at = next_send_at(now); send_at > 0) at = std::min(at, send_at);
+    if (key_ && now < next_claim_at_) at = std::min(at, next_claim_at_);
+    return at;
+}
+
+}  // namespace demper::pg

@@ -1,0 +1,77 @@
+// publisher.hpp: the publish step: prices decided and written to the outbox go to the
+// marketplace through the merchant cabinet API (DOMAIN.md 2a), drained like the checks' fetch.
+//
+// A *push* is one claimed outbox row: one price for one listing. Pushes wait per merchant behind
+// the merchant's token bucket (demper.push_rate), are sent through the shared HTTP engine with
+// the store's cookies (opened from their sealed form only for the request), and their results
+// are written in batches. Only one worker publishes (slot 0), so each merchant's budget holds.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/crypto.hpp"
+#include "core/rate_limit.hpp"
+#include "pg/catalog.hpp"
+#include "pg/request_router.hpp"
+#include "pg/settings.hpp"
+#include "pg/worker_status.hpp"
+
+namespace demper::pg {
+
+class Publisher : public HttpClient {
+public:
+    Publisher(const Settings& settings, Catalog& catalog, RequestRouter& router, StatusReport& report,
+              LeaseTokens& tokens);
+
+    // settings_changed reloads the credentials key and the merchants' budgets after a reload.
+    void settings_changed();
+    // claim_if_due leases due outbox rows when this worker holds a key and its queue has room.
+    void claim_if_due(double now);
+    // send_due sends every queued push its merchant's budget allows now.
+    void send_due(double now);
+    // apply_if_due records push results in batches, like decisions (force: now).
+    void apply_if_due(double now, bool force);
+    void on_response(core::HttpResponse&& response) override;
+    // drop_unrecorded forgets results whose write failed: their leases expire and they are sent again.
+    void drop_unrecorded() { results_.clear(); }
+
+    // next_wake_at is when the publisher next has work that no answer will wake it for.
+    double next_wake_at(double now) const;
+
+private:
+    struct MerchantQueue {
+        core::TokenBucket bucket{2.0, 1.0};
+        std::deque<PushJob> jobs;
+    };
+
+    void load_credentials_key();
+    void send(PushJob&& job, double now);
+    void finish_push(PushJob&& job, const core::HttpResponse& response);
+    void result(const PushJob& job, PushVerdict verdict, std::string detail, std::string job_id = std::string(),
+                double delay_s = 0);
+    void hold_back_merchant(const std::string& merchant_id, PushVerdict verdict, const char* detail);
+    double next_send_at(double now) const;
+
+    const Settings& settings_;
+    Catalog& catalog_;
+    RequestRouter& router_;
+    StatusReport& report_;
+    LeaseTokens& tokens_;
+
+    std::optional<core::SecretKey> key_;
+    std::string key_problem_;  // the last key file problem logged (no key material in it)
+    std::map<std::string, MerchantQueue> queues_;            // merchant id -> queued pushes
+    std::unordered_map<std::uint64_t, PushJob> in_flight_;   // request id -> push
+    std::vector<PushResultRow> results_;                     // not yet recorded
+    double first_result_at_ = 0;
+    double next_claim_at_ = 0;
+    core::Backoff backoff_;
+};
+
+}  // namespace demper::pg
