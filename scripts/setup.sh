@@ -10,7 +10,7 @@ packages=(
   g++ make cmake pkg-config
   libcurl4-openssl-dev rapidjson-dev libssl-dev
   libgtest-dev googletest
-  libipc-run-perl curl procps
+  libipc-run-perl curl procps python3
   clang libclang-rt-14-dev
 )
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: every test layer of demper, from a fresh Debian 12 machine, as root:
+#   lint       the C++ / PostgreSQL boundary rule on src/pg (scripts/lint-boundary.py)
 #   unit       GoogleTest units of src/core (no server)
 #   sanitize   the same units built with ASan + UBSan
 #   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
@@ -30,6 +31,12 @@ gtest_counts() {
 }
 
 logs=$(mktemp -d /tmp/demper-logs.XXXXXX)
+
+echo "== lint: the C++ / PostgreSQL boundary rule (scripts/lint-boundary.py)"
+bash "$root/test/lint/run.sh" >"$logs/lint.log" 2>&1
+read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/lint.log" | tail -1)
+grep -E '^not ok' -A20 "$logs/lint.log" | head -30
+layer_report lint "${p:-0}" "${f:-1}"
 
 echo "== unit tests"
 "$root/build/demper_unit_tests" --gtest_color=no >"$logs/unit.log" 2>&1

@@ -87,7 +87,7 @@ Datum demper_stats(PG_FUNCTION_ARGS) {
     for (int i = 0; i < kCounterCount; i++)
         values[col++] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&s->counters[i])));
     for (int kind = 0; kind < kLatencyKinds; kind++) {
-        std::uint64_t buckets[kLatencyBuckets];
+        uint64 buckets[kLatencyBuckets];
         for (int b = 0; b < kLatencyBuckets; b++) buckets[b] = pg_atomic_read_u64(&s->latency[kind].buckets[b]);
         for (double q : {0.50, 0.95, 0.99}) values[col++] = Float8GetDatum(latency_percentile(buckets, q));
     }

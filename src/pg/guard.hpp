@@ -13,6 +13,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "pg/pg_includes.hpp"
 
@@ -34,6 +35,9 @@ private:
 // it never unwinds through PG_TRY and leaves PG_exception_stack pointing at a dead frame.
 template <typename Fn>
 void pg_guard(Fn&& fn) {
+    // The body's own locals are checked by scripts/lint-boundary.py; its captures here.
+    static_assert(std::is_trivially_destructible_v<std::remove_reference_t<Fn>>,
+                  "a pg_guard body must capture nothing with a destructor: capture by reference");
     MemoryContext caller_context = CurrentMemoryContext;
     std::exception_ptr cpp_error;
     char message[1024];

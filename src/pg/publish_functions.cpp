@@ -110,19 +110,32 @@ int reseal_all(const char* old_key_file, const char* key_file, int* unreadable) 
     core::SecretKey old_key = core::SecretKey::from_file(old_key_file);
     core::SecretKey key = core::SecretKey::from_file(key_file);
     const std::string fingerprint = key.fingerprint();
-    std::vector<std::pair<int64, std::string>> rows;
-    pg_guard([&] {
+    uint64 count = 0;
+    pg_guard([&count] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         SPI_execute("SELECT id, credentials FROM demper.store WHERE credentials IS NOT NULL ORDER BY id FOR UPDATE",
                     false, 0);
-        for (uint64 i = 0; i < SPI_processed; i++) {
+        count = SPI_processed;
+    });
+    // The sealed blobs stay in SPI's memory until SPI_finish below: copied out after the guard.
+    std::vector<int64> ids(count);
+    std::vector<const char*> blobs(count);
+    std::vector<int> lengths(count);
+    int64* id_out = ids.data();
+    const char** blob_out = blobs.data();
+    int* length_out = lengths.data();
+    pg_guard([&] {
+        for (uint64 i = 0; i < count; i++) {
             bool isnull = false;
             HeapTuple t = SPI_tuptable->vals[i];
-            int64 id = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
+            id_out[i] = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
             bytea* b = DatumGetByteaPP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
-            rows.emplace_back(id, std::string(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
+            blob_out[i] = VARDATA_ANY(b);
+            length_out[i] = VARSIZE_ANY_EXHDR(b);
         }
     });
+    std::vector<std::pair<int64, std::string>> rows;
+    for (uint64 i = 0; i < count; i++) rows.emplace_back(ids[i], std::string(blobs[i], static_cast<size_t>(lengths[i])));
     std::vector<std::pair<int64, std::string>> resealed;
     *unreadable = 0;
     for (const auto& [id, sealed] : rows) {

@@ -71,13 +71,13 @@ Datum build_array(const Datum* elems, const bool* nulls, int n, Oid element_type
 }
 
 // The element arrays are palloc'd, in the transaction's memory.
-Datum* palloc_datums(std::size_t n) {
+Datum* datum_buffer(std::size_t n) {
     Datum* d = nullptr;
     pg_guard([&d, n] { d = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1))); });
     return d;
 }
 
-bool* palloc_flags(std::size_t n) {
+bool* flag_buffer(std::size_t n) {
     bool* b = nullptr;
     pg_guard([&b, n] { b = static_cast<bool*>(palloc0(sizeof(bool) * (n > 0 ? n : 1))); });
     return b;
@@ -85,8 +85,8 @@ bool* palloc_flags(std::size_t n) {
 
 Datum fixed_array(const std::vector<std::int64_t>& values, const std::vector<bool>* nulls, Oid element_type) {
     const std::size_t n = values.size();
-    Datum* elems = palloc_datums(n);
-    bool* isnull = palloc_flags(n);
+    Datum* elems = datum_buffer(n);
+    bool* isnull = flag_buffer(n);
     for (std::size_t i = 0; i < n; i++) {
         elems[i] = Int64GetDatum(values[i]);
         isnull[i] = nulls != nullptr && (*nulls)[i];
@@ -99,7 +99,7 @@ Datum fixed_array(const std::vector<std::int64_t>& values, const std::vector<boo
 
 Datum varlena_array(const std::vector<std::string>& values, Oid element_type) {
     const std::size_t n = values.size();
-    Datum* elems = palloc_datums(n);
+    Datum* elems = datum_buffer(n);
     const int count = static_cast<int>(n);
     const std::string* data = values.data();
     Datum out = 0;
@@ -239,14 +239,13 @@ void PreparedStatement::run(const Datum* args, const char* nulls, long row_limit
     out->nulls.assign(out->values.size(), true);
     Datum* values = out->values.data();
     // std::vector<bool> has no data(): the null flags go through a plain array.
-    bool* isnull = palloc_flags(out->values.size());
+    bool* isnull = flag_buffer(out->values.size());
     const Field* columns = columns_;
     pg_guard([&] {
-        for (std::uint64_t r = 0; r < rows; r++) {
+        for (uint64 r = 0; r < rows; r++) {
             HeapTuple tuple = SPI_tuptable->vals[r];
             for (int c = 0; c < ncols; c++) {
-                const std::size_t k = static_cast<std::size_t>(r) * static_cast<std::size_t>(ncols) +
-                                      static_cast<std::size_t>(c);
+                const size_t k = static_cast<size_t>(r) * static_cast<size_t>(ncols) + static_cast<size_t>(c);
                 values[k] = SPI_getbinval(tuple, desc, c + 1, &isnull[k]);
                 if (!isnull[k] && is_varlena(columns[c].type))
                     values[k] = PointerGetDatum(pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(
@@ -267,8 +266,8 @@ Datum timestamptz_array(const std::vector<std::int64_t>& values) {
 
 Datum float8_array(const std::vector<double>& values) {
     const std::size_t n = values.size();
-    Datum* elems = palloc_datums(n);
-    bool* isnull = palloc_flags(n);
+    Datum* elems = datum_buffer(n);
+    bool* isnull = flag_buffer(n);
     for (std::size_t i = 0; i < n; i++) elems[i] = Float8GetDatum(values[i]);
     Datum out = 0;
     const int count = static_cast<int>(n);
@@ -278,8 +277,8 @@ Datum float8_array(const std::vector<double>& values) {
 
 Datum bool_array(const std::vector<bool>& values) {
     const std::size_t n = values.size();
-    Datum* elems = palloc_datums(n);
-    bool* isnull = palloc_flags(n);
+    Datum* elems = datum_buffer(n);
+    bool* isnull = flag_buffer(n);
     for (std::size_t i = 0; i < n; i++) elems[i] = BoolGetDatum(values[i]);
     Datum out = 0;
     const int count = static_cast<int>(n);

@@ -262,25 +262,23 @@ void Worker::stop_cleanly() {
 
 void clear_worker_slot(int code, Datum arg) { clear_worker_status(DatumGetInt32(arg)); }
 
-// worker_main_cpp runs the worker; the C++ objects live here, below demper_worker_main.
-void worker_main_cpp(int slot) {
-    char error[1024];
-    error[0] = '\0';
+}  // namespace
+
+// run_worker runs the worker; the C++ objects live here, below demper_worker_main, which reports
+// the error this returns (the message of the exception that ended the worker).
+void run_worker(int slot, char* error, size_t error_size) {
     try {
         Worker worker(slot);
         worker.run();
     } catch (const std::exception& e) {
-        strlcpy(error, e.what(), sizeof(error));
+        strlcpy(error, e.what(), error_size);
     } catch (...) {
-        strlcpy(error, "unknown C++ exception", sizeof(error));
+        strlcpy(error, "unknown C++ exception", error_size);
     }
-    if (error[0] != '\0') ereport(FATAL, (errmsg("demper worker stopped: %s", error)));
 }
 
-}  // namespace
-
 void register_workers() {
-    const int count = std::min(workers_setting(), kMaxWorkers);
+    const int count = workers_setting() < kMaxWorkers ? workers_setting() : kMaxWorkers;
     for (int slot = 0; slot < count; slot++) {
         BackgroundWorker worker;
         memset(&worker, 0, sizeof(worker));
@@ -320,6 +318,9 @@ void demper_worker_main(Datum main_arg) {
     // Short statements over a few thousand rows: compiling them would cost more than running them.
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     ereport(LOG, (errmsg("demper worker started in database \"%s\"", demper::pg::database_setting())));
-    demper::pg::worker_main_cpp(slot);
+    char error[1024];
+    error[0] = '\0';
+    demper::pg::run_worker(slot, error, sizeof(error));
+    if (error[0] != '\0') ereport(FATAL, (errmsg("demper worker stopped: %s", error)));
     proc_exit(0);
 }
