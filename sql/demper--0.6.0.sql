@@ -232,8 +232,7 @@ WITH (fillfactor = 80);
 COMMENT ON TABLE demper.product IS 'A store''s listing, its price rule (floor, ceiling, step) and its check schedule';
 
 -- One listing per product and city: the same sku may be repriced in several cities. Products by
--- store use this index too (it starts with store_id): every index more is one more insert per
--- price change.
+-- store use this index too (it starts with store_id), so store_id has no index of its own.
 CREATE UNIQUE INDEX product_store_sku_city_key ON demper.product (store_id, sku, coalesce(city_id, ''));
 
 -- validate_product gives the constraints' rules clear messages, spreads the first check of a

@@ -6,9 +6,9 @@
 --   psql -XAtq -d DB -v extension=demper -f test/schema/describe_extension.sql
 --
 -- (extension defaults to demper). It reads catalogs only. The objects described are the
--- extension's members (pg_depend deptype 'e') and everything that hangs off them (deptype 'a' or
--- 'i': columns' defaults, constraints, indexes, triggers, policies, rules, row types, identity
--- sequences, TOAST tables). For each: its dependency edges (membership included), owner, ACL,
+-- extension's members (pg_depend deptype 'e'), its schema, and everything that hangs off them
+-- (deptype 'a' or 'i': columns' defaults, constraints, indexes, triggers, policies, rules, row
+-- types, identity sequences, TOAST tables). For each: its dependency edges (membership included), owner, ACL,
 -- initial privileges, comment, and its definition as the server prints it back (pg_get_*def). The
 -- roles named in those ACLs and policies are described too; roles are cluster-wide, so two
 -- databases of one cluster always agree on them.
@@ -16,9 +16,11 @@
 -- Column options the server sets by itself (pg_attver, in recent minor releases of 15) differ
 -- between any two tables and are left out.
 --
--- Column order is the order among the columns not dropped: a table that lost a column in an
--- upgrade still matches one created without it. ACL items are sorted (their order means nothing);
--- a NULL ACL (the built-in default) is told apart from an explicit one.
+-- What history leaves in storage only is left out: column order is the order among the columns
+-- not dropped (a table that lost a column in an upgrade matches one created without it), and the
+-- value a column added later with a default gives to rows older than it (atthasmissing) is not
+-- shown. ACL items are sorted (their order means nothing); a NULL ACL (the built-in default)
+-- shows as "acl default", apart from an explicit ACL that grants the same.
 
 \if :{?extension}
 \else
@@ -68,7 +70,6 @@ obj AS (
            END AS name
       FROM (SELECT DISTINCT classid, objid FROM closure) c
 ),
--- sorted_acl prints an ACL with its items in a fixed order; NULL is the built-in default.
 rel AS (
     SELECT o.name, r.* FROM obj o JOIN pg_catalog.pg_class r ON r.oid = o.objid
      WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
