@@ -2,6 +2,13 @@
 EXTENSION  = demper
 MODULE_big = demper
 
+# The version is written once, as demper.control's default_version; the library gets it as
+# DEMPER_VERSION (src/pg/version.hpp).
+EXTVERSION := $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" demper.control)
+ifeq ($(EXTVERSION),)
+$(error no default_version in demper.control)
+endif
+
 CORE_SRCS := $(sort $(wildcard src/core/*.cpp))
 PG_SRCS   := $(sort $(wildcard src/pg/*.cpp))
 CORE_OBJS := $(CORE_SRCS:.cpp=.o)
@@ -18,6 +25,7 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.
 override with_llvm = no
 
 PG_CONFIG ?= pg_config
+PG_CPPFLAGS += -DDEMPER_VERSION='"$(EXTVERSION)"'
 PG_CXXFLAGS += -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-register \
                -Wno-unused-parameter -Isrc
 SHLIB_LINK  += -lcurl -lssl -lcrypto -lstdc++
@@ -37,5 +45,7 @@ check-core-purity:
 
 all: check-core-purity
 
-# PGXS does not track header dependencies: rebuild every object when any header changes.
+# PGXS does not track header dependencies: rebuild every object when any header changes, and
+# the library's objects when the version changes.
 $(OBJS): $(wildcard src/core/*.hpp src/pg/*.hpp)
+$(PG_SRCS:.cpp=.o): demper.control

@@ -1,7 +1,10 @@
-// demper.cpp: the library's entry points: _PG_init (settings, shared memory, the worker's
-// registration) and the SQL-callable functions in C (demper_stats, demper_stats_reset,
-// wake_workers). Every function PostgreSQL calls is extern "C" and keeps C++ exceptions inside
-// (pg/guard.hpp).
+// demper.cpp: the library's entry points: _PG_init (settings, shared memory hooks, the workers'
+// registration) and the SQL-callable functions written in C over shared memory and plain values:
+// demper_stats(), demper_stats_reset(), wake_workers(), http_status(), latency_histogram(),
+// store_counters(), worker_status(), and the format checks behind the product table's CHECK
+// constraints (is_product_code, is_city_id). The SQL functions of publishing are in
+// publish_functions.cpp. Every function PostgreSQL calls is extern "C"; these hold no C++ object,
+// so their ereport(ERROR) crosses no destructor (scripts/lint-boundary.py checks it).
 #include <cstdio>
 #include <cstring>
 
@@ -219,7 +222,7 @@ Datum demper_http_status(PG_FUNCTION_ARGS) {
     return (Datum)0;
 }
 
-// The format checks behind the product table's CHECK constraints (0.5.0). They run on every
+// The format checks behind the product table's CHECK constraints. They run on every
 // UPDATE of a product row, so they are a byte loop rather than translate(); plain C, nothing
 // here can throw.
 Datum demper_is_product_code(PG_FUNCTION_ARGS) {
