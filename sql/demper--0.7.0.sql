@@ -1,4 +1,4 @@
--- demper 0.6.0: the whole schema of the repricing engine, in one script for a fresh install.
+-- demper 0.7.0: the whole schema of the repricing engine, in one script for a fresh install.
 -- Existing installs reach the same schema through the upgrade scripts demper--X--Y.sql;
 -- test/t/016_schema_equivalence.pl compares the two, object by object.
 --
