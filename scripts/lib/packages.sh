@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # packages.sh: installing the Debian packages a script needs, for scripts/setup.sh and
 # bench/run.sh (source it; the functions need bash).
 
