@@ -47,6 +47,7 @@ $(OBJS): $(wildcard src/core/*.hpp src/pg/*.hpp)
 ifeq ($(shell id -u),0)
 TEST_OUTPUT ?= /tmp/demper-tests$(subst /,-,$(CURDIR))
 AS_SERVER_USER = runuser -u postgres --
+# PGXS's pg_regress_installcheck (Makefile.global), run as postgres.
 pg_regress_installcheck = $(AS_SERVER_USER) $(top_builddir)/src/test/regress/pg_regress \
   --inputdir=$(srcdir) --bindir='$(bindir)' $(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS)
 else
