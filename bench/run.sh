@@ -9,21 +9,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+source "$root/scripts/lib/packages.sh"
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench/run.sh: run as root (it installs packages and the extension)" >&2
   exit 1
 fi
 
 packages=(python3 python3-aiohttp python3-asyncpg gnuplot-nox wrk linux-perf util-linux procps)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing_packages "${packages[@]}"
 if [ "${BENCH_SKIP_SETUP:-0}" != 1 ]; then
   bash "$root/scripts/setup.sh"
 fi

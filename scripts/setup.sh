@@ -4,6 +4,7 @@
 # benchmark tools, the extension once more to keep that build working). Safe to run again.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$root/scripts/lib/packages.sh"
 
 packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
@@ -17,15 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs packages and the extension)" >&2
   exit 1
 fi
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing_packages "${packages[@]}"
 
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 jobs=$(nproc)
