@@ -10,7 +10,7 @@ SELECT c.relname, c.relkind
 SELECT p.proname, p.pronargs, p.prorettype::regtype
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'demper'
- ORDER BY p.proname;
+ ORDER BY p.proname, p.pronargs;
 
 -- Nothing is executable or readable by PUBLIC.
 SELECT p.proname AS public_can_execute

@@ -25,6 +25,50 @@
 \echo Use "CREATE EXTENSION demper" to load this file. \quit
 
 -- ============================================================================================
+-- Where demper installs
+-- ============================================================================================
+
+-- Two refusals before anything is created. The database must be UTF8: names and prices arrive
+-- from the marketplace as UTF-8 and are stored as they come. And the schema demper must be new:
+-- owned by the installing role and empty. A schema someone else created (or filled) could hold
+-- operators or functions that the constraints and functions below would bind to, and the worker
+-- would run them. Written with pg_catalog's operators by name for the same reason.
+DO $$
+DECLARE
+    owner name;
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'demper needs a database with UTF8 encoding'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = pg_catalog.format('Database "%s" has encoding %s; the marketplace''s names arrive as UTF-8.',
+                                             pg_catalog.current_database(), pg_catalog.getdatabaseencoding()),
+                  HINT = 'Create the database with ENCODING ''UTF8'' (from template0) and install demper there.';
+    END IF;
+    SELECT r.rolname INTO owner
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'demper';
+    IF owner OPERATOR(pg_catalog.<>) CURRENT_USER THEN
+        RAISE EXCEPTION 'schema "demper" already exists and belongs to role "%"', owner
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'demper installs only into a schema of its own: objects in a schema another role controls could hijack its functions and constraints.',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION demper again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE collnamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_conversion WHERE connamespace OPERATOR(pg_catalog.=) 'demper'::pg_catalog.regnamespace)
+    THEN
+        RAISE EXCEPTION 'schema "demper" is not empty'
+            USING ERRCODE = 'object_in_use',
+                  DETAIL = 'demper installs only into a new, empty schema of its own.',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION demper again.';
+    END IF;
+END
+$$;
+
+-- ============================================================================================
 -- Settings and formats
 -- ============================================================================================
 
@@ -82,7 +126,6 @@ CREATE TABLE demper.store (
     feed_store_ids        text[]      NOT NULL DEFAULT '{PP1}',
     -- row-level security
     owner_role            name,
-    CONSTRAINT store_merchant_id_key UNIQUE (merchant_id),
     CONSTRAINT store_name_not_blank CHECK (btrim(name, E' \t\r\n') <> ''),
     CONSTRAINT store_merchant_id_format CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$'),
     CONSTRAINT store_city_id_format CHECK (city_id ~ '^[0-9]{9}$'),
@@ -98,6 +141,10 @@ COMMENT ON TABLE demper.store IS 'A seller''s shop on the marketplace; merchant_
 COMMENT ON COLUMN demper.store.credentials IS 'Sealed session cookies (AES-256-GCM); set with demper.set_credentials()';
 COMMENT ON COLUMN demper.store.owner_role IS 'With row-level security on, members of this role see and edit the store';
 CREATE INDEX store_seller_idx ON demper.store (seller_id);
+-- A merchant id is unique among the stores of one owner role (one tenant with row-level security
+-- on; everyone, as NULL, with it off): a global unique key would tell one seller, through its
+-- violation, which merchant ids other sellers registered.
+CREATE UNIQUE INDEX store_merchant_id_key ON demper.store ((coalesce(owner_role, '')), merchant_id);
 
 -- validate_store gives the store constraints clear messages, and checks what they do not: each
 -- ignored merchant id, the time zone, and working hours that start and end at the same time.
@@ -403,8 +450,9 @@ CREATE FUNCTION demper.in_check(product_id bigint) RETURNS boolean
 LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT 1 FROM demper.schedule s
-                    WHERE s.product_id = in_check.product_id AND s.lease_until > now())
+    SELECT EXISTS (SELECT 1 FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+                    WHERE s.product_id = in_check.product_id AND s.lease_until > now()
+                      AND demper.caller_may_manage(p.store_id))
 $$;
 COMMENT ON FUNCTION demper.in_check(bigint) IS 'Whether a worker is checking the product right now';
 
@@ -414,10 +462,12 @@ CREATE FUNCTION demper.due_queue() RETURNS TABLE (product_id bigint, next_check_
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.product_id, s.next_check_at, s.lease_until FROM demper.schedule s
+    SELECT s.product_id, s.next_check_at, s.lease_until
+      FROM demper.schedule s JOIN demper.product p ON p.id = s.product_id
+     WHERE p.store_id IN (SELECT st.id FROM demper.store st WHERE demper.caller_may_manage(st.id))
 $$;
 COMMENT ON FUNCTION demper.due_queue() IS
-    'The due queue: next check and lease of every active product (join to demper.product to see only yours)';
+    'The due queue: next check and lease of the active products of the stores the caller may manage';
 
 -- repair_queue: every active product has its row in the due queue, and only those. Users' writes
 -- keep it so through the sync_schedule trigger; a restore or a load with triggers disabled does
@@ -556,9 +606,12 @@ CREATE TRIGGER product_enqueue_push
     EXECUTE FUNCTION demper.enqueue_push();
 
 -- Credentials and the feed are handled in C (src/pg/publish_functions.cpp).
+-- An error inside set_credentials would log the statement that called it, cookies and all
+-- (log_min_error_statement): the function turns that off while it runs.
 CREATE FUNCTION demper.set_credentials(store_id bigint, session text, sid text) RETURNS text
 AS 'MODULE_PATHNAME', 'demper_set_credentials'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic;
 COMMENT ON FUNCTION demper.set_credentials(bigint, text, text) IS
     'Seals a store''s merchant cabinet cookies under the key in demper.credentials_key_file; returns the key fingerprint';
 
@@ -598,7 +651,9 @@ CREATE FUNCTION demper.in_working_hours(s demper.store, at timestamptz DEFAULT n
 LANGUAGE sql STABLE
 AS $$ SELECT demper.in_working_hours(s.work_start, s.work_end, s.timezone, at) $$;
 
--- next_opening returns when a store's working hours next begin (now() when it has none).
+-- next_opening returns when a store's working hours next begin (now() when it has none). The
+-- opening is a day plus a time of day, cast to interval so that the addition is exactly
+-- pg_catalog's timestamp + interval.
 CREATE FUNCTION demper.next_opening(s demper.store, at timestamptz DEFAULT now()) RETURNS timestamptz
 LANGUAGE sql STABLE
 AS $$
@@ -606,7 +661,7 @@ AS $$
         WHEN s.work_start IS NULL THEN at
         ELSE (SELECT CASE WHEN today > (at AT TIME ZONE s.timezone) THEN today
                           ELSE today + interval '1 day' END AT TIME ZONE s.timezone
-                FROM (SELECT date_trunc('day', at AT TIME ZONE s.timezone) + s.work_start AS today) t)
+                FROM (SELECT date_trunc('day', at AT TIME ZONE s.timezone) + s.work_start::interval AS today) t)
     END
 $$;
 
@@ -644,13 +699,23 @@ $$;
 -- Optional, off until demper.enable_row_security(true): for services that host many sellers in
 -- one database, a store belongs to store.owner_role, and a role sees and edits only the stores
 -- whose owner role it is a member of, with their products, history, proposals and pushes. The
--- worker (a superuser) and superusers are not restricted.
+-- worker (demper_worker, BYPASSRLS) and superusers are not restricted.
 CREATE FUNCTION demper.visible_store(store_id bigint) RETURNS boolean
 LANGUAGE sql STABLE
 AS $$ SELECT EXISTS (SELECT 1 FROM demper.store s WHERE s.id = visible_store.store_id) $$;
 
-CREATE POLICY store_owner ON demper.store
-    USING (owner_role IS NOT NULL AND pg_has_role(current_user, owner_role, 'MEMBER'));
+-- is_member_of says whether a role is a member of the role named role_name; false when no role
+-- has that name (a dropped owner role hides its stores, instead of making every query that reads
+-- the store table fail).
+CREATE FUNCTION demper.is_member_of(member name, role_name name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT pg_has_role(member, r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = role_name),
+                    false)
+$$;
+
+CREATE POLICY store_owner ON demper.store USING (demper.is_member_of(current_user, owner_role));
 CREATE POLICY product_of_visible_store ON demper.product USING (demper.visible_store(store_id));
 CREATE POLICY history_of_visible_store ON demper.price_history USING (demper.visible_store(store_id));
 CREATE POLICY proposal_of_visible_store ON demper.proposal USING (demper.visible_store(store_id));
@@ -674,8 +739,8 @@ AS $$
     SELECT NOT (SELECT relrowsecurity FROM pg_class WHERE oid = 'demper.store'::regclass)
         OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = demper.caller_role()), false)
         OR EXISTS (SELECT 1 FROM demper.store s
-                    WHERE s.id = caller_may_manage.store_id AND s.owner_role IS NOT NULL
-                      AND pg_has_role(demper.caller_role(), s.owner_role, 'MEMBER'))
+                    WHERE s.id = caller_may_manage.store_id
+                      AND demper.is_member_of(demper.caller_role(), s.owner_role))
 $$;
 
 -- enable_row_security turns the policies above on or off for every demper table.
@@ -845,14 +910,28 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'demper_latency_histogram'
 LANGUAGE C STRICT VOLATILE;
 
--- store_counters: the counters per store, for billing and support (the store_stats view).
-CREATE FUNCTION demper.store_counters(
+-- store_counters: the counters per store, for billing and support (the store_stats view), of the
+-- stores the caller may manage. The counters of every store (shared memory, C) are read through
+-- store_counters_of_all_stores(), which nobody else may call.
+CREATE FUNCTION demper.store_counters_of_all_stores(
     OUT store_id bigint, OUT checks_ok bigint, OUT checks_failed bigint, OUT price_changes bigint,
     OUT price_up bigint, OUT price_down bigint, OUT floor_hits bigint, OUT budget_deferred bigint,
     OUT proposals bigint, OUT pushes_ok bigint, OUT pushes_failed bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'demper_store_counters'
 LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION demper.store_counters(
+    OUT store_id bigint, OUT checks_ok bigint, OUT checks_failed bigint, OUT price_changes bigint,
+    OUT price_up bigint, OUT price_down bigint, OUT floor_hits bigint, OUT budget_deferred bigint,
+    OUT proposals bigint, OUT pushes_ok bigint, OUT pushes_failed bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.* FROM demper.store_counters_of_all_stores() c
+     WHERE c.store_id IN (SELECT s.id FROM demper.store s WHERE demper.caller_may_manage(s.id))
+$$;
 
 -- worker_status: one row per running worker (the status view).
 CREATE FUNCTION demper.worker_status(
@@ -979,13 +1058,16 @@ SELECT pid, state, database, in_check AS current_batch, checks_per_second,
 
 -- Finished rows older than demper.history_retention go, in small batches (the worker calls
 -- prune_batch in transactions of its own every demper.prune_interval).
+-- It runs as the extension's owner (demper_admin and the worker have no DELETE right) and prunes
+-- only the stores the caller may manage: one seller's prune never shortens another's history.
 CREATE FUNCTION demper.prune_batch(retention interval, batch integer DEFAULT 1000) RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     removed integer := 0;
     n integer;
+    stores bigint[];
 BEGIN
     IF retention IS NULL OR retention <= interval '0' THEN
         RAISE EXCEPTION 'retention must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
@@ -993,6 +1075,7 @@ BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'batch must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    stores := ARRAY(SELECT s.id FROM demper.store s WHERE demper.caller_may_manage(s.id));
     -- Oldest first within each store, through price_history_store_idx (store_id, changed_at).
     DELETE FROM demper.price_history WHERE id IN (
         SELECT h.id
@@ -1000,16 +1083,19 @@ BEGIN
          CROSS JOIN LATERAL (SELECT id, changed_at FROM demper.price_history
                               WHERE store_id = s.id AND changed_at < now() - retention
                               ORDER BY changed_at LIMIT batch) h
+         WHERE s.id = ANY (stores)
          ORDER BY h.changed_at LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     removed := removed + n;
     DELETE FROM demper.outbox WHERE id IN (
         SELECT id FROM demper.outbox WHERE status <> 'pending' AND done_at < now() - retention
+           AND store_id = ANY (stores)
          ORDER BY done_at LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     removed := removed + n;
     DELETE FROM demper.proposal WHERE id IN (
         SELECT id FROM demper.proposal WHERE status <> 'pending' AND decided_at < now() - retention
+           AND store_id = ANY (stores)
          ORDER BY decided_at LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN removed + n;
@@ -1134,8 +1220,10 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('de
 -- ============================================================================================
 
 -- demper_admin configures stores, products and credentials; demper_reader sees stats, status,
--- history and explanations. Roles are cluster-wide: they are created once and kept by
--- DROP EXTENSION.
+-- history and explanations; demper_worker is the role the background workers run their SQL as
+-- (they connect as the bootstrap superuser, which they need only to start before the extension
+-- exists, and switch to demper_worker for every transaction). Roles are cluster-wide: they are
+-- created once and kept by DROP EXTENSION.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demper_reader') THEN
@@ -1143,6 +1231,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demper_admin') THEN
         CREATE ROLE demper_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demper_worker') THEN
+        CREATE ROLE demper_worker NOLOGIN BYPASSRLS;
     END IF;
 END
 $$;
@@ -1170,7 +1261,8 @@ GRANT EXECUTE ON FUNCTION demper.demper_stats(), demper.http_status(), demper.la
                           demper.in_working_hours(time, time, text, timestamptz),
                           demper.next_opening(demper.store, timestamptz),
                           demper.check_interval(), demper.visible_store(bigint),
-                          demper.caller_role(), demper.caller_may_manage(bigint) TO demper_reader;
+                          demper.caller_role(), demper.caller_may_manage(bigint),
+                          demper.is_member_of(name, name) TO demper_reader;
 
 -- Admin: the reader's rights, plus configuring stores and products, acting on proposals, setting
 -- credentials (write-only: the column stays unreadable), making products due, reading the feed,
@@ -1191,3 +1283,31 @@ GRANT EXECUTE ON FUNCTION demper.check_now(bigint), demper.wake_workers(), dempe
                           demper.price_feed(bigint), demper.demper_stats_reset(),
                           demper.prune_batch(interval, integer), demper.repair_queue(boolean),
                           demper.is_product_code(text), demper.is_city_id(text) TO demper_admin;
+
+-- Worker: exactly what its statements need (src/pg/catalog.cpp). It reads the catalogue; writes
+-- a check's outcome into the product's status columns, the due queue, history, proposals and the
+-- outbox; records push results on the outbox and a store's push state; and calls the functions
+-- its statements use. It bypasses row-level security (it works for every seller) and deletes
+-- nothing: pruning and repairing the queue run as the extension's owner.
+GRANT USAGE ON SCHEMA demper TO demper_worker;
+GRANT SELECT ON demper.store, demper.product, demper.schedule, demper.price_history, demper.proposal,
+                demper.outbox TO demper_worker;
+GRANT UPDATE (price, last_check_time, next_check_at, check_failures, last_error_class, last_error,
+              last_reason, last_competitor_price, last_decided_price, last_explain)
+    ON demper.product TO demper_worker;
+GRANT UPDATE (next_check_at, lease_token, lease_until) ON demper.schedule TO demper_worker;
+GRANT UPDATE (push_paused_until, last_push_error, needs_login) ON demper.store TO demper_worker;
+GRANT INSERT ON demper.price_history, demper.proposal, demper.outbox TO demper_worker;
+GRANT UPDATE (old_price, new_price, competitor_price, reason, created_at, status, decided_at, decided_by)
+    ON demper.proposal TO demper_worker;
+GRANT UPDATE (price, created_at, next_attempt_at, lease_token, lease_until, pushed_price, attempts,
+              status, done_at, job_id, last_error)
+    ON demper.outbox TO demper_worker;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA demper TO demper_worker;
+GRANT EXECUTE ON FUNCTION demper.in_working_hours(demper.store, timestamptz),
+                          demper.in_working_hours(time, time, text, timestamptz),
+                          demper.next_opening(demper.store, timestamptz), demper.repair_queue(boolean),
+                          demper.prune_batch(interval, integer), demper.is_product_code(text),
+                          demper.is_city_id(text), demper.check_interval(), demper.caller_role(),
+                          demper.caller_may_manage(bigint), demper.is_member_of(name, name)
+    TO demper_worker;

@@ -67,11 +67,14 @@ SELECT extract(epoch FROM s.next_check_at - now())::float8 AS due_in
 DEMPER_DECLARE_FIELDS(NextDueColumn, DEMPER_NEXT_DUE_COLUMNS)
 
 // The policies of the stores of a claimed batch, read in the claim's transaction, once per store.
+// A seller's own merchant ids are those of its stores under the same owner role: with row-level
+// security on, a store another tenant inserted with this seller_id must not hide a competitor.
 constexpr const char* kStoresSql = R"SQL(
 SELECT s.id, s.merchant_id, s.city_id, s.active,
-       array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
-                              WHERE o.seller_id = s.seller_id) || s.ignored_merchants, ',')
-           AS excluded_merchants,
+       pg_catalog.array_to_string(ARRAY(SELECT o.merchant_id FROM demper.store o
+                                         WHERE o.seller_id = s.seller_id
+                                           AND o.owner_role IS NOT DISTINCT FROM s.owner_role)
+                                  || s.ignored_merchants, ',') AS excluded_merchants,
        s.max_delivery_duration, s.outlier_share::float8 AS outlier_share,
        demper.in_working_hours(s) AS in_working_hours
   FROM demper.store s
@@ -162,7 +165,7 @@ WITH d AS (
                WHEN g.ok THEN greatest(now(), g.claimed_at + )SQL" DEMPER_INTERVAL R"SQL()
                WHEN g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
                ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
-                                  make_interval(secs => 10 * power(2, least(p.check_failures, 12))))
+                                  make_interval(secs => 10 * pg_catalog.power(2, least(p.check_failures, 12))))
            END,
            check_failures = CASE WHEN g.ok THEN 0 WHEN g.skipped THEN p.check_failures
                                  ELSE p.check_failures + 1 END,
@@ -494,10 +497,13 @@ Catalog::~Catalog() = default;
 
 std::string Catalog::installed_version() {
     std::string version;
-    in_transaction("demper: looking for the extension", [&] {
-        Rows<VersionColumn> rows = statements_->installed_version.run(Args<NoFields>{}, 1);
-        if (rows.size() == 1) version = rows.text(0, VersionColumn::extversion);
-    });
+    in_transaction(
+        "demper: looking for the extension",
+        [&] {
+            Rows<VersionColumn> rows = statements_->installed_version.run(Args<NoFields>{}, 1);
+            if (rows.size() == 1) version = rows.text(0, VersionColumn::extversion);
+        },
+        RunAs::session_user);
     return version;
 }
 

@@ -123,10 +123,29 @@ std::uint32_t hold_interrupts() {
 
 void restore_interrupts(std::uint32_t saved) { InterruptHoldoffCount = saved; }
 
-void begin_transaction(const char* activity) {
-    pg_guard([activity] {
+// The session's user and security context, saved while a transaction runs as the worker role.
+Oid g_session_user = InvalidOid;
+int g_session_context = 0;
+bool g_switched = false;
+
+void begin_transaction(const char* activity, RunAs run_as) {
+    const bool as_worker = run_as == RunAs::worker_role;
+    pg_guard([activity, as_worker] {
         SetCurrentStatementStartTimestamp();
         StartTransactionCommand();
+        if (as_worker) {
+            const Oid role = get_role_oid(kWorkerRole, true);
+            if (!OidIsValid(role))
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                                errmsg("role \"%s\" does not exist", kWorkerRole),
+                                errdetail("The demper worker runs its statements as this role, which CREATE EXTENSION demper creates."),
+                                errhint("Run ALTER EXTENSION demper UPDATE, or create the role and grant it demper's privileges again.")));
+            // Restored at commit; an abort restores the user the transaction started with.
+            GetUserIdAndSecContext(&g_session_user, &g_session_context);
+            SetUserIdAndSecContext(role, g_session_context | SECURITY_LOCAL_USERID_CHANGE |
+                                             SECURITY_RESTRICTED_OPERATION);
+            g_switched = true;
+        }
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         PushActiveSnapshot(GetTransactionSnapshot());
         pgstat_report_activity(STATE_RUNNING, activity);
@@ -137,6 +156,10 @@ void commit_transaction() {
     pg_guard([] {
         SPI_finish();
         PopActiveSnapshot();
+        if (g_switched) {
+            SetUserIdAndSecContext(g_session_user, g_session_context);
+            g_switched = false;
+        }
         CommitTransactionCommand();
         pgstat_report_stat(false);
         pgstat_report_activity(STATE_IDLE, nullptr);
@@ -145,6 +168,7 @@ void commit_transaction() {
 
 void abort_transaction(std::uint32_t saved) {
     InterruptHoldoffCount = saved + 1;  // still held while rolling back
+    g_switched = false;  // AbortTransaction restores the user the transaction started with
     pg_guard([] {
         AbortCurrentTransaction();
         pgstat_report_activity(STATE_IDLE, nullptr);

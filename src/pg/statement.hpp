@@ -45,13 +45,22 @@ struct Field {
     enum class Enum : int { LIST(DEMPER_FIELD_ENUMERATOR) count_ }; \
     constexpr Field k##Enum##Fields[] = {LIST(DEMPER_FIELD_ENTRY)};
 
+// The role the worker's transactions run as (created by the extension, with exactly the rights
+// the worker's statements need). The worker connects as the bootstrap superuser only because it
+// must start before the extension (and this role) exists.
+constexpr const char* kWorkerRole = "demper_worker";
+
+// RunAs says whose privileges a transaction runs with: the worker role's (every statement on
+// demper's tables), or the session's own (only to read pg_catalog before the extension exists).
+enum class RunAs { worker_role, session_user };
+
 // in_transaction runs fn in a short transaction of its own with SPI connected and a snapshot
-// set; on any error it rolls back and rethrows. fn may hold C++ objects: it calls PostgreSQL
-// only through this layer. Interrupts are held meanwhile, so SIGTERM is acted on between
-// transactions by the worker's loop, never inside a statement (where its FATAL would leave a
-// whole batch leased).
+// set, as kWorkerRole in a security-restricted operation (unless run_as says otherwise); on any
+// error it rolls back and rethrows. fn may hold C++ objects: it calls PostgreSQL only through
+// this layer. Interrupts are held meanwhile, so SIGTERM is acted on between transactions by the
+// worker's loop, never inside a statement (where its FATAL would leave a whole batch leased).
 template <typename Fn>
-void in_transaction(const char* activity, Fn&& fn);
+void in_transaction(const char* activity, Fn&& fn, RunAs run_as = RunAs::worker_role);
 
 // RawResult holds one run's rows as Datums into the SPI result (valid until the transaction
 // ends), varlena values already detoasted.
@@ -202,17 +211,17 @@ namespace detail {
 // to 0 (errfinish), so the saved count is restored, never RESUME_INTERRUPTS'd.
 std::uint32_t hold_interrupts();
 void restore_interrupts(std::uint32_t saved);
-void begin_transaction(const char* activity);
+void begin_transaction(const char* activity, RunAs run_as);
 void commit_transaction();
 // abort_transaction rolls back whatever transaction an error left open, interrupts still held.
 void abort_transaction(std::uint32_t saved);
 }  // namespace detail
 
 template <typename Fn>
-void in_transaction(const char* activity, Fn&& fn) {
+void in_transaction(const char* activity, Fn&& fn, RunAs run_as) {
     const std::uint32_t saved = detail::hold_interrupts();
     try {
-        detail::begin_transaction(activity);
+        detail::begin_transaction(activity, run_as);
         fn();
         detail::commit_transaction();
     } catch (...) {

@@ -317,6 +317,10 @@ void demper_worker_main(Datum main_arg) {
     SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
     // Short statements over a few thousand rows: compiling them would cost more than running them.
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // Every name in the worker's SQL resolves in pg_catalog or is qualified with demper: nothing
+    // a database user creates elsewhere (public.array_to_string, say) can stand in for a function
+    // or an operator the worker calls.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     ereport(LOG, (errmsg("demper worker started in database \"%s\"", demper::pg::database_setting())));
     char error[1024];
     error[0] = '\0';
