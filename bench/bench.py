@@ -738,9 +738,13 @@ def freshness_run(db, mock, n, interval, seconds):
 
 
 def claim_sql():
-    src = open(os.path.join(ROOT, "src/pg/catalog.cpp")).read()
-    m = re.search(r'kClaimSql = R"SQL\((.*?)\)SQL"', src, re.S)
-    return m.group(1)
+    """The worker's claim statement as it prepares it: catalog.cpp names its parameters, and
+    scripts/isolation.sh prints it with them numbered in their declared order (limit, lease
+    token, lease seconds)."""
+    out = subprocess.run(["bash", os.path.join(ROOT, "scripts/isolation.sh")],
+                         env=dict(os.environ, DEMPER_ISOLATION_PRINT="kClaimSql"),
+                         check=True, capture_output=True, text=True)
+    return out.stdout
 
 
 def claim_timing(cluster, db, reps, label):

@@ -11,19 +11,30 @@ pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
 isolation_regress=${PG_ISOLATION_REGRESS:-/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress}
 
 # 1. Drift: every "-- BEGIN kName ... -- END kName" block of a spec must equal kName of catalog.cpp
-#    (its macros expanded), whitespace normalised.
+#    (its macros expanded, its named parameters numbered as the worker prepares them), whitespace
+#    normalised. DEMPER_ISOLATION_PRINT=kName prints that form of one statement (to copy it again).
 perl - "$root/src/pg/catalog.cpp" "$root"/test/isolation/specs/*.spec <<'PERL' || exit 1
 use strict; use warnings;
 my ($catalog, @specs) = @ARGV;
 open my $fh, '<', $catalog or die "$catalog: $!";
 my $src = do { local $/; <$fh> };
-my %macro;
-while ($src =~ /^#define\s+(\w+)\s*((?:.*\\\n)*.*)$/mg) {
+my (%macro, %raw_macro);
+while ($src =~ /^#define\s+(\w+)(?:\([^)]*\))?\s*((?:.*\\\n)*.*)$/mg) {
     my ($m, $body) = ($1, $2);
     $body =~ s/\\\n/ /g;
+    $raw_macro{$m} = $body;
     my $text = '';
     $text .= $1 while $body =~ /"((?:[^"\\]|\\.)*)"/g;
     $macro{$m} = $text;
+}
+# Each statement names its parameters ($limit); the worker prepares it with them numbered in the
+# order its declaration lists them (src/pg/statement.hpp). The specs hold the numbered form.
+my (%fields_macro, %params_of);
+$fields_macro{$1} = $2 while $src =~ /DEMPER_DECLARE_FIELDS\((\w+),\s*(\w+)\)/g;
+while ($src =~ /Statement<(\w+),\s*\w+>\s*\w+\{"\w+",\s*(k\w+),/g) {
+    my ($enum, $k) = ($1, $2);
+    next if $enum eq 'NoFields' || !exists $fields_macro{$enum};
+    $params_of{$k} = [ $raw_macro{$fields_macro{$enum}} =~ /F\((\w+),/g ];
 }
 sub statement {
     my ($name) = @_;
@@ -32,8 +43,14 @@ sub statement {
     while ($expr =~ /\G\s*(?:R"SQL\((.*?)\)SQL"|(\w+))/gsc) {
         if (defined $1) { $out .= $1 } else { return undef unless exists $macro{$2}; $out .= $macro{$2} }
     }
+    my $i = 0;
+    for my $p (@{ $params_of{$name} // [] }) {
+        $i++;
+        $out =~ s/\$\Q$p\E(?![A-Za-z0-9_])/\$$i/g;
+    }
     return $out;
 }
+if (my $want = $ENV{DEMPER_ISOLATION_PRINT}) { print statement($want) // die "no statement $want\n"; exit 0 }
 sub norm { my $s = shift; $s =~ s/\s+/ /g; $s =~ s/^ | $//g; return $s }
 my ($checked, $drift) = (0, 0);
 for my $spec (@specs) {
@@ -50,6 +67,7 @@ for my $spec (@specs) {
 print "isolation: $checked statement copies checked against src/pg/catalog.cpp, $drift drifted\n";
 exit($drift ? 1 : 0);
 PERL
+[ -n "${DEMPER_ISOLATION_PRINT:-}" ] && exit 0
 
 # 2. pg_isolation_regress in a scratch copy the postgres user owns.
 work=$(mktemp -d /tmp/demper-isolation.XXXXXX)

@@ -32,6 +32,7 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 class FileDescriptor {
   public:
     explicit FileDescriptor(int fd) : fd_(fd) {}
+    FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
     FileDescriptor(const FileDescriptor&) = delete;
     FileDescriptor& operator=(const FileDescriptor&) = delete;
     ~FileDescriptor() {
@@ -103,29 +104,36 @@ SecretKey SecretKey::generate() {
     return key;
 }
 
-SecretKey SecretKey::from_file(const std::string& path) {
-    if (path.empty()) throw std::runtime_error("no encryption key file is configured");
-    const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+// open_private_file opens a file that holds secrets: a regular file, not accessible by group or
+// others. `what` names it in messages ("key file").
+static FileDescriptor open_private_file(const std::string& path, const char* what) {
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (fd.get() < 0) {
         const int err = errno;
-        throw std::runtime_error("could not open key file " + quoted(path) + ": " +
+        throw std::runtime_error(std::string("could not open ") + what + " " + quoted(path) + ": " +
                                  std::strerror(err));
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         const int err = errno;
-        throw std::runtime_error("could not stat key file " + quoted(path) + ": " +
+        throw std::runtime_error(std::string("could not stat ") + what + " " + quoted(path) + ": " +
                                  std::strerror(err));
     }
     if (!S_ISREG(st.st_mode))
-        throw std::runtime_error("key file " + quoted(path) + " is not a regular file");
+        throw std::runtime_error(std::string(what) + " " + quoted(path) + " is not a regular file");
     if ((st.st_mode & 077) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        throw std::runtime_error("key file " + quoted(path) +
+        throw std::runtime_error(std::string(what) + " " + quoted(path) +
                                  " is accessible by group or others (mode " + mode +
                                  "); it must be readable by its owner only (chmod 600)");
     }
+    return fd;
+}
+
+SecretKey SecretKey::from_file(const std::string& path) {
+    if (path.empty()) throw std::runtime_error("no encryption key file is configured");
+    const FileDescriptor fd = open_private_file(path, "key file");
 
     // The longest valid content is 66 bytes (64 hex digits + "\r\n"); read one more to see excess.
     WipedBuffer<80> buf;
@@ -298,6 +306,44 @@ std::optional<std::string> reseal(const SecretKey& old_key, const SecretKey& new
         }
     } wipe{&*plain};
     return seal(new_key, *plain, associated_data);
+}
+
+std::vector<std::string> read_secret_lines(const std::string& path, std::size_t max_bytes) {
+    const FileDescriptor fd = open_private_file(path, "secrets file");
+    std::string content;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            OPENSSL_cleanse(buf, sizeof buf);
+            OPENSSL_cleanse(content.data(), content.size());
+            throw std::runtime_error("could not read secrets file " + quoted(path) + ": " + std::strerror(err));
+        }
+        if (n == 0) break;
+        content.append(buf, static_cast<std::size_t>(n));
+        if (content.size() > max_bytes) {
+            OPENSSL_cleanse(buf, sizeof buf);
+            OPENSSL_cleanse(content.data(), content.size());
+            throw std::runtime_error("secrets file " + quoted(path) + " is larger than " +
+                                     std::to_string(max_bytes) + " bytes");
+        }
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    std::vector<std::string> lines;
+    std::size_t start = 0;
+    while (start <= content.size()) {
+        std::size_t end = content.find('\n', start);
+        if (end == std::string::npos) end = content.size();
+        std::size_t a = start, b = end;
+        while (a < b && (content[a] == ' ' || content[a] == '\t')) a++;
+        while (b > a && (content[b - 1] == ' ' || content[b - 1] == '\t' || content[b - 1] == '\r')) b--;
+        if (b > a && content[a] != '#') lines.emplace_back(content, a, b - a);
+        start = end + 1;
+    }
+    OPENSSL_cleanse(content.data(), content.size());
+    return lines;
 }
 
 }  // namespace demper::core

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace demper::core {
 
@@ -92,5 +93,12 @@ std::optional<std::string> open(const SecretKey& key, std::string_view sealed,
 // wiped. This is the key-rotation primitive.
 std::optional<std::string> reseal(const SecretKey& old_key, const SecretKey& new_key,
                                   std::string_view sealed, std::string_view associated_data);
+
+// read_secret_lines reads a small file of secrets, one per line (the proxy URLs with their
+// credentials of demper.proxies_file): the file must be a regular file readable by its owner only,
+// as the key file; blank lines and lines starting with '#' are skipped, surrounding spaces and a
+// trailing "\r" trimmed. Throws std::runtime_error (naming the file, never its contents) when the
+// file cannot be read, is accessible by group or others, or is larger than max_bytes.
+std::vector<std::string> read_secret_lines(const std::string& path, std::size_t max_bytes = 1 << 20);
 
 }  // namespace demper::core

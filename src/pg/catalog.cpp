@@ -249,9 +249,9 @@ SELECT u.store_id,
     F(skipped, BOOLARRAYOID) F(new_prices, INT8ARRAYOID) F(competitor_prices, INT8ARRAYOID)      \
     F(reasons, TEXTARRAYOID) F(error_classes, TEXTARRAYOID) F(error_texts, TEXTARRAYOID)         \
     F(seen_prices, INT8ARRAYOID) F(seen_mins, INT8ARRAYOID) F(seen_maxes, INT8ARRAYOID)          \
-    F(seen_steps, INT8ARRAYOID) F(store_ids, INT8ARRAYOID) F(explains, JSONARRAYOID)             \
-    F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID) F(dry_run, BOOLOID)       \
-    F(check_interval_s, FLOAT8OID) F(priority_interval_s, FLOAT8OID)
+    F(seen_steps, INT8ARRAYOID) F(dry_run, BOOLOID) F(check_interval_s, FLOAT8OID)               \
+    F(priority_interval_s, FLOAT8OID) F(store_ids, INT8ARRAYOID) F(explains, JSONARRAYOID)       \
+    F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID)
 #define DEMPER_APPLY_COLUMNS(F)                                                                  \
     F(store_id, INT8OID) F(applied, INT8OID) F(price_up, INT8OID) F(price_down, INT8OID)         \
     F(discarded, INT8OID) F(deferred, INT8OID) F(proposed, INT8OID)

@@ -36,6 +36,7 @@ char* g_ca_file = nullptr;
 char* g_user_agent = nullptr;
 bool g_dry_run = false;
 char* g_proxies = nullptr;
+char* g_proxies_file = nullptr;
 int g_max_inflight_per_host = 32;
 int g_backoff_base_ms = 500;
 int g_backoff_max_ms = 30000;
@@ -202,6 +203,11 @@ void define_settings() {
                                "Each proxy is an egress with its own rate budget; empty means direct.",
                                &g_proxies, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_proxies, nullptr,
                                nullptr);
+    DefineCustomStringVariable("demper.proxies_file",
+                               "File of proxy URLs with their credentials, one per line.",
+                               "Read by the worker at start and on reload; it must be readable by its owner only. "
+                               "PostgreSQL logs every new value of demper.proxies, so credentials belong here.",
+                               &g_proxies_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("demper.max_inflight_per_host", "Most HTTP requests in flight to one host.",
                             nullptr, &g_max_inflight_per_host, 32, 1, 10000, PGC_SIGHUP, 0, nullptr,
                             nullptr, nullptr);
@@ -296,6 +302,7 @@ Settings current_settings() {
     s.user_agent = str(g_user_agent);
     s.dry_run = g_dry_run;
     s.proxies = str(g_proxies);
+    s.proxies_file = str(g_proxies_file);
     s.max_inflight_per_host = g_max_inflight_per_host;
     s.backoff_base_ms = g_backoff_base_ms;
     s.backoff_max_ms = g_backoff_max_ms;

@@ -27,6 +27,7 @@ struct Settings {
     std::string user_agent;
     bool dry_run;
     std::string proxies;
+    std::string proxies_file;  // proxy URLs with credentials, one per line (mode 0600)
     int max_inflight_per_host;
     int backoff_base_ms;
     int backoff_max_ms;

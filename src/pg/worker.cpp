@@ -17,7 +17,9 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "core/crypto.hpp"
 #include "core/http_engine.hpp"
 #include "pg/catalog.hpp"
 #include "pg/check_pipeline.hpp"
@@ -47,6 +49,37 @@ double now_seconds() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+// proxies_of gives the proxy URLs of demper.proxies and demper.proxies_file. A problem with either
+// is logged once per change (never with a URL: it may carry a password), and the file's proxies
+// are left out until it is fixed.
+std::vector<std::string> proxies_of(const Settings& s) {
+    static std::string logged_problem;
+    std::vector<std::string> proxies = split_list(s.proxies);
+    std::string problem;
+    for (const std::string& p : proxies) {
+        const std::size_t scheme = p.find("://");
+        const std::size_t at = p.find('@', scheme == std::string::npos ? 0 : scheme);
+        if (at != std::string::npos && p.find('/', scheme == std::string::npos ? 0 : scheme + 3) > at)
+            problem = "demper.proxies holds proxy credentials, which PostgreSQL writes to the server log "
+                      "whenever the setting changes: move them to the file named by demper.proxies_file";
+    }
+    if (!s.proxies_file.empty()) {
+        try {
+            for (std::string& p : core::read_secret_lines(s.proxies_file)) proxies.push_back(std::move(p));
+        } catch (const std::exception& e) {
+            problem = std::string("demper.proxies_file is not used: ") + e.what();
+        }
+    }
+    if (problem != logged_problem) {
+        logged_problem = problem;
+        if (!problem.empty()) {
+            const char* msg = logged_problem.c_str();
+            pg_guard([msg] { ereport(WARNING, (errmsg("%s", msg))); });
+        }
+    }
+    return proxies;
+}
+
 core::EngineConfig engine_config(const Settings& s) {
     core::EngineConfig c;
     // The marketplace's limits are per client IP: N workers share the per-egress budget.
@@ -68,7 +101,7 @@ core::EngineConfig engine_config(const Settings& s) {
     c.breaker_failure_threshold = s.breaker_threshold;
     c.breaker_cooldown_s = s.breaker_cooldown_s;
     c.egress_cooldown_s = s.egress_cooldown_s;
-    c.proxies = split_list(s.proxies);
+    c.proxies = proxies_of(s);
     return c;
 }
 
