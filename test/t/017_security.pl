@@ -172,15 +172,20 @@ unlike($e2, qr/\Q$secret{bad_char}\E/, 'secrets: the error does not repeat the c
 psql("SELECT demper.set_credentials($cred_store, '$secret{good_session}', '$secret{good_sid}')");
 my $proxy_file = "$tmp/proxies";
 open my $pf, '>', $proxy_file or die "$proxy_file: $!";
-print $pf "# the mock's second port is a forward proxy\nhttp://user:$secret{proxy_password}@127.0.0.1:" . $mock->port(1) . "\n";
+print $pf "# the mock's second port is a forward proxy\nhttp://user:$secret{proxy_password}\@127.0.0.1:" . $mock->port(1) . "\n";
 close $pf;
 chmod 0600, $proxy_file;
 my $before_proxy = time;
 reload_conf($node, 'demper.proxies_file' => "'$proxy_file'");
 my $proxy_port = $mock->port(1);
 my $via_proxy = 0;
+my $nudged = 0;
 ok(poll_until(sub {
-	psql("UPDATE demper.product SET next_check_at = now() WHERE store_id = $open_store; SELECT demper.wake_workers()");
+	if (time - $nudged > 1) {    # make the open store's products due again, once a second
+		psql("UPDATE demper.product SET next_check_at = now() WHERE store_id = $open_store AND NOT demper.in_check(id);
+		      SELECT demper.wake_workers()");
+		$nudged = time;
+	}
 	$via_proxy = grep { $_->[1] == $proxy_port && $_->[3] =~ m{/offer-view/offers/} } mock_log($mock, $before_proxy);
 	$via_proxy > 0 }, 60), 'secrets: the worker sends through the proxy of demper.proxies_file');
 chmod 0644, $proxy_file;
