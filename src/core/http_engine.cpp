@@ -393,9 +393,10 @@ struct HttpEngine::Impl {
     static int on_timer(CURLM* multi, long timeout_ms, void* userp);
     static size_t on_body(char* data, size_t size, size_t nmemb, void* userp);
     static size_t on_header(char* data, size_t size, size_t nmemb, void* userp);
-    static curl_socket_t on_open_socket(void* userp, curlsocktype purpose, curl_sockaddr* address);
+    static curl_socket_t on_open_socket(void* userp, curlsocktype purpose,
+                                        curl_sockaddr* address) noexcept;
     static int on_prereq(void* userp, char* primary_ip, char* local_ip, int primary_port,
-                         int local_port);
+                         int local_port) noexcept;
 };
 
 static std::uint64_t pick_seed(std::uint64_t configured) {
@@ -582,14 +583,19 @@ size_t HttpEngine::Impl::on_header(char* data, size_t size, size_t nmemb, void* 
 }
 
 // on_open_socket stands in for curl's socket() call on a direct connection: the address is known
-// here and nothing has been sent to it yet.
-curl_socket_t HttpEngine::Impl::on_open_socket(void* userp, curlsocktype, curl_sockaddr* address) {
+// here and nothing has been sent to it yet. (No exception may cross into curl: on any, refuse.)
+curl_socket_t HttpEngine::Impl::on_open_socket(void* userp, curlsocktype,
+                                               curl_sockaddr* address) noexcept {
     auto* t = static_cast<Transfer*>(userp);
     if (t->check_address) {
-        std::string text;
-        const AddressClass c = sockaddr_class(&address->addr, &text);
-        if (c != AddressClass::global) {
-            t->refused_address = address_refusal(t->target.host, text, c);
+        try {
+            std::string text;
+            const AddressClass c = sockaddr_class(&address->addr, &text);
+            if (c != AddressClass::global) {
+                t->refused_address = address_refusal(t->target.host, text, c);
+                return CURL_SOCKET_BAD;
+            }
+        } catch (...) {
             return CURL_SOCKET_BAD;
         }
     }
@@ -598,14 +604,17 @@ curl_socket_t HttpEngine::Impl::on_open_socket(void* userp, curlsocktype, curl_s
 
 // on_prereq runs before every request, on new and reused connections alike: a connection opened
 // while private addresses were allowed must not carry a request once they are not.
-int HttpEngine::Impl::on_prereq(void* userp, char* primary_ip, char*, int, int) {
+int HttpEngine::Impl::on_prereq(void* userp, char* primary_ip, char*, int, int) noexcept {
     auto* t = static_cast<Transfer*>(userp);
     if (!t->check_address) return CURL_PREREQFUNC_OK;
-    const std::string address = primary_ip != nullptr ? primary_ip : "";
-    const AddressClass c = classify_ip_literal(address).value_or(AddressClass::reserved);
-    if (c == AddressClass::global) return CURL_PREREQFUNC_OK;
-    t->refused_address =
-        address_refusal(t->target.host, address.empty() ? "an unknown address" : address, c);
+    try {
+        const std::string address = primary_ip != nullptr ? primary_ip : "";
+        const AddressClass c = classify_ip_literal(address).value_or(AddressClass::reserved);
+        if (c == AddressClass::global) return CURL_PREREQFUNC_OK;
+        t->refused_address =
+            address_refusal(t->target.host, address.empty() ? "an unknown address" : address, c);
+    } catch (...) {
+    }
     return CURL_PREREQFUNC_ABORT;
 }
 
