@@ -101,7 +101,8 @@ struct HttpResponse {
     std::string error_detail;  // short reason; never holds request headers or proxy credentials
     double elapsed_ms = 0;     // from submit() to completion, queueing and retries included
     double request_ms = 0;     // the final attempt alone, from its admission (0 if never sent)
-    int attempts = 0;          // attempts sent (retries and redirect hops included)
+    int attempts = 0;          // attempts handed to curl (retries and redirect hops included;
+                               // one stopped by the resolved-address check counts, unsent)
     std::string content_type;
 };
 
