@@ -374,6 +374,7 @@ demper.workers = {workers}
 demper.enabled = off
 demper.offers_url = '{mock.url}'
 demper.allowed_hosts = '127.0.0.1'
+demper.allow_private_addresses = on
 demper.requests_per_second = 100000
 demper.burst = 100000
 demper.max_inflight = 256

@@ -77,6 +77,7 @@ Result run(Stage stage, const std::string& url, long checks, int inflight, long 
     cfg.max_inflight = inflight;
     cfg.max_inflight_per_host = inflight;
     cfg.allowed_hosts = "127.0.0.1";
+    cfg.allow_private_addresses = true;  // the mock marketplace runs on 127.0.0.1
     cfg.timeout_ms = 30000;
     HttpEngine engine(cfg);
     demper::core::PricingRule rule;

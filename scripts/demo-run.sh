@@ -31,6 +31,7 @@ shared_preload_libraries = 'demper'
 demper.database = 'demo'
 demper.offers_url = '$mock/yml/offer-view/offers/{product_code}'
 demper.allowed_hosts = '127.0.0.1'
+demper.allow_private_addresses = on
 demper.requests_per_second = 150
 demper.burst = 20
 demper.max_inflight = 32

@@ -39,5 +39,7 @@ ALTER SYSTEM SET demper.offers_url = 'ftp://example.com/{product_code}';
 ALTER SYSTEM SET demper.offers_url = 'not a url';
 ALTER SYSTEM SET demper.requests_per_second = -1;
 ALTER SYSTEM SET demper.batch_size = 0;
+ALTER SYSTEM SET demper.http_version = '2.0';
+ALTER SYSTEM SET demper.http_version = 'HTTP/1.1';
 -- A bad proxy URL is refused without repeating it: it may carry a password.
 ALTER SYSTEM SET demper.proxies = 'http://127.0.0.1:3128, ftp://user:s3cret@proxy.example:21';

@@ -220,6 +220,7 @@ SELECT demper.price_feed(:store_b);
 SET demper.allowed_hosts = '*';
 SET demper.offers_url = 'http://169.254.169.254/latest/meta-data/{product_code}';
 ALTER SYSTEM SET demper.allowed_hosts = '169.254.169.254';
+ALTER SYSTEM SET demper.allow_private_addresses = on;
 SELECT current_setting('demper.allowed_hosts');
 RESET ROLE;
 
@@ -240,6 +241,8 @@ SELECT demper.rotate_credentials_key('/etc/passwd');
 SELECT demper.enqueue_push();
 ALTER SYSTEM SET demper.allowed_hosts = '*';
 SET demper.allowed_hosts = '*';
+ALTER SYSTEM SET demper.allow_private_addresses = on;
+SET demper.allow_private_addresses = on;
 SET demper.credentials_key_file = '/tmp/attacker.key';
 SET demper.offers_url = 'http://127.0.0.1:22/{product_code}';
 -- Exfiltrating credentials by moving another store's sealed blob is impossible (no SELECT on

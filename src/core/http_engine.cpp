@@ -5,8 +5,11 @@
 // then ready_ again), or follow a redirect (ready_ front, re-checked against the allow-list).
 #include "core/http_engine.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +63,12 @@ const char* error_class_name(ErrorClass c) {
             return "canceled";
     }
     return "unknown";
+}
+
+std::optional<HttpVersion> parse_http_version(std::string_view text) {
+    if (text == "1.1") return HttpVersion::http1_1;
+    if (text == "2") return HttpVersion::http2;
+    return std::nullopt;
 }
 
 namespace {
@@ -193,6 +202,64 @@ bool headers_are_valid(const std::vector<std::string>& headers) {
     return true;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && iequals_prefix(a, b);
+}
+
+// header_name is the name of a "Name: value" line, without surrounding blanks.
+std::string_view header_name(std::string_view line) {
+    std::string_view name = line.substr(0, line.find(':'));
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
+    return name;
+}
+
+// drop_credentials removes Cookie, Authorization and the caller's sensitive headers.
+void drop_credentials(std::vector<std::string>& headers, const std::vector<std::string>& sensitive) {
+    auto is_credential = [&sensitive](const std::string& line) {
+        std::string lower(header_name(line));
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == "cookie" || lower == "authorization") return true;
+        return std::any_of(sensitive.begin(), sensitive.end(),
+                           [&lower](const std::string& name) { return iequals(name, lower); });
+    };
+    headers.erase(std::remove_if(headers.begin(), headers.end(), is_credential), headers.end());
+}
+
+// host_key is the per-host state's key, "host:port" ("[v6]:port").
+std::string host_key(const UrlParts& parts) {
+    const bool v6 = parts.host.find(':') != std::string::npos;
+    return (v6 ? "[" + parts.host + "]" : parts.host) + ":" + std::to_string(parts.port);
+}
+
+// address_refusal says why `host`, at `address` of class `c` (not global), is not contacted.
+std::string address_refusal(const std::string& host, const std::string& address, AddressClass c) {
+    const std::string what = host == address ? address + " is " : host + " resolves to " + address +
+                                                                      ", which is ";
+    return what + address_class_name(c) + "; private addresses are not allowed";
+}
+
+// sockaddr_class classifies the address curl is about to connect to (not an IP: reserved).
+AddressClass sockaddr_class(const sockaddr* sa, std::string* text) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    AddressClass c = AddressClass::reserved;
+    if (sa->sa_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        std::array<std::uint8_t, 4> bytes{};
+        std::memcpy(bytes.data(), &in->sin_addr, bytes.size());
+        c = classify_ipv4(bytes);
+        ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    } else if (sa->sa_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        std::array<std::uint8_t, 16> bytes{};
+        std::memcpy(bytes.data(), &in6->sin6_addr, bytes.size());
+        c = classify_ipv6(bytes);
+        ::inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    }
+    *text = buf[0] != '\0' ? buf : "a non-IP address";
+    return c;
+}
+
 // scrub removes a proxy's credentials from a text that might quote the proxy URL.
 std::string scrub(std::string text, const std::string& proxy) {
     const std::size_t sep = proxy.find("://");
@@ -236,7 +303,7 @@ struct HostState {
 struct Transfer {
     HttpRequest req;
     std::string url;  // current URL (changes with redirects)
-    std::string host_key;
+    UrlParts target;  // url, parsed
     HostState* host = nullptr;  // owned by Impl::hosts, never erased
     std::string method;
     bool send_body = true;
@@ -252,6 +319,8 @@ struct Transfer {
     SlistPtr header_list;
     EgressPtr egress;
     bool probe = false;  // the half-open breaker's single probe
+    bool check_address = false;   // direct, and private addresses not allowed
+    std::string refused_address;  // why curl was kept from an address ("" = it was not)
     std::string body;
     std::optional<std::string> retry_after;
     bool too_large = false;
@@ -317,12 +386,17 @@ struct HttpEngine::Impl {
     void admit(double now);
     double next_admission_at(double now) const;
     bool start_attempt(Transfer& t, std::string* why);
-    std::optional<std::string> refusal_reason(const std::string& url, std::string* host_key) const;
+    long curl_http_version(const Transfer& t) const;
+    std::optional<std::string> refusal_reason(const std::string& url, UrlParts* parts) const;
 
     static int on_socket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
     static int on_timer(CURLM* multi, long timeout_ms, void* userp);
     static size_t on_body(char* data, size_t size, size_t nmemb, void* userp);
     static size_t on_header(char* data, size_t size, size_t nmemb, void* userp);
+    static curl_socket_t on_open_socket(void* userp, curlsocktype purpose,
+                                        curl_sockaddr* address) noexcept;
+    static int on_prereq(void* userp, char* primary_ip, char* local_ip, int primary_port,
+                         int local_port) noexcept;
 };
 
 static std::uint64_t pick_seed(std::uint64_t configured) {
@@ -508,18 +582,55 @@ size_t HttpEngine::Impl::on_header(char* data, size_t size, size_t nmemb, void* 
     return n;
 }
 
+// on_open_socket stands in for curl's socket() call on a direct connection: the address is known
+// here and nothing has been sent to it yet. (No exception may cross into curl: on any, refuse.)
+curl_socket_t HttpEngine::Impl::on_open_socket(void* userp, curlsocktype,
+                                               curl_sockaddr* address) noexcept {
+    auto* t = static_cast<Transfer*>(userp);
+    if (t->check_address) {
+        try {
+            std::string text;
+            const AddressClass c = sockaddr_class(&address->addr, &text);
+            if (c != AddressClass::global) {
+                t->refused_address = address_refusal(t->target.host, text, c);
+                return CURL_SOCKET_BAD;
+            }
+        } catch (...) {
+            return CURL_SOCKET_BAD;
+        }
+    }
+    return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// on_prereq runs before every request, on new and reused connections alike: a connection opened
+// while private addresses were allowed must not carry a request once they are not.
+int HttpEngine::Impl::on_prereq(void* userp, char* primary_ip, char*, int, int) noexcept {
+    auto* t = static_cast<Transfer*>(userp);
+    if (!t->check_address) return CURL_PREREQFUNC_OK;
+    try {
+        const std::string address = primary_ip != nullptr ? primary_ip : "";
+        const AddressClass c = classify_ip_literal(address).value_or(AddressClass::reserved);
+        if (c == AddressClass::global) return CURL_PREREQFUNC_OK;
+        t->refused_address =
+            address_refusal(t->target.host, address.empty() ? "an unknown address" : address, c);
+    } catch (...) {
+    }
+    return CURL_PREREQFUNC_ABORT;
+}
+
 std::optional<std::string> HttpEngine::Impl::refusal_reason(const std::string& url,
-                                                            std::string* host_key) const {
+                                                            UrlParts* parts_out) const {
     auto parts = parse_url(url);
     if (!parts) return std::string("malformed or non-http(s) URL");
     if (!allow.allows(parts->host, parts->port)) {
         return "host not in the allow-list: " + parts->host;
     }
-    if (host_key != nullptr) {
-        const bool v6 = parts->host.find(':') != std::string::npos;
-        *host_key =
-            (v6 ? "[" + parts->host + "]" : parts->host) + ":" + std::to_string(parts->port);
+    if (!cfg.allow_private_addresses) {
+        if (auto c = classify_ip_literal(parts->host); c && *c != AddressClass::global) {
+            return address_refusal(parts->host, parts->host, *c);
+        }
     }
+    if (parts_out != nullptr) *parts_out = std::move(*parts);
     return std::nullopt;
 }
 
@@ -545,6 +656,14 @@ void HttpEngine::Impl::complete(TransferPtr t, ErrorClass error, long status, st
     completed.push_back(std::move(r));
 }
 
+long HttpEngine::Impl::curl_http_version(const Transfer& t) const {
+    if (cfg.http_version == HttpVersion::http1_1) return CURL_HTTP_VERSION_1_1;
+    if (t.target.scheme == "https") return CURL_HTTP_VERSION_2TLS;
+    const std::string& proxy = t.egress->proxy;
+    const bool http_proxy = iequals_prefix(proxy, "http://") || iequals_prefix(proxy, "https://");
+    return http_proxy ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+}
+
 bool HttpEngine::Impl::start_attempt(Transfer& t, std::string* why) {
     EasyPtr easy;
     if (!spare_easy.empty()) {
@@ -564,6 +683,8 @@ bool HttpEngine::Impl::start_attempt(Transfer& t, std::string* why) {
     t.too_large = false;
     t.max_body = cfg.max_body_bytes;
     t.errbuf[0] = '\0';
+    t.check_address = !cfg.allow_private_addresses && t.egress->proxy.empty();
+    t.refused_address.clear();
 
     SlistPtr list;
     auto append = [&list](const char* line) {
@@ -615,6 +736,13 @@ bool HttpEngine::Impl::start_attempt(Transfer& t, std::string* why) {
     set(curl_easy_setopt(h, CURLOPT_HEADERDATA, &t));
     set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf.data()));
     set(curl_easy_setopt(h, CURLOPT_PRIVATE, &t));
+    set(curl_easy_setopt(h, CURLOPT_HTTP_VERSION, curl_http_version(t)));
+    if (t.check_address) {
+        set(curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket));
+        set(curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t));
+        set(curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &Impl::on_prereq));
+        set(curl_easy_setopt(h, CURLOPT_PREREQDATA, &t));
+    }
     if (t.method == "HEAD") {
         set(curl_easy_setopt(h, CURLOPT_NOBODY, 1L));
     } else if (t.method == "GET" || !t.send_body) {
@@ -834,7 +962,11 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
     ErrorClass error = ErrorClass::none;
     std::string detail;
     if (code != CURLE_OK) {
-        if (t->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        if (!t->refused_address.empty() &&
+            (code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK)) {
+            error = ErrorClass::refused_host;
+            detail = std::move(t->refused_address);
+        } else if (t->too_large || code == CURLE_FILESIZE_EXCEEDED) {
             error = ErrorClass::too_large;
             detail = "body larger than " + std::to_string(cfg.max_body_bytes) + " bytes";
         } else {
@@ -853,16 +985,27 @@ void HttpEngine::Impl::finish_transfer(TransferPtr t, CURLcode code, double now)
                      std::move(content_type));
             return;
         }
-        std::string key;
-        if (auto why = refusal_reason(redirect_url, &key)) {
+        UrlParts next;
+        if (auto why = refusal_reason(redirect_url, &next)) {
             complete(std::move(t), ErrorClass::refused_host, status, "redirect refused: " + *why,
                      std::move(content_type));
             return;
         }
+        switch (classify_redirect(t->target, next)) {
+            case RedirectKind::downgrade:
+                complete(std::move(t), ErrorClass::refused_host, status,
+                         "redirect refused: from https to http", std::move(content_type));
+                return;
+            case RedirectKind::cross_origin:
+                drop_credentials(t->req.headers, t->req.sensitive_headers);
+                break;
+            case RedirectKind::same_origin:
+                break;
+        }
         ++t->hops;
         t->url = std::move(redirect_url);
-        t->host_key = std::move(key);
-        t->host = host_state(t->host_key);
+        t->target = std::move(next);
+        t->host = host_state(host_key(t->target));
         if (status == 303) {  // "see other": fetch the result with GET; 301/302/307/308 keep POST
             t->method = "GET";
             t->send_body = false;
@@ -963,7 +1106,7 @@ void HttpEngine::submit(HttpRequest req) {
     t->method = req.method.empty() ? std::string("POST") : req.method;
     t->send_body = t->method != "GET" && t->method != "HEAD";
     t->req = std::move(req);
-    if (auto why = s.refusal_reason(t->url, &t->host_key)) {
+    if (auto why = s.refusal_reason(t->url, &t->target)) {
         s.complete(std::move(t), ErrorClass::refused_host, 0, std::move(*why));
         return;
     }
@@ -975,7 +1118,7 @@ void HttpEngine::submit(HttpRequest req) {
         s.complete(std::move(t), ErrorClass::refused_host, 0, "malformed request header");
         return;
     }
-    t->host = s.host_state(t->host_key);
+    t->host = s.host_state(host_key(t->target));
     s.ready.push_back(std::move(t));
 }
 

@@ -6,6 +6,26 @@
 // in-flight slot is free, so that curl's timeout measures the request itself and never time spent
 // waiting in our queue.
 //
+// Redirects: the engine follows them itself (curl's FOLLOWLOCATION is off), at most kMaxRedirects
+// hops, each checked like a new request (allow-list, address class, admission). A hop that leaves
+// the origin (scheme, host or port changes) drops the Cookie and Authorization headers and the
+// request's sensitive_headers for the rest of the request, even if a later hop comes back. A hop
+// from https to http is refused (refused_host): nothing is sent over plain http.
+//
+// Addresses: unless EngineConfig::allow_private_addresses, a target whose address is not global
+// (AddressClass in url.hpp: loopback, link-local, private, ...) is refused with refused_host, the
+// detail naming the address and its class:
+//   - an IP literal in the URL (any form the resolver accepts), at submit or at the redirect,
+//     before the request is admitted;
+//   - a host name once curl has resolved it, before the socket is opened
+//     (CURLOPT_OPENSOCKETFUNCTION): not one packet reaches the address;
+//   - every request on a reused connection (CURLOPT_PREREQFUNCTION), so a connection opened while
+//     private addresses were allowed serves nothing after they no longer are.
+// Through a proxy the proxy resolves the target's name and opens the connection: the proxy's own
+// address is the operator's explicit choice and is not checked; the target's IP literal is
+// checked as above; the address a target name resolves to cannot be seen here, so a proxy that
+// can reach private networks must refuse them itself.
+//
 // Threading: an HttpEngine belongs to one thread (the worker's main loop). It never blocks and
 // never sleeps: the owner waits on wait_fd() (readable when a curl socket is ready) with the
 // timeout next_timeout_ms(), then calls perform() and take_completed().
@@ -14,7 +34,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/rate_limit.hpp"
@@ -33,7 +55,8 @@ namespace demper::core {
 //   bad_body      2xx with an HTML body (anti-bot page), or a 1xx/3xx that cannot be used
 //                 (redirect without Location, more than kMaxRedirects hops)
 //   refused_host  refused before anything was sent: host not in the allow-list (also for a
-//                 redirect target), malformed URL, or a malformed request (method, header line)
+//                 redirect target), a target address that is not global, a redirect from https
+//                 to http, a malformed URL, or a malformed request (method, header line)
 //   canceled      cancel_all() or the engine's destruction
 enum class ErrorClass {
     none,
@@ -65,6 +88,9 @@ struct HttpRequest {
     std::vector<std::string> headers;  // "Name: value"; never copied into logs or errors
     int max_attempts = 0;              // 0 = EngineConfig::max_attempts; 1 = never retried here
                                        // (price pushes: the caller owns their retry policy)
+    // Names (case-insensitive) of further headers that are credentials, such as a push's
+    // "x-auth-version": like Cookie and Authorization, dropped when a redirect leaves the origin.
+    std::vector<std::string> sensitive_headers;
 };
 
 struct HttpResponse {
@@ -75,9 +101,19 @@ struct HttpResponse {
     std::string error_detail;  // short reason; never holds request headers or proxy credentials
     double elapsed_ms = 0;     // from submit() to completion, queueing and retries included
     double request_ms = 0;     // the final attempt alone, from its admission (0 if never sent)
-    int attempts = 0;          // attempts sent (retries and redirect hops included)
+    int attempts = 0;          // attempts handed to curl (retries and redirect hops included;
+                               // one stopped by the resolved-address check counts, unsent)
     std::string content_type;
 };
+
+// HttpVersion is the HTTP version of every request. HTTP/1.1 is what a browser's request to the
+// marketplace looks like to its WAF; http2 negotiates h2 by ALPN over https (HTTP/1.1 when the
+// server does not offer it) and speaks h2 with prior knowledge over plain http (a test mock), or
+// HTTP/1.1 through an http(s) proxy, which forwards plain-http requests in HTTP/1.1.
+enum class HttpVersion { http1_1, http2 };
+
+// parse_http_version reads a setting's spelling: "1.1" or "2"; nullopt for anything else.
+std::optional<HttpVersion> parse_http_version(std::string_view text);
 
 struct EngineConfig {
     double requests_per_second = 8;  // per egress (token bucket for admissions)
@@ -95,6 +131,12 @@ struct EngineConfig {
     double backoff_cap_s = 30;       // also caps a Retry-After
     std::uint64_t backoff_seed = 0;  // 0 = seed from std::random_device
     long dns_cache_timeout_s = 60;
+    // true lets targets resolve to loopback, link-local, private and other non-global addresses
+    // (tests and demos run the mock marketplace on 127.0.0.1); see "Addresses" above.
+    bool allow_private_addresses = false;
+    // After a change to http1_1 no request goes over an open h2 connection; after a change to
+    // http2, open HTTP/1.1 connections may carry requests until they close.
+    HttpVersion http_version = HttpVersion::http1_1;
 
     // --- per target host ("host:port"): bucket, in-flight cap, AIMD, circuit breaker ---
     // The host bucket's rate is the AdaptiveRate's current rate, which starts at (and never
@@ -175,8 +217,9 @@ class HttpEngine {
     HttpEngine(const HttpEngine&) = delete;
     HttpEngine& operator=(const HttpEngine&) = delete;
 
-    // reconfigure applies to admissions from now on (rates, limits, allow-list, timeouts);
-    // in-flight requests keep the options they were sent with.
+    // reconfigure applies to admissions from now on (rates, limits, allow-list, address check,
+    // timeouts); in-flight requests keep the options they were sent with. Queued requests that the
+    // new allow-list or address check refuses complete at once with refused_host.
     void reconfigure(const EngineConfig&);
     // submit queues a request (FIFO). It never blocks and performs no I/O; a request whose URL is
     // malformed or whose host is not allowed completes at once with refused_host.

@@ -1,8 +1,12 @@
 // url: parse_url, URL templates and the host allow-list (see url.hpp).
 #include "core/url.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 namespace demper::core {
 namespace {
@@ -198,6 +202,98 @@ bool template_is_valid(std::string_view tmpl, std::string* why) {
     if (scheme != "http" && scheme != "https") return fail("URL template must use http or https");
     if (!parse_url(expanded)) return fail("URL template does not parse as a URL with a host");
     return true;
+}
+
+bool same_origin(const UrlParts& a, const UrlParts& b) {
+    return a.scheme == b.scheme && a.host == b.host && a.port == b.port;
+}
+
+RedirectKind classify_redirect(const UrlParts& from, const UrlParts& to) {
+    if (from.scheme == "https" && to.scheme == "http") return RedirectKind::downgrade;
+    return same_origin(from, to) ? RedirectKind::same_origin : RedirectKind::cross_origin;
+}
+
+const char* address_class_name(AddressClass c) {
+    switch (c) {
+        case AddressClass::global:
+            return "global";
+        case AddressClass::loopback:
+            return "loopback";
+        case AddressClass::link_local:
+            return "link-local";
+        case AddressClass::private_network:
+            return "private";
+        case AddressClass::unspecified:
+            return "unspecified";
+        case AddressClass::multicast:
+            return "multicast";
+        case AddressClass::reserved:
+            return "reserved";
+    }
+    return "unknown";
+}
+
+AddressClass classify_ipv4(const std::array<std::uint8_t, 4>& a) {
+    if (a[0] == 0) return AddressClass::unspecified;
+    if (a[0] == 127) return AddressClass::loopback;
+    if (a[0] == 169 && a[1] == 254) return AddressClass::link_local;
+    if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
+        (a[0] == 100 && (a[1] & 0xc0) == 64)) {
+        return AddressClass::private_network;
+    }
+    if ((a[0] & 0xf0) == 224) return AddressClass::multicast;
+    if ((a[0] & 0xf0) == 240) return AddressClass::reserved;
+    return AddressClass::global;
+}
+
+AddressClass classify_ipv6(const std::array<std::uint8_t, 16>& a) {
+    auto zero_up_to = [&a](std::size_t n) {
+        return std::all_of(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n),
+                           [](std::uint8_t b) { return b == 0; });
+    };
+    auto carried_ipv4 = [&a](std::size_t at) {
+        return classify_ipv4({a[at], a[at + 1], a[at + 2], a[at + 3]});
+    };
+    if (zero_up_to(16)) return AddressClass::unspecified;
+    if (zero_up_to(15) && a[15] == 1) return AddressClass::loopback;
+    if (zero_up_to(10) && a[10] == 0xff && a[11] == 0xff) return carried_ipv4(12);  // mapped
+    if (zero_up_to(12)) return AddressClass::reserved;  // IPv4-compatible, deprecated
+    static constexpr std::array<std::uint8_t, 12> kNat64 = {0x00, 0x64, 0xff, 0x9b};
+    if (std::equal(kNat64.begin(), kNat64.end(), a.begin())) return carried_ipv4(12);
+    if (a[0] == 0x20 && a[1] == 0x02) return carried_ipv4(2);  // 6to4
+    if (a[0] == 0xff) return AddressClass::multicast;
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return AddressClass::link_local;
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0) return AddressClass::private_network;  // site-local
+    if ((a[0] & 0xfe) == 0xfc) return AddressClass::private_network;  // unique local
+    return AddressClass::global;
+}
+
+std::optional<AddressClass> classify_ip_literal(std::string_view host) {
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    if (host.empty() || host.size() > INET6_ADDRSTRLEN) return std::nullopt;
+    const std::string text(host);
+    // inet_aton would stop at a blank and ignore what follows.
+    if (!std::all_of(text.begin(), text.end(), [](char c) {
+            return is_hex(c) || c == '.' || c == ':' || c == 'x' || c == 'X';
+        })) {
+        return std::nullopt;
+    }
+    if (text.find(':') != std::string::npos) {
+        in6_addr v6{};
+        if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return std::nullopt;
+        std::array<std::uint8_t, 16> bytes{};
+        std::memcpy(bytes.data(), &v6, bytes.size());
+        return classify_ipv6(bytes);
+    }
+    // inet_aton, not inet_pton: it reads the same shorthand forms as curl's URL parser and the
+    // resolver ("127.1", "0x7f000001"), which inet_pton would call names.
+    in_addr v4{};
+    if (::inet_aton(text.c_str(), &v4) == 0) return std::nullopt;
+    std::array<std::uint8_t, 4> bytes{};
+    std::memcpy(bytes.data(), &v4, bytes.size());
+    return classify_ipv4(bytes);
 }
 
 HostAllowList::HostAllowList(std::string_view comma_separated) {

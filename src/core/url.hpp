@@ -3,9 +3,13 @@
 // Vocabulary: a *URL template* is a marketplace endpoint with `{product_code}` placeholders
 // (for example "https://kaspi.kz/yml/offer-view/offers/{product_code}"); *expanding* it gives the
 // URL of one check. The *host allow-list* names the only hosts a request may go to (SSRF guard):
-// the engine refuses every other host, including redirect targets.
+// the engine refuses every other host, including redirect targets. The *address class* of the
+// address a host resolves to is the second guard: a listed name that resolves to the loopback
+// interface, the cloud metadata service or the LAN is refused too (see http_engine.hpp).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +27,16 @@ struct UrlParts {
     std::string path_and_query;
 };
 
+// same_origin reports whether two URLs share scheme, host and port (RFC 6454's origin).
+bool same_origin(const UrlParts& a, const UrlParts& b);
+
+// RedirectKind is what following a redirect from one URL to another means for the request.
+//   same_origin    scheme, host and port unchanged: the request goes on as it is
+//   cross_origin   the scheme, host or port changes: credentials must not follow
+//   downgrade      https to http (any host): refused, the request would leave TLS
+enum class RedirectKind { same_origin, cross_origin, downgrade };
+RedirectKind classify_redirect(const UrlParts& from, const UrlParts& to);
+
 // parse_url accepts only absolute http/https URLs with a host. It rejects, rather than guesses at,
 // anything a browser and a server could read differently: userinfo ("http://kaspi.kz@evil.com/"),
 // backslashes, whitespace or control characters, percent-escapes or other odd characters in the
@@ -38,6 +52,39 @@ std::string expand_url_template(std::string_view tmpl, std::string_view product_
 // template_is_valid expands `tmpl` with the code "1" and checks that the result parses as an
 // http/https URL with a host. On failure, `*why` (when non-null) gets a short reason.
 bool template_is_valid(std::string_view tmpl, std::string* why);
+
+// AddressClass is the kind of network an IP address belongs to. Only `global` addresses are
+// contacted unless private addresses are explicitly allowed.
+//   loopback         127.0.0.0/8, ::1
+//   link_local       169.254.0.0/16 (the cloud metadata service 169.254.169.254), fe80::/10
+//   private_network  10/8, 172.16/12, 192.168/16, 100.64/10 (carrier-grade NAT), fc00::/7,
+//                    fec0::/10 (deprecated site-local)
+//   unspecified      0.0.0.0/8 (Linux connects 0.0.0.0 to the local host), ::
+//   multicast        224.0.0.0/4, ff00::/8
+//   reserved         240.0.0.0/4 (255.255.255.255 included), and the IPv4-compatible ::/96
+// An IPv6 address that carries an IPv4 address (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96,
+// 6to4 2002::/16) has the class of the IPv4 address it carries.
+enum class AddressClass {
+    global,
+    loopback,
+    link_local,
+    private_network,
+    unspecified,
+    multicast,
+    reserved
+};
+
+// address_class_name gives the words used in refusals: "loopback", "link-local", "private", ...
+const char* address_class_name(AddressClass);
+
+// classify_ipv4 and classify_ipv6 take addresses in network byte order.
+AddressClass classify_ipv4(const std::array<std::uint8_t, 4>& address);
+AddressClass classify_ipv6(const std::array<std::uint8_t, 16>& address);
+
+// classify_ip_literal classifies a host that is an IP address: IPv6 with or without brackets, or
+// IPv4 in any form curl and the resolver accept as an address ("127.0.0.1", and also "2130706433",
+// "127.1", "0x7f.0.0.1"); nullopt for a host name.
+std::optional<AddressClass> classify_ip_literal(std::string_view host);
 
 // HostAllowList holds the comma-separated host allow-list. Entries (case-insensitive, blanks
 // around commas ignored, a trailing dot ignored):

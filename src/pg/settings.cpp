@@ -32,6 +32,8 @@ int g_max_attempts = 3;
 int g_max_response_kb = 4096;
 int g_lease_time_s = 300;
 char* g_allowed_hosts = nullptr;
+bool g_allow_private_addresses = false;
+char* g_http_version = nullptr;
 char* g_ca_file = nullptr;
 char* g_user_agent = nullptr;
 bool g_dry_run = false;
@@ -136,6 +138,13 @@ bool check_offers_url_like(char** newval, void** extra, GucSource source) {
     return true;
 }
 
+// check_http_version accepts the versions core::parse_http_version reads.
+bool check_http_version(char** newval, void** extra, GucSource source) {
+    if (*newval != nullptr && core::parse_http_version(*newval)) return true;
+    GUC_check_errdetail("demper.http_version must be \"1.1\" or \"2\".");
+    return false;
+}
+
 // check_database rejects an empty database name.
 bool check_database(char** newval, void** extra, GucSource source) {
     if (*newval == nullptr || (*newval)[0] == '\0') {
@@ -192,6 +201,17 @@ void define_settings() {
                                "any other host are refused.",
                                &g_allowed_hosts, kDefaultAllowedHosts, PGC_SIGHUP, GUC_SUPERUSER_ONLY,
                                nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("demper.allow_private_addresses",
+                             "Whether the worker may contact loopback, link-local and private addresses.",
+                             "When off, an allowed host that is or resolves to such an address (127.0.0.1, "
+                             "169.254.169.254, 10.0.0.0/8, ...) is refused; the tests and the demo run the "
+                             "mock marketplace on 127.0.0.1 and turn it on.",
+                             &g_allow_private_addresses, false, PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr,
+                             nullptr, nullptr);
+    DefineCustomStringVariable("demper.http_version", "HTTP version of the worker's requests: 1.1 or 2.",
+                               "2 negotiates HTTP/2 over https and falls back to HTTP/1.1 when the server "
+                               "does not offer it.",
+                               &g_http_version, "1.1", PGC_SIGHUP, 0, check_http_version, nullptr, nullptr);
     DefineCustomStringVariable("demper.ca_file", "CA bundle used to verify the marketplace's TLS certificate.",
                                "Empty means the system's default bundle.", &g_ca_file, "", PGC_SIGHUP,
                                GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
@@ -298,6 +318,8 @@ Settings current_settings() {
     s.max_response_kb = g_max_response_kb;
     s.lease_time_s = g_lease_time_s;
     s.allowed_hosts = str(g_allowed_hosts);
+    s.allow_private_addresses = g_allow_private_addresses;
+    s.http_version = core::parse_http_version(str(g_http_version)).value_or(core::HttpVersion::http1_1);
     s.ca_file = str(g_ca_file);
     s.user_agent = str(g_user_agent);
     s.dry_run = g_dry_run;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/http_engine.hpp"
+
 namespace demper::pg {
 
 // The values in force in this process; re-read after ProcessConfigFile().
@@ -23,6 +25,8 @@ struct Settings {
     int max_response_kb;
     int lease_time_s;
     std::string allowed_hosts;
+    bool allow_private_addresses;
+    core::HttpVersion http_version;
     std::string ca_file;
     std::string user_agent;
     bool dry_run;

@@ -1,4 +1,5 @@
-# Safety: hosts outside demper.allowed_hosts are never contacted (nor reached by a redirect);
+# Safety: hosts outside demper.allowed_hosts are never contacted (nor reached by a redirect), nor
+# allowed hosts at a loopback address unless demper.allow_private_addresses is on;
 # hostile answers never change a price; dry_run changes nothing; a user's change made while a check
 # is in flight is not overwritten; an inactive store's products are not fetched; a product deleted
 # while in flight does not disturb the others.
@@ -43,6 +44,41 @@ sub rows
 		'allowed_hosts: no history row');
 	is($mock->stats->{offer_requests}, 0, 'allowed_hosts: the mock saw zero offer requests');
 	cmp_ok(demper_stats($node)->{failed_refused_host}, '>=', 5, 'allowed_hosts: failed_refused_host counts them');
+	$node->stop;
+}
+
+# ---------------------------------------------------------------------------------------------
+# Private addresses: localhost is allowed by name, but it resolves to the loopback interface, so
+# with demper.allow_private_addresses off no connection is opened; a reload that turns it on lets
+# the same products through.
+{
+	my $node = demper_node('private', $mock,
+		'demper.offers_url' => "'http://localhost:$port/yml/offer-view/offers/{product_code}'",
+		'demper.allowed_hosts' => "'localhost'",
+		'demper.allow_private_addresses' => 'off');
+	$node->safe_psql('postgres', "INSERT INTO demper.store (name, merchant_id) VALUES ('Shop A', '$own')");
+	my @p = map { { code => $_, price => 5000, min => 100 } } 615001 .. 615003;
+	$mock->set_offers($_->{code}, [['M1', 3000]]) for @p;
+	my $requests_before = $mock->stats->{offer_requests};
+	insert_products($node, @p);
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM demper.product WHERE last_error_class IS NULL OR (SELECT s_.lease_until FROM demper.schedule s_ WHERE s_.product_id = id) IS NOT NULL"),
+		'private addresses: every product recorded a failed check');
+	my @r = rows($node, "SELECT price, last_error_class, last_error FROM demper.product ORDER BY id");
+	is(scalar(grep { $_->[1] eq 'refused_host' && $_->[2] =~ /localhost resolves to .*loopback/ } @r), 3,
+		"private addresses: every product failed as 'refused_host', naming the loopback address");
+	diag("private addresses: last_error = '$r[0][2]'");
+	is(scalar(grep { $_->[0] != 5000 } @r), 0, 'private addresses: no price changed');
+	is($mock->stats->{offer_requests} - $requests_before, 0, 'private addresses: the mock saw zero offer requests');
+
+	my $expected = expected_price(price => 5000, min_price => 100, max_price => undef, step => 1,
+		own => $own, offers => [['M1', 3000]]);
+	$node->append_conf('postgresql.conf', "demper.allow_private_addresses = on\n");
+	$node->reload;
+	$node->safe_psql('postgres', "SELECT demper.check_now(id) FROM demper.product");
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM demper.product WHERE price = $expected AND last_error_class IS NULL"),
+		'private addresses: after the reload that allows them, every product was repriced');
 	$node->stop;
 }
 

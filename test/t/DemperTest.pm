@@ -66,6 +66,7 @@ sub demper_node {
 		'demper.database' => "'postgres'",
 		'demper.offers_url' => "'" . $mock->{base} . "/yml/offer-view/offers/{product_code}'",
 		'demper.allowed_hosts' => "'127.0.0.1'",
+		'demper.allow_private_addresses' => 'on',    # the mock listens on 127.0.0.1
 		'demper.requests_per_second' => 500,
 		'demper.burst' => 20,
 		'demper.max_inflight' => 32,

@@ -11,11 +11,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/offers.hpp"
@@ -362,67 +364,53 @@ TEST(PriceRuleProperty, CheckerCatchesBrokenDecisions) {
     OfferBook book;
     book.offers = {{"ME", "me", 150, "TODAY"}, {"A", "a", 500, "TODAY"}, {"B", "b", 600, "TODAY"}};
     const std::int64_t current = 520;
-    const PriceDecision good = decide_price(current, rule, book);
-    ASSERT_EQ(check_decision(current, rule, book, good, good, good), "");
+    // decide_clean decides for (r, b) and requires the checker to accept the real decision.
+    auto decide_clean = [current](const PricingRule& r, const OfferBook& b,
+                                  PriceDecision* out) -> ::testing::AssertionResult {
+        *out = decide_price(current, r, b);
+        const std::string problem = check_decision(current, r, b, *out, *out, *out);
+        if (problem.empty()) return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "the real decision fails the checker: " << problem;
+    };
+    auto expect_caught = [current](const char* what, const PricingRule& r, const OfferBook& b,
+                                   const PriceDecision& bad) {
+        EXPECT_NE(check_decision(current, r, b, bad, bad, bad), "") << what;
+    };
+    PriceDecision good;
+    ASSERT_TRUE(decide_clean(rule, book, &good));
     ASSERT_EQ(good.new_price, 499);
 
-    auto expect_caught = [&](const char* what, PriceDecision bad,
-                             const PricingRule& r = PricingRule{}, bool use_rule = false) {
-        const PricingRule& rr = use_rule ? r : rule;
-        EXPECT_NE(check_decision(current, rr, book, bad, bad, bad), "") << what;
+    // Each way of breaking the good decision, one property each.
+    const std::vector<std::pair<const char*, std::function<void(PriceDecision&)>>> breakages = {
+        {"below the floor",
+         [](PriceDecision& b) {
+             b.new_price = 99;
+             b.changed = true;
+         }},
+        {"wrong floor", [](PriceDecision& b) { b.floor = 10; }},
+        {"above the ceiling", [](PriceDecision& b) { b.new_price = 1001; }},
+        {"beyond the cap", [](PriceDecision& b) { b.new_price = 400; }},  // > 10 % (52) from 520
+        {"changed flag", [](PriceDecision& b) { b.changed = false; }},
+        {"inverted flag", [](PriceDecision& b) { b.floor_above_ceiling = true; }},
+        {"at_floor not at floor", [](PriceDecision& b) { b.reason = Reason::at_floor; }},
+        {"ceiling not at ceiling", [](PriceDecision& b) { b.reason = Reason::ceiling; }},
+        {"floor_hold but moved", [](PriceDecision& b) { b.reason = Reason::floor_hold; }},
+        {"unchanged but moved", [](PriceDecision& b) { b.reason = Reason::unchanged; }},
+        {"raised but went down", [](PriceDecision& b) { b.reason = Reason::raised_to_competitor; }},
+        {"no competitors but there are",
+         [](PriceDecision& b) { b.reason = Reason::no_competitors_hold; }},
+        {"capped but not at the cap edge",
+         [](PriceDecision& b) { b.reason = Reason::max_change_capped; }},
+        {"reacted to own store", [](PriceDecision& b) { b.competitor_merchant = "ME"; }},
+        {"count", [](PriceDecision& b) { b.competitors = 3; }},
+        {"reference missing", [](PriceDecision& b) { b.competitor_price.reset(); }},
+        {"current not echoed", [](PriceDecision& b) { b.current_price = 1; }},
     };
-    PriceDecision b = good;
-    b.new_price = 99;
-    b.changed = true;
-    expect_caught("below the floor", b);
-    b = good;
-    b.floor = 10;
-    expect_caught("wrong floor", b);
-    b = good;
-    b.new_price = 1001;
-    expect_caught("above the ceiling", b);
-    b = good;
-    b.new_price = 400;  // more than 10 % (52) from 520
-    expect_caught("beyond the cap", b);
-    b = good;
-    b.changed = false;
-    expect_caught("changed flag", b);
-    b = good;
-    b.floor_above_ceiling = true;
-    expect_caught("inverted flag", b);
-    b = good;
-    b.reason = Reason::at_floor;
-    expect_caught("at_floor not at floor", b);
-    b = good;
-    b.reason = Reason::ceiling;
-    expect_caught("ceiling not at ceiling", b);
-    b = good;
-    b.reason = Reason::floor_hold;
-    expect_caught("floor_hold but moved", b);
-    b = good;
-    b.reason = Reason::unchanged;
-    expect_caught("unchanged but moved", b);
-    b = good;
-    b.reason = Reason::raised_to_competitor;
-    expect_caught("raised but went down", b);
-    b = good;
-    b.reason = Reason::no_competitors_hold;
-    expect_caught("no competitors but there are", b);
-    b = good;
-    b.reason = Reason::max_change_capped;
-    expect_caught("capped but not at the cap edge", b);
-    b = good;
-    b.competitor_merchant = "ME";
-    expect_caught("reacted to own store", b);
-    b = good;
-    b.competitors = 3;
-    expect_caught("count", b);
-    b = good;
-    b.competitor_price.reset();
-    expect_caught("reference missing", b);
-    b = good;
-    b.current_price = 1;
-    expect_caught("current not echoed", b);
+    for (const auto& [what, breaking] : breakages) {
+        PriceDecision b = good;
+        breaking(b);
+        expect_caught(what, rule, book, b);
+    }
     {
         PriceDecision other = good;
         other.step = 99;
@@ -433,36 +421,35 @@ TEST(PriceRuleProperty, CheckerCatchesBrokenDecisions) {
         // Model check: a rule without a cap, where the decision is off by one.
         PricingRule simple = rule;
         simple.max_change_percent.reset();
-        PriceDecision off = decide_price(current, simple, book);
-        ASSERT_EQ(check_decision(current, simple, book, off, off, off), "");
+        PriceDecision off;
+        ASSERT_TRUE(decide_clean(simple, book, &off));
         off.new_price -= 1;
         off.changed = off.new_price != current;
-        expect_caught("model", off, simple, true);
+        expect_caught("model", simple, book, off);
     }
     {
         // Floor above ceiling: the price must be the floor.
         PricingRule inv = rule;
         inv.min_price = 2000;
-        PriceDecision d = decide_price(current, inv, book);
-        ASSERT_EQ(check_decision(current, inv, book, d, d, d), "");
+        PriceDecision d;
+        ASSERT_TRUE(decide_clean(inv, book, &d));
         d.new_price = 2001;
-        expect_caught("inverted but not at floor", d, inv, true);
+        expect_caught("inverted but not at floor", inv, book, d);
     }
     {
         // No competitors and no clamp: the reason must say so.
         OfferBook empty;
         PricingRule hold = rule;
         hold.no_competitor_action = NoCompetitorAction::hold;
-        PriceDecision d = decide_price(current, hold, empty);
-        ASSERT_EQ(check_decision(current, hold, empty, d, d, d), "");
+        PriceDecision d;
+        ASSERT_TRUE(decide_clean(hold, empty, &d));
         d.reason = Reason::undercut;
-        EXPECT_NE(check_decision(current, hold, empty, d, d, d), "");
+        expect_caught("no competitors, reason undercut", hold, empty, d);
         d.reason = Reason::no_competitors_hold;
         d.clamps.clear();
         d.floor_hit = false;
         d.reason = Reason::floor_hold;
-        EXPECT_NE(check_decision(current, hold, empty, d, d, d), "")
-            << "floor_hold without floor_hit";
+        expect_caught("floor_hold without floor_hit", hold, empty, d);
     }
 }
 

@@ -1,7 +1,11 @@
-// Unit tests for core/url: parsing, templates and the host allow-list (SSRF cases).
+// Unit tests for core/url: parsing, templates, the host allow-list, redirects and address classes
+// (SSRF cases).
 #include "core/url.hpp"
 
 #include <gtest/gtest.h>
+
+#include <utility>
+#include <vector>
 
 namespace demper::core {
 namespace {
@@ -173,6 +177,91 @@ TEST(UrlAllowList, MalformedEntriesAreReportedAndIgnored) {
     EXPECT_TRUE(a.allows("kaspi.kz"));
     EXPECT_EQ(a.invalid_entries().size(), 4u);
     EXPECT_FALSE(a.allows("bad host"));
+}
+
+TEST(UrlRedirect, OriginIsSchemeHostAndPort) {
+    const UrlParts from = *parse_url("https://mc.shop.kaspi.kz/pricefeed/upload");
+    auto kind = [&from](const char* to) { return classify_redirect(from, *parse_url(to)); };
+    EXPECT_EQ(kind("https://mc.shop.kaspi.kz/other?x=1"), RedirectKind::same_origin);
+    EXPECT_EQ(kind("https://MC.shop.kaspi.kz:443/"), RedirectKind::same_origin);
+    EXPECT_EQ(kind("https://kaspi.kz/login"), RedirectKind::cross_origin);
+    EXPECT_EQ(kind("https://mc.shop.kaspi.kz:8443/"), RedirectKind::cross_origin);
+    EXPECT_EQ(kind("http://mc.shop.kaspi.kz/"), RedirectKind::downgrade);
+    EXPECT_EQ(kind("http://evil.example/"), RedirectKind::downgrade);
+    const UrlParts plain = *parse_url("http://127.0.0.1:8080/a");
+    EXPECT_EQ(classify_redirect(plain, *parse_url("https://127.0.0.1:8080/a")),
+              RedirectKind::cross_origin);  // an upgrade changes the origin too
+    EXPECT_EQ(classify_redirect(plain, *parse_url("http://127.0.0.1:8081/a")),
+              RedirectKind::cross_origin);
+    EXPECT_TRUE(same_origin(plain, *parse_url("http://127.0.0.1:8080/b?c")));
+}
+
+TEST(UrlAddressClass, IpLiterals) {
+    const std::vector<std::pair<const char*, AddressClass>> cases = {
+        {"8.8.8.8", AddressClass::global},
+        {"172.32.0.1", AddressClass::global},
+        {"100.128.0.1", AddressClass::global},
+        {"169.253.255.255", AddressClass::global},
+        {"127.0.0.1", AddressClass::loopback},
+        {"127.255.255.254", AddressClass::loopback},
+        {"127.1", AddressClass::loopback},           // shorthand the resolver accepts
+        {"2130706433", AddressClass::loopback},      // 127.0.0.1 as one number
+        {"0x7f.0.0.1", AddressClass::loopback},
+        {"169.254.169.254", AddressClass::link_local},
+        {"10.0.0.1", AddressClass::private_network},
+        {"172.16.0.1", AddressClass::private_network},
+        {"172.31.255.255", AddressClass::private_network},
+        {"192.168.1.1", AddressClass::private_network},
+        {"100.64.0.1", AddressClass::private_network},
+        {"100.127.255.255", AddressClass::private_network},
+        {"0.0.0.0", AddressClass::unspecified},
+        {"0.1.2.3", AddressClass::unspecified},
+        {"224.0.0.1", AddressClass::multicast},
+        {"239.255.255.250", AddressClass::multicast},
+        {"240.0.0.1", AddressClass::reserved},
+        {"255.255.255.255", AddressClass::reserved},
+        {"2001:4860:4860::8888", AddressClass::global},
+        {"::1", AddressClass::loopback},
+        {"[::1]", AddressClass::loopback},
+        {"::", AddressClass::unspecified},
+        {"fe80::1", AddressClass::link_local},
+        {"febf::1", AddressClass::link_local},
+        {"fec0::1", AddressClass::private_network},
+        {"fc00::1", AddressClass::private_network},
+        {"fdff:ffff::1", AddressClass::private_network},
+        {"ff02::1", AddressClass::multicast},
+        {"::ffff:127.0.0.1", AddressClass::loopback},
+        {"::ffff:7f00:1", AddressClass::loopback},
+        {"::ffff:169.254.169.254", AddressClass::link_local},
+        {"::ffff:10.0.0.1", AddressClass::private_network},
+        {"::ffff:8.8.8.8", AddressClass::global},
+        {"::127.0.0.1", AddressClass::reserved},  // IPv4-compatible, deprecated
+        {"64:ff9b::a9fe:a9fe", AddressClass::link_local},  // NAT64 of 169.254.169.254
+        {"64:ff9b::808:808", AddressClass::global},
+        {"2002:a00:1::", AddressClass::private_network},  // 6to4 of 10.0.0.1
+    };
+    for (const auto& [text, expected] : cases) {
+        const auto c = classify_ip_literal(text);
+        ASSERT_TRUE(c.has_value()) << text;
+        EXPECT_EQ(*c, expected) << text << " classified as " << address_class_name(*c);
+    }
+}
+
+TEST(UrlAddressClass, NamesAreNotLiterals) {
+    for (const char* name : {"kaspi.kz", "localhost", "mc.shop.kaspi.kz", "", "1.2.3.4 x",
+                             "1.2.3.4.5", "[::1", "::1]", "256.0.0.1", "::g"}) {
+        EXPECT_FALSE(classify_ip_literal(name).has_value()) << name;
+    }
+}
+
+TEST(UrlAddressClass, Names) {
+    EXPECT_STREQ(address_class_name(AddressClass::global), "global");
+    EXPECT_STREQ(address_class_name(AddressClass::loopback), "loopback");
+    EXPECT_STREQ(address_class_name(AddressClass::link_local), "link-local");
+    EXPECT_STREQ(address_class_name(AddressClass::private_network), "private");
+    EXPECT_STREQ(address_class_name(AddressClass::unspecified), "unspecified");
+    EXPECT_STREQ(address_class_name(AddressClass::multicast), "multicast");
+    EXPECT_STREQ(address_class_name(AddressClass::reserved), "reserved");
 }
 
 }  // namespace
