@@ -172,6 +172,8 @@ void Publisher::send(PushJob&& job, double now) {
     request.url = settings_.push_url;
     request.method = "POST";
     request.max_attempts = 1;  // retries are decided here, per merchant
+    // Cookie is dropped on a redirect to another origin anyway; the cabinet's auth header too.
+    request.sensitive_headers = {"x-auth-version"};
     const std::uint64_t id = router_.send(*this, std::move(request));
     in_flight_.emplace(id, std::move(job));
 }

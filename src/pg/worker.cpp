@@ -102,6 +102,8 @@ core::EngineConfig engine_config(const Settings& s) {
     c.breaker_cooldown_s = s.breaker_cooldown_s;
     c.egress_cooldown_s = s.egress_cooldown_s;
     c.proxies = proxies_of(s);
+    c.allow_private_addresses = s.allow_private_addresses;
+    c.http_version = s.http_version;
     return c;
 }
 
