@@ -70,7 +70,9 @@ times, and what it cost. **Lost** counts products left unchecked or at a wrong p
 half written (a price without its history row or the reverse, a broken history chain), pushes
 lost (a changed listing whose last accepted push is not its current price, or an outbox row left
 open), attempts that were not refused: zero is the goal. For kill -9 rows the losses are counted
-over the whole run of kills (every product is verified once after the last kill).
+over the whole run of kills (every product is verified once after the last kill). Rows starting
+with "attack:" are attacks by ordinary database users (`test/t/017_security.pl`), each performed
+for real against a running worker; **lost** counts the attacks that worked.
 
 | test | fault or hostile input | times | lost | detail |
 |---|---|---:|---:|---|
@@ -133,7 +135,13 @@ bash scripts/reliability.sh $d/tap-011_faults.log -o /tmp/RELIABILITY.md
 bash scripts/isolation.sh                # the isolation specs
 ```
 
-The faults: `test/t/011_faults.pl` (kill -9 of the worker at random moments and inside its claim,
+The attacks: `test/t/017_security.pl` (a database owner planting `public.array_to_string`,
+`public.power` and `public.+` for the worker to run; `CREATE EXTENSION` into a planted, a non-empty
+or a non-UTF8 schema or database; secrets searched for in the whole server log after failing and
+succeeding `set_credentials()` calls and proxy credentials; tenants with row-level security probing
+each other through seller ids, unique violations, functions, pruning and a dropped role) and
+`test/t/004_safety.pl` (a host name resolving to loopback refused before any packet; redirects and
+downgrades in the unit tests of the HTTP engine). The faults: `test/t/011_faults.pl` (kill -9 of the worker at random moments and inside its claim,
 apply and push-claim transactions; postmaster crash by immediate shutdown; fast and smart shutdown
 with 1,000 requests in flight; a SIGHUP storm), `test/t/012_lifecycle.pl` (missing database,
 DROP EXTENSION, 0.1.0 then ALTER EXTENSION UPDATE, DROP DATABASE WITH (FORCE), all while the worker
