@@ -180,3 +180,269 @@ GRANT EXECUTE ON FUNCTION demper.in_working_hours(demper.store, timestamptz),
                           demper.is_city_id(text), demper.check_interval(), demper.caller_role(),
                           demper.caller_may_manage(bigint), demper.is_member_of(name, name)
     TO demper_worker;
+
+-- --------------------------------------------------------------------------------------------
+-- Reliability (issue 16).
+-- --------------------------------------------------------------------------------------------
+
+-- A worker that starts hands back the leases of workers that no longer exist (src/pg/catalog.cpp,
+-- kReclaimSql); the leased rows are found through this small index.
+CREATE INDEX schedule_leased_idx ON demper.schedule (lease_token) WHERE lease_token IS NOT NULL;
+
+-- Bounds no real listing reaches, so that nothing computed from them overflows (a change_budget
+-- of 2147483647 made every apply fail with "integer out of range"). An existing row beyond them
+-- stops this update with the constraint's name: correct it, then update again.
+ALTER TABLE demper.store
+    ADD CONSTRAINT store_change_budget_sane CHECK (change_budget IS NULL OR change_budget <= 1000000),
+    ADD CONSTRAINT store_change_budget_window_sane CHECK (change_budget_window <= interval '30 days');
+ALTER TABLE demper.product
+    ADD CONSTRAINT product_prices_sane CHECK (price <= 10000000000 AND min_price <= 10000000000
+        AND (max_price IS NULL OR max_price <= 10000000000) AND step <= 10000000000
+        AND (cost_price IS NULL OR cost_price <= 10000000000));
+
+-- store_hours says whether a store is within its working hours now: 'open', 'closed', or
+-- 'bad_time_zone' when its time zone no longer resolves (a tzdata upgrade can remove a name the
+-- store was created with). The worker reads it once per store per claim and per apply: one store's
+-- time zone never stops the others.
+CREATE FUNCTION demper.store_hours(s demper.store, at timestamptz DEFAULT now()) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF s.work_start IS NULL THEN
+        RETURN 'open';
+    END IF;
+    RETURN CASE WHEN demper.in_working_hours(s.work_start, s.work_end, s.timezone, at) THEN 'open' ELSE 'closed' END;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN 'bad_time_zone';
+END
+$$;
+REVOKE ALL ON FUNCTION demper.store_hours(demper.store, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION demper.store_hours(demper.store, timestamptz) TO demper_reader, demper_worker;
+
+-- approve() never sets a price below the product's floor as it is now.
+CREATE OR REPLACE FUNCTION demper.approve(proposal_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pr demper.proposal;
+    current_price bigint;
+    current_floor bigint;
+BEGIN
+    IF proposal_id IS NULL THEN
+        RAISE EXCEPTION 'proposal id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO pr FROM demper.proposal WHERE id = proposal_id FOR UPDATE;
+    IF NOT FOUND OR NOT demper.caller_may_manage(pr.store_id) THEN
+        RAISE EXCEPTION 'proposal % does not exist', proposal_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF pr.status <> 'pending' THEN
+        RAISE EXCEPTION 'proposal % is %, not pending', proposal_id, pr.status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT price, min_price INTO current_price, current_floor FROM demper.product WHERE id = pr.product_id FOR UPDATE;
+    IF current_price IS DISTINCT FROM pr.old_price THEN
+        UPDATE demper.proposal SET status = 'stale', decided_at = now(), decided_by = demper.caller_role()
+         WHERE id = proposal_id;
+        RAISE WARNING 'proposal % is stale: the price is now %, not %', proposal_id, current_price, pr.old_price
+            USING HINT = 'The next check makes a new proposal.';
+        RETURN current_price;
+    END IF;
+    -- The floor may have been raised since the proposal was made: a price below it is never set.
+    IF pr.new_price < greatest(current_floor, 10) THEN
+        UPDATE demper.proposal SET status = 'stale', decided_at = now(), decided_by = demper.caller_role()
+         WHERE id = proposal_id;
+        RAISE WARNING 'proposal % is stale: its price % is below the floor %', proposal_id, pr.new_price, current_floor
+            USING HINT = 'The next check makes a new proposal from the current floor.';
+        RETURN current_price;
+    END IF;
+    UPDATE demper.product SET price = pr.new_price WHERE id = pr.product_id;
+    INSERT INTO demper.price_history (product_id, store_id, old_price, new_price, competitor_price, reason)
+    VALUES (pr.product_id, pr.store_id, pr.old_price, pr.new_price, pr.competitor_price, pr.reason || ' (approved)');
+    UPDATE demper.proposal SET status = 'approved', decided_at = now(), decided_by = demper.caller_role()
+     WHERE id = proposal_id;
+    RETURN pr.new_price;
+END
+$$;
+
+-- The validation triggers give the new bounds clear messages (the CHECK constraints' own would
+-- print the whole row).
+CREATE OR REPLACE FUNCTION demper.validate_product() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.price IS NOT NULL AND NEW.price < 10 THEN
+        RAISE EXCEPTION 'price must be at least 10'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.price);
+    END IF;
+    IF NEW.min_price IS NOT NULL AND NEW.min_price < 10 THEN
+        RAISE EXCEPTION 'min_price must be at least 10'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has min_price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.min_price);
+    END IF;
+    IF NEW.max_price IS NOT NULL AND NEW.min_price IS NOT NULL AND NEW.max_price < NEW.min_price THEN
+        RAISE EXCEPTION 'min_price must not be above max_price'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
+                  HINT = 'Raise max_price, lower min_price, or set max_price to NULL for no ceiling.';
+    END IF;
+    IF NEW.price > 10000000000 OR NEW.min_price > 10000000000 OR NEW.max_price > 10000000000
+       OR NEW.step > 10000000000 OR NEW.cost_price > 10000000000 THEN
+        RAISE EXCEPTION 'prices, step and cost must be at most 10000000000'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has price %s, min_price %s, max_price %s, step %s, cost_price %s.',
+                                  NEW.sku, NEW.price, NEW.min_price, NEW.max_price, NEW.step, NEW.cost_price),
+                  HINT = 'Prices are whole tenge; no listing costs ten billion.';
+    END IF;
+    IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
+        RAISE EXCEPTION 'step must be at least 1'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has step %s.', NEW.sku, NEW.step);
+    END IF;
+    IF NEW.product_code !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid product code "%"', NEW.product_code
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF btrim(NEW.sku, E' \t\r\n') = '' THEN
+        RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.strategy NOT IN ('undercut', 'match', 'position', 'follow_second') THEN
+        RAISE EXCEPTION 'unknown strategy "%"', NEW.strategy
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Use undercut, match, position or follow_second.';
+    END IF;
+    IF NEW.floor_action NOT IN ('go_to_floor', 'hold') THEN
+        RAISE EXCEPTION 'unknown floor action "%"', NEW.floor_action
+            USING ERRCODE = 'check_violation', HINT = 'Use go_to_floor or hold.';
+    END IF;
+    IF NEW.no_competitor_action NOT IN ('to_max', 'hold') THEN
+        RAISE EXCEPTION 'unknown no-competitor action "%"', NEW.no_competitor_action
+            USING ERRCODE = 'check_violation', HINT = 'Use to_max or hold.';
+    END IF;
+    IF NEW.position < 1 OR NEW.position > 64 THEN
+        RAISE EXCEPTION 'position must be between 1 and 64'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has position %s.', NEW.sku, NEW.position);
+    END IF;
+    IF NEW.step_percent IS NOT NULL AND (NEW.step_percent <= 0 OR NEW.step_percent > 50) THEN
+        RAISE EXCEPTION 'step_percent must be above 0 and at most 50'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has step_percent %s.', NEW.sku, NEW.step_percent);
+    END IF;
+    IF NEW.max_change_percent IS NOT NULL AND (NEW.max_change_percent <= 0 OR NEW.max_change_percent > 100) THEN
+        RAISE EXCEPTION 'max_change_percent must be above 0 and at most 100'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has max_change_percent %s.', NEW.sku, NEW.max_change_percent);
+    END IF;
+    IF NEW.min_margin_percent IS NOT NULL AND NEW.cost_price IS NULL THEN
+        RAISE EXCEPTION 'min_margin_percent needs cost_price'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has a minimum margin but no cost price.', NEW.sku);
+    END IF;
+    IF NEW.city_id IS NOT NULL AND NEW.city_id !~ '^[0-9]{9}$' THEN
+        RAISE EXCEPTION 'invalid city id "%"', NEW.city_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A city id is a 9-digit KATO code.',
+                  HINT = 'Almaty is 750000000, Astana 710000000, Shymkent 511010000.';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
+        NEW.next_check_at := now() + random() * coalesce(NEW.check_interval, demper.check_interval());
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- This trigger runs on UPDATE only when an input of the rule changed (see its WHEN).
+        NEW.inputs_version := OLD.inputs_version + 1;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION demper.validate_store() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF btrim(NEW.name, E' \t\r\n') = '' THEN
+        RAISE EXCEPTION 'store name must not be blank' USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.merchant_id !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid merchant id "%"', NEW.merchant_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A merchant id is the seller''s id on the marketplace: 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF NEW.city_id !~ '^[0-9]{9}$' THEN
+        RAISE EXCEPTION 'invalid city id "%"', NEW.city_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A city id is a 9-digit KATO code.',
+                  HINT = 'Almaty is 750000000, Astana 710000000, Shymkent 511010000.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(NEW.ignored_merchants) m WHERE m IS NULL OR m !~ '^[A-Za-z0-9_-]{1,64}$') THEN
+        RAISE EXCEPTION 'invalid merchant id in ignored_merchants'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A merchant id is 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF NEW.max_delivery_duration IS NOT NULL AND NEW.max_delivery_duration NOT IN
+           ('EXPRESS', 'TODAY', 'TOMORROW', 'TILL_2_DAYS', 'TILL_3_DAYS', 'TILL_5_DAYS', 'TILL_7_DAYS') THEN
+        RAISE EXCEPTION 'unknown delivery duration "%"', NEW.max_delivery_duration
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Use EXPRESS, TODAY, TOMORROW, TILL_2_DAYS, TILL_3_DAYS, TILL_5_DAYS or TILL_7_DAYS.';
+    END IF;
+    IF NEW.outlier_share IS NOT NULL AND (NEW.outlier_share <= 0 OR NEW.outlier_share >= 1) THEN
+        RAISE EXCEPTION 'outlier_share must be between 0 and 1'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Store "%s" has outlier_share %s.', NEW.name, NEW.outlier_share),
+                  HINT = 'An offer below this share of the median of the cheapest five is ignored; 0.5 is usual.';
+    END IF;
+    IF NEW.change_budget IS NOT NULL AND NEW.change_budget < 0 THEN
+        RAISE EXCEPTION 'change_budget must not be negative'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Store "%s" has change_budget %s.', NEW.name, NEW.change_budget);
+    END IF;
+    IF NEW.change_budget > 1000000 OR NEW.change_budget_window > interval '30 days' THEN
+        RAISE EXCEPTION 'change_budget must be at most 1000000 changes per window of at most 30 days'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Store "%s" has change_budget %s per %s.', NEW.name, NEW.change_budget,
+                                  NEW.change_budget_window);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = NEW.timezone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', NEW.timezone
+            USING ERRCODE = 'check_violation', HINT = 'Use a name such as Asia/Almaty.';
+    END IF;
+    IF (NEW.work_start IS NULL) <> (NEW.work_end IS NULL) THEN
+        RAISE EXCEPTION 'working hours need both work_start and work_end'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    -- 24:00 is the same time of day as 00:00: compare modulo a day.
+    IF NEW.work_start IS NOT NULL
+       AND extract(epoch FROM NEW.work_start)::bigint % 86400 = extract(epoch FROM NEW.work_end)::bigint % 86400 THEN
+        RAISE EXCEPTION 'working hours must not start and end at the same time'
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Set both to NULL to check around the clock.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER product_validate_update ON demper.product;
+CREATE TRIGGER product_validate_update
+    BEFORE UPDATE ON demper.product
+    FOR EACH ROW
+    WHEN (NEW.price < 10 OR NEW.price > 10000000000
+          OR NEW.min_price IS DISTINCT FROM OLD.min_price
+          OR NEW.max_price IS DISTINCT FROM OLD.max_price
+          OR NEW.step IS DISTINCT FROM OLD.step
+          OR NEW.product_code IS DISTINCT FROM OLD.product_code
+          OR NEW.sku IS DISTINCT FROM OLD.sku
+          OR NEW.city_id IS DISTINCT FROM OLD.city_id
+          OR NEW.strategy IS DISTINCT FROM OLD.strategy
+          OR NEW.step_percent IS DISTINCT FROM OLD.step_percent
+          OR NEW.position IS DISTINCT FROM OLD.position
+          OR NEW.cost_price IS DISTINCT FROM OLD.cost_price
+          OR NEW.min_margin_percent IS DISTINCT FROM OLD.min_margin_percent
+          OR NEW.floor_action IS DISTINCT FROM OLD.floor_action
+          OR NEW.no_competitor_action IS DISTINCT FROM OLD.no_competitor_action
+          OR NEW.max_change_percent IS DISTINCT FROM OLD.max_change_percent)
+    EXECUTE FUNCTION demper.validate_product();

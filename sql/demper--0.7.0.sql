@@ -135,6 +135,8 @@ CREATE TABLE demper.store (
     CONSTRAINT store_work_hours_both CHECK ((work_start IS NULL) = (work_end IS NULL)),
     CONSTRAINT store_change_budget_positive CHECK (change_budget IS NULL OR change_budget >= 0),
     CONSTRAINT store_change_budget_window_positive CHECK (change_budget_window > interval '0'),
+    CONSTRAINT store_change_budget_sane CHECK (change_budget IS NULL OR change_budget <= 1000000),
+    CONSTRAINT store_change_budget_window_sane CHECK (change_budget_window <= interval '30 days'),
     CONSTRAINT store_push_mode_known CHECK (push_mode IN ('api', 'feed', 'none'))
 );
 COMMENT ON TABLE demper.store IS 'A seller''s shop on the marketplace; merchant_id is the seller''s own merchant id';
@@ -188,6 +190,12 @@ BEGIN
         RAISE EXCEPTION 'change_budget must not be negative'
             USING ERRCODE = 'check_violation',
                   DETAIL = format('Store "%s" has change_budget %s.', NEW.name, NEW.change_budget);
+    END IF;
+    IF NEW.change_budget > 1000000 OR NEW.change_budget_window > interval '30 days' THEN
+        RAISE EXCEPTION 'change_budget must be at most 1000000 changes per window of at most 30 days'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Store "%s" has change_budget %s per %s.', NEW.name, NEW.change_budget,
+                                  NEW.change_budget_window);
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = NEW.timezone) THEN
         RAISE EXCEPTION 'unknown time zone "%"', NEW.timezone
@@ -271,7 +279,11 @@ CREATE TABLE demper.product (
     CONSTRAINT product_no_competitor_action_known CHECK (no_competitor_action IN ('to_max', 'hold')),
     CONSTRAINT product_max_change_range CHECK (max_change_percent IS NULL OR (max_change_percent > 0 AND max_change_percent <= 100)),
     CONSTRAINT product_check_interval_range CHECK (check_interval IS NULL OR (check_interval >= interval '10 seconds' AND check_interval <= interval '7 days')),
-    CONSTRAINT product_city_id_format CHECK (city_id IS NULL OR demper.is_city_id(city_id))
+    CONSTRAINT product_city_id_format CHECK (city_id IS NULL OR demper.is_city_id(city_id)),
+    -- Bounds no real listing reaches, so that nothing computed from these overflows.
+    CONSTRAINT product_prices_sane CHECK (price <= 10000000000 AND min_price <= 10000000000
+        AND (max_price IS NULL OR max_price <= 10000000000) AND step <= 10000000000
+        AND (cost_price IS NULL OR cost_price <= 10000000000))
 )
 -- The worker's updates of a product touch no indexed column: fillfactor leaves room for the new
 -- version on the same page, so they stay HOT.
@@ -305,6 +317,14 @@ BEGIN
             USING ERRCODE = 'check_violation',
                   DETAIL = format('Product "%s" has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
                   HINT = 'Raise max_price, lower min_price, or set max_price to NULL for no ceiling.';
+    END IF;
+    IF NEW.price > 10000000000 OR NEW.min_price > 10000000000 OR NEW.max_price > 10000000000
+       OR NEW.step > 10000000000 OR NEW.cost_price > 10000000000 THEN
+        RAISE EXCEPTION 'prices, step and cost must be at most 10000000000'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has price %s, min_price %s, max_price %s, step %s, cost_price %s.',
+                                  NEW.sku, NEW.price, NEW.min_price, NEW.max_price, NEW.step, NEW.cost_price),
+                  HINT = 'Prices are whole tenge; no listing costs ten billion.';
     END IF;
     IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
         RAISE EXCEPTION 'step must be at least 1'
@@ -377,7 +397,7 @@ CREATE TRIGGER product_validate_insert
 CREATE TRIGGER product_validate_update
     BEFORE UPDATE ON demper.product
     FOR EACH ROW
-    WHEN (NEW.price < 10
+    WHEN (NEW.price < 10 OR NEW.price > 10000000000
           OR NEW.min_price IS DISTINCT FROM OLD.min_price
           OR NEW.max_price IS DISTINCT FROM OLD.max_price
           OR NEW.step IS DISTINCT FROM OLD.step
@@ -412,6 +432,9 @@ COMMENT ON TABLE demper.schedule IS
 COMMENT ON COLUMN demper.schedule.lease_until IS
     'While a worker checks the product: when its claim runs out (then any worker may claim it again)';
 CREATE INDEX schedule_due_idx ON demper.schedule (next_check_at);
+-- The leased rows only (a few thousand at most): a worker that starts finds the leases of
+-- workers that no longer exist through it, whatever the size of the catalogue.
+CREATE INDEX schedule_leased_idx ON demper.schedule (lease_token) WHERE lease_token IS NOT NULL;
 
 -- sync_schedule keeps the queue equal to what users write: a product's next check, and its
 -- presence (active products only). The worker's own session fires no trigger
@@ -665,6 +688,24 @@ AS $$
     END
 $$;
 
+-- store_hours says whether a store is within its working hours now: 'open', 'closed', or
+-- 'bad_time_zone' when its time zone no longer resolves (a tzdata upgrade can remove a name the
+-- store was created with). The worker reads it once per store per claim and per apply: one store's
+-- time zone never stops the others.
+CREATE FUNCTION demper.store_hours(s demper.store, at timestamptz DEFAULT now()) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF s.work_start IS NULL THEN
+        RETURN 'open';
+    END IF;
+    RETURN CASE WHEN demper.in_working_hours(s.work_start, s.work_end, s.timezone, at) THEN 'open' ELSE 'closed' END;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN 'bad_time_zone';
+END
+$$;
+
 -- explain returns the record of a product's last check: the offers as seen, those excluded and
 -- why, the rule, the target, each clamp applied, the final price and the reason.
 CREATE FUNCTION demper.explain(product_id bigint) RETURNS jsonb
@@ -775,6 +816,7 @@ AS $$
 DECLARE
     pr demper.proposal;
     current_price bigint;
+    current_floor bigint;
 BEGIN
     IF proposal_id IS NULL THEN
         RAISE EXCEPTION 'proposal id must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -787,12 +829,20 @@ BEGIN
         RAISE EXCEPTION 'proposal % is %, not pending', proposal_id, pr.status
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    SELECT price INTO current_price FROM demper.product WHERE id = pr.product_id FOR UPDATE;
-    IF current_price <> pr.old_price THEN
+    SELECT price, min_price INTO current_price, current_floor FROM demper.product WHERE id = pr.product_id FOR UPDATE;
+    IF current_price IS DISTINCT FROM pr.old_price THEN
         UPDATE demper.proposal SET status = 'stale', decided_at = now(), decided_by = demper.caller_role()
          WHERE id = proposal_id;
         RAISE WARNING 'proposal % is stale: the price is now %, not %', proposal_id, current_price, pr.old_price
             USING HINT = 'The next check makes a new proposal.';
+        RETURN current_price;
+    END IF;
+    -- The floor may have been raised since the proposal was made: a price below it is never set.
+    IF pr.new_price < greatest(current_floor, 10) THEN
+        UPDATE demper.proposal SET status = 'stale', decided_at = now(), decided_by = demper.caller_role()
+         WHERE id = proposal_id;
+        RAISE WARNING 'proposal % is stale: its price % is below the floor %', proposal_id, pr.new_price, current_floor
+            USING HINT = 'The next check makes a new proposal from the current floor.';
         RETURN current_price;
     END IF;
     UPDATE demper.product SET price = pr.new_price WHERE id = pr.product_id;
@@ -1260,6 +1310,7 @@ GRANT EXECUTE ON FUNCTION demper.demper_stats(), demper.http_status(), demper.la
                           demper.in_working_hours(demper.store, timestamptz),
                           demper.in_working_hours(time, time, text, timestamptz),
                           demper.next_opening(demper.store, timestamptz),
+                          demper.store_hours(demper.store, timestamptz),
                           demper.check_interval(), demper.visible_store(bigint),
                           demper.caller_role(), demper.caller_may_manage(bigint),
                           demper.is_member_of(name, name) TO demper_reader;
@@ -1306,6 +1357,7 @@ GRANT UPDATE (price, created_at, next_attempt_at, lease_token, lease_until, push
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA demper TO demper_worker;
 GRANT EXECUTE ON FUNCTION demper.in_working_hours(demper.store, timestamptz),
                           demper.in_working_hours(time, time, text, timestamptz),
+                          demper.store_hours(demper.store, timestamptz),
                           demper.next_opening(demper.store, timestamptz), demper.repair_queue(boolean),
                           demper.prune_batch(interval, integer), demper.is_product_code(text),
                           demper.is_city_id(text), demper.check_interval(), demper.caller_role(),

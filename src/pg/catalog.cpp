@@ -76,7 +76,7 @@ SELECT s.id, s.merchant_id, s.city_id, s.active,
                                            AND o.owner_role IS NOT DISTINCT FROM s.owner_role)
                                   || s.ignored_merchants, ',') AS excluded_merchants,
        s.max_delivery_duration, s.outlier_share::float8 AS outlier_share,
-       demper.in_working_hours(s) AS in_working_hours
+       demper.store_hours(s) AS hours
   FROM demper.store s
  WHERE s.id = ANY ($store_ids)
 )SQL";
@@ -84,7 +84,7 @@ SELECT s.id, s.merchant_id, s.city_id, s.active,
 #define DEMPER_STORES_COLUMNS(F)                                                            \
     F(id, INT8OID) F(merchant_id, TEXTOID) F(city_id, TEXTOID) F(active, BOOLOID)           \
     F(excluded_merchants, TEXTOID) F(max_delivery_duration, TEXTOID) F(outlier_share, FLOAT8OID) \
-    F(in_working_hours, BOOLOID)
+    F(hours, TEXTOID)
 DEMPER_DECLARE_FIELDS(StoresParam, DEMPER_STORES_PARAMS)
 DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 
@@ -94,6 +94,11 @@ DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 #define DEMPER_SAME_INPUTS                                                                  \
     "(p.price = g.seen_price AND p.inputs_version = g.seen_version AND p.min_price = g.seen_min " \
     "AND p.max_price IS NOT DISTINCT FROM g.seen_max AND p.step = g.seen_step AND p.bot_active)"
+
+// A price written by the apply is never below the product's floor as it is now, whatever the
+// decision says (the rule never goes below the floor it saw, and the floor it saw is the floor now
+// or the decision is dropped: this is the last line of defence).
+#define DEMPER_ABOVE_FLOOR "(g.new_price = g.seen_price OR g.new_price >= greatest(p.min_price, 10))"
 
 // The interval until a product's next check: its own, else the priority or the global one.
 #define DEMPER_INTERVAL                                                                      \
@@ -106,27 +111,29 @@ DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 // change budget is shared out in product id order; changes beyond it are deferred (checked
 // again within a minute), not lost.
 constexpr const char* kApplySql = R"SQL(
-WITH d AS (
+WITH raw AS (
     SELECT *
       FROM unnest($ids::int8[], $lease_tokens::int8[], $ok::bool[], $skipped::bool[],
                   $new_prices::int8[], $competitor_prices::int8[], $reasons::text[],
                   $error_classes::text[], $error_texts::text[], $seen_prices::int8[],
                   $seen_mins::int8[], $seen_maxes::int8[], $seen_steps::int8[], $store_ids::int8[],
                   $explains::json[], $seen_versions::int8[], $claimed_ats::timestamptz[])
-        AS d(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
-             error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version,
-             claimed_at)
+        AS raw(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
+               error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version,
+               claimed_at)
 ), stores AS (
-    -- Once per store of the batch: its change budget left, and what the outbox and proposal
-    -- steps below need (so they join a handful of rows, never the store table per product).
-    SELECT s.id AS store_id, s.approval_mode,
+    -- Once per store of the batch: whether it is open now, its change budget left, and what the
+    -- outbox and proposal steps below need (so they join a handful of rows, never the store table
+    -- per product). The budget is counted in bigint: any change_budget the table admits fits.
+    SELECT s.id AS store_id, s.approval_mode, s.active AND demper.store_hours(s) = 'open' AS open,
+           CASE WHEN NOT s.active THEN 'store_inactive' ELSE demper.store_hours(s) END AS closed_reason,
            -- Only stores with a budget count their recent changes, and never more than they need.
            CASE WHEN s.change_budget IS NOT NULL THEN
-               s.change_budget - (SELECT count(*) FROM (
+               s.change_budget::int8 - (SELECT count(*) FROM (
                    SELECT 1 FROM demper.price_history h
                     WHERE h.store_id = s.id
                       AND h.changed_at > now() - s.change_budget_window
-                    LIMIT s.change_budget + 1) recent)
+                    LIMIT s.change_budget::int8 + 1) recent)
            END AS remaining,
            s.push_mode = 'api' AS pushes,
            CASE WHEN s.needs_login THEN 'infinity'::timestamptz
@@ -134,7 +141,24 @@ WITH d AS (
            EXISTS (SELECT 1 FROM demper.proposal pr
                     WHERE pr.store_id = s.id AND pr.status = 'pending') AS has_pending
       FROM demper.store s
-     WHERE s.id IN (SELECT store_id FROM d)
+     WHERE s.id IN (SELECT store_id FROM raw)
+), d AS (
+    -- A decision of a store that is no longer active, or outside its working hours now, is not
+    -- applied: the product is skipped, as a claim would have skipped it.
+    SELECT raw.id, raw.lease_token,
+           raw.ok AND coalesce(b.open, false) AS ok,
+           raw.skipped OR (raw.ok AND NOT coalesce(b.open, false)) AS skipped,
+           raw.new_price, raw.competitor_price,
+           CASE WHEN raw.ok AND NOT coalesce(b.open, false)
+                THEN coalesce(b.closed_reason, 'store_inactive') ELSE raw.reason END AS reason,
+           raw.error_class, raw.error_text, raw.seen_price, raw.seen_min, raw.seen_max,
+           raw.seen_step, raw.store_id, raw.explain, raw.seen_version, raw.claimed_at
+      FROM raw LEFT JOIN stores b ON b.store_id = raw.store_id
+), locked AS (
+    -- A product row a user's open transaction holds is skipped, not waited for: its outcome is
+    -- applied with a later batch (busy_ids below), and the rest of this one goes on.
+    SELECT p.id FROM demper.product p WHERE p.id IN (SELECT id FROM d)
+       FOR NO KEY UPDATE SKIP LOCKED
 ), ranked AS (
     -- The changes of stores with a budget, numbered per store in product id order (a narrow
     -- sort: most batches have no such store, and then nothing is sorted at all).
@@ -150,7 +174,7 @@ WITH d AS (
 ), upd AS (
     UPDATE demper.product p
        SET price = CASE WHEN g.ok AND NOT $dry_run AND )SQL" DEMPER_SAME_INPUTS R"SQL(
-                             AND NOT g.approval_mode AND NOT g.over_budget
+                             AND )SQL" DEMPER_ABOVE_FLOOR R"SQL( AND NOT g.approval_mode AND NOT g.over_budget
                         THEN g.new_price ELSE p.price END,
            last_check_time = CASE WHEN g.skipped THEN p.last_check_time ELSE now() END,
            next_check_at = CASE
@@ -168,13 +192,14 @@ WITH d AS (
                                   make_interval(secs => 10 * pg_catalog.power(2, least(p.check_failures, 12))))
            END,
            check_failures = CASE WHEN g.ok THEN 0 WHEN g.skipped THEN p.check_failures
-                                 ELSE p.check_failures + 1 END,
+                                 ELSE least(p.check_failures, 1000000) + 1 END,
            last_error_class = CASE WHEN g.ok THEN NULL WHEN g.skipped THEN p.last_error_class
                                    ELSE g.error_class END,
            last_error = CASE WHEN g.ok THEN NULL WHEN g.skipped THEN p.last_error
                              ELSE g.error_text END,
            last_reason = CASE WHEN NOT g.ok THEN g.reason
                               WHEN NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN 'inputs_changed'
+                              WHEN NOT )SQL" DEMPER_ABOVE_FLOOR R"SQL( THEN 'below_floor_refused'
                               WHEN $dry_run THEN 'dry_run'
                               WHEN g.new_price <> g.seen_price AND g.approval_mode THEN 'awaiting_approval'
                               WHEN g.over_budget THEN 'budget_deferred'
@@ -184,6 +209,7 @@ WITH d AS (
            last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
            last_explain = CASE WHEN g.ok THEN g.explain ELSE p.last_explain END
       FROM g JOIN demper.schedule s ON s.product_id = g.id AND s.lease_token = g.lease_token
+             JOIN locked l ON l.id = g.id
      WHERE p.id = g.id
     RETURNING p.id, g.lease_token, p.store_id, g.seen_price AS old_price, p.price AS new_price,
               g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
@@ -240,9 +266,17 @@ SELECT u.store_id,
        count(*) FILTER (WHERE u.changed AND u.new_price < u.old_price) AS price_down,
        count(*) FILTER (WHERE u.outcome = 'inputs_changed') AS discarded,
        count(*) FILTER (WHERE u.outcome = 'budget_deferred') AS deferred,
-       count(*) FILTER (WHERE u.outcome = 'awaiting_approval') AS proposed
+       count(*) FILTER (WHERE u.outcome = 'awaiting_approval') AS proposed,
+       NULL::int8[] AS busy_ids
   FROM upd u
  GROUP BY u.store_id
+UNION ALL
+-- One more row when products were busy (locked by someone else; deleted ones are not busy).
+SELECT NULL, 0, 0, 0, 0, 0, 0, busy.ids
+  FROM (SELECT ARRAY(SELECT d.id FROM d
+                      WHERE d.id NOT IN (SELECT id FROM locked)
+                        AND EXISTS (SELECT 1 FROM demper.product p WHERE p.id = d.id)) AS ids) busy
+ WHERE cardinality(busy.ids) > 0
 )SQL";
 #define DEMPER_APPLY_PARAMS(F)                                                                   \
     F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID) F(ok, BOOLARRAYOID)                       \
@@ -254,19 +288,32 @@ SELECT u.store_id,
     F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID)
 #define DEMPER_APPLY_COLUMNS(F)                                                                  \
     F(store_id, INT8OID) F(applied, INT8OID) F(price_up, INT8OID) F(price_down, INT8OID)         \
-    F(discarded, INT8OID) F(deferred, INT8OID) F(proposed, INT8OID)
+    F(discarded, INT8OID) F(deferred, INT8OID) F(proposed, INT8OID) F(busy_ids, INT8ARRAYOID)
 DEMPER_DECLARE_FIELDS(ApplyParam, DEMPER_APPLY_PARAMS)
 DEMPER_DECLARE_FIELDS(ApplyColumn, DEMPER_APPLY_COLUMNS)
 
 // Release: products still in check when the worker stops become due again at once, so a restart
-// (or another worker) checks them without waiting for their lease to expire.
+// (or another worker) checks them without waiting for their lease to expire; a product whose
+// outcome could not be written comes due again after $delay_s.
 constexpr const char* kReleaseSql = R"SQL(
 UPDATE demper.schedule s
-   SET next_check_at = now(), lease_token = NULL, lease_until = NULL
+   SET next_check_at = now() + make_interval(secs => $delay_s), lease_token = NULL, lease_until = NULL
   FROM unnest($ids::int8[], $lease_tokens::int8[]) AS r(id, lease_token)
  WHERE s.product_id = r.id AND s.lease_token = r.lease_token
 )SQL";
-#define DEMPER_RELEASE_PARAMS(F) F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID)
+#define DEMPER_RELEASE_PARAMS(F) F(ids, INT8ARRAYOID) F(lease_tokens, INT8ARRAYOID) F(delay_s, FLOAT8OID)
+
+// Stores with a change budget are locked, in id order, before the apply statement counts their
+// recent changes: two workers applying changes of the same store take turns, and the second
+// counts the first's (the apply's snapshot is taken after the lock is granted).
+constexpr const char* kBudgetLockSql = R"SQL(
+SELECT s.id FROM demper.store s
+ WHERE s.id = ANY ($store_ids) AND s.change_budget IS NOT NULL
+ ORDER BY s.id
+   FOR NO KEY UPDATE
+)SQL";
+#define DEMPER_BUDGET_LOCK_COLUMNS(F) F(id, INT8OID)
+DEMPER_DECLARE_FIELDS(BudgetLockColumn, DEMPER_BUDGET_LOCK_COLUMNS)
 DEMPER_DECLARE_FIELDS(ReleaseParam, DEMPER_RELEASE_PARAMS)
 
 // ── Pushes ───────────────────────────────────────────────────────────────────────────────────
@@ -370,6 +417,31 @@ DEMPER_DECLARE_FIELDS(ApplyPushesParam, DEMPER_APPLY_PUSHES_PARAMS)
 DEMPER_DECLARE_FIELDS(ApplyPushesColumn, DEMPER_APPLY_PUSHES_COLUMNS)
 
 // ── Housekeeping ─────────────────────────────────────────────────────────────────────────────
+// The leases of workers that no longer exist: another generation of shared memory (the server
+// restarted, after a crash or not), or an earlier start of this worker's own slot (it exited
+// without handing them back). The partial index on leased rows keeps this cheap at any size.
+#define DEMPER_DEAD_LEASE                                                                       \
+    "((lease_token >> 47) <> $generation OR ((lease_token >> 41) & 63 = $slot "               \
+    "AND ((lease_token >> 31) & 1023) <> $start))"
+constexpr const char* kReclaimSql = R"SQL(
+WITH products AS (
+    UPDATE demper.schedule
+       SET next_check_at = now(), lease_token = NULL, lease_until = NULL
+     WHERE lease_token IS NOT NULL AND )SQL" DEMPER_DEAD_LEASE R"SQL(
+    RETURNING 1
+), pushes AS (
+    UPDATE demper.outbox
+       SET next_attempt_at = now(), lease_token = NULL, lease_until = NULL
+     WHERE status = 'pending' AND lease_token IS NOT NULL AND )SQL" DEMPER_DEAD_LEASE R"SQL(
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM products) AS products, (SELECT count(*) FROM pushes) AS pushes
+)SQL";
+#define DEMPER_RECLAIM_PARAMS(F) F(generation, INT8OID) F(slot, INT8OID) F(start, INT8OID)
+#define DEMPER_RECLAIM_COLUMNS(F) F(products, INT8OID) F(pushes, INT8OID)
+DEMPER_DECLARE_FIELDS(ReclaimParam, DEMPER_RECLAIM_PARAMS)
+DEMPER_DECLARE_FIELDS(ReclaimColumn, DEMPER_RECLAIM_COLUMNS)
+
 constexpr const char* kInstalledVersionSql =
     "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'demper'";
 #define DEMPER_VERSION_COLUMNS(F) F(extversion, TEXTOID)
@@ -396,6 +468,8 @@ const char* skip_reason_name(SkipReason r) {
             return "store_inactive";
         case SkipReason::outside_hours:
             return "outside_hours";
+        case SkipReason::bad_time_zone:
+            return "bad_time_zone";
     }
     return "store_inactive";
 }
@@ -477,6 +551,8 @@ struct Catalog::Statements {
     Statement<ClaimParam, ClaimColumn> claim{"claim", kClaimSql, kClaimParamFields, kClaimColumnFields, true};
     Statement<NoFields, NextDueColumn> next_due{"next_due", kNextDueSql, kNoFieldsFields, kNextDueColumnFields};
     Statement<StoresParam, StoresColumn> stores{"stores", kStoresSql, kStoresParamFields, kStoresColumnFields};
+    Statement<StoresParam, BudgetLockColumn> budget_lock{"budget_lock", kBudgetLockSql, kStoresParamFields,
+                                                         kBudgetLockColumnFields};
     Statement<ApplyParam, ApplyColumn> apply{"apply", kApplySql, kApplyParamFields, kApplyColumnFields};
     Statement<ReleaseParam, NoFields> release{"release", kReleaseSql, kReleaseParamFields, kNoFieldsFields};
     Statement<ClaimParam, ClaimPushesColumn> claim_pushes{"claim_pushes", kClaimPushesSql, kClaimParamFields,
@@ -485,10 +561,12 @@ struct Catalog::Statements {
                                                                 kApplyPushesParamFields,
                                                                 kApplyPushesColumnFields};
     Statement<PruneParam, PruneColumn> prune{"prune", kPruneSql, kPruneParamFields, kPruneColumnFields};
+    Statement<ReclaimParam, ReclaimColumn> reclaim{"reclaim", kReclaimSql, kReclaimParamFields,
+                                                   kReclaimColumnFields};
 
     std::vector<PreparedStatement*> all() {
-        return {&installed_version, &repair_queue, &claim, &next_due, &stores, &apply,
-                &release, &claim_pushes, &apply_pushes, &prune};
+        return {&installed_version, &repair_queue, &claim, &next_due, &stores, &budget_lock, &apply,
+                &release, &claim_pushes, &apply_pushes, &prune, &reclaim};
     }
 };
 
@@ -514,6 +592,22 @@ QueueRepair Catalog::repair_queue() {
         if (rows.size() != 1) throw std::runtime_error("repairing the due queue returned no row");
         r.added = rows.int8(0, RepairColumn::added);
         r.removed = rows.int8(0, RepairColumn::removed);
+    });
+    return r;
+}
+
+ReclaimedLeases Catalog::reclaim_dead_leases(const LeaseOwner& me) {
+    ReclaimedLeases r;
+    in_transaction("demper: reclaiming the leases of workers that are gone", [&] {
+        Args<ReclaimParam> args;
+        args.set(ReclaimParam::generation, Int64GetDatum(static_cast<std::int64_t>(me.generation & 0xFFFF)));
+        args.set(ReclaimParam::slot, Int64GetDatum(static_cast<std::int64_t>(me.slot & 63)));
+        args.set(ReclaimParam::start, Int64GetDatum(static_cast<std::int64_t>(me.start & 1023)));
+        Rows<ReclaimColumn> rows = statements_->reclaim.run(args, 1);
+        if (rows.size() == 1) {
+            r.products = rows.int8(0, ReclaimColumn::products);
+            r.pushes = rows.int8(0, ReclaimColumn::pushes);
+        }
     });
     return r;
 }
@@ -559,7 +653,8 @@ std::shared_ptr<StorePolicy> store_policy(const Rows<StoresColumn>& rows, std::s
     s->excluded_merchants = split_list(rows.text(i, C::excluded_merchants));
     s->max_delivery_duration = rows.text(i, C::max_delivery_duration);
     s->outlier_share = rows.maybe_float8(i, C::outlier_share);
-    s->in_working_hours = rows.boolean(i, C::in_working_hours);
+    const std::string hours = rows.text(i, C::hours);
+    s->hours = hours == "open" ? StoreHours::open : hours == "closed" ? StoreHours::closed : StoreHours::bad_time_zone;
     return s;
 }
 
@@ -617,7 +712,13 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, const Sche
     ApplyResult result;
     if (outcomes.empty()) return result;
     const ApplyColumns cols(outcomes);
+    std::vector<std::int64_t> store_ids;
+    for (std::int64_t id : cols.store_id)
+        if (std::find(store_ids.begin(), store_ids.end(), id) == store_ids.end()) store_ids.push_back(id);
     in_transaction("demper: applying decisions", [&] {
+        Args<StoresParam> lock_args;
+        lock_args.set(StoresParam::store_ids, int8_array(store_ids));
+        statements_->budget_lock.run(lock_args);
         using P = ApplyParam;
         Args<P> args;
         args.set(P::ids, int8_array(cols.id));
@@ -643,6 +744,10 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, const Sche
         Rows<ApplyColumn> rows = statements_->apply.run(args);
         for (std::size_t i = 0; i < rows.size(); i++) {
             using C = ApplyColumn;
+            if (rows.is_null(i, C::store_id)) {  // the busy products' row
+                result.busy_ids = rows.int8_array(i, C::busy_ids);
+                continue;
+            }
             StoreApplyCounts c;
             c.store_id = rows.int8(i, C::store_id);
             c.price_up = rows.int8(i, C::price_up);
@@ -661,7 +766,7 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, const Sche
     return result;
 }
 
-void Catalog::release(const std::vector<ClaimedProduct>& products) {
+void Catalog::release(const std::vector<ClaimedProduct>& products, double delay_s) {
     if (products.empty()) return;
     std::vector<std::int64_t> ids, tokens;
     for (const ClaimedProduct& p : products) {
@@ -672,6 +777,7 @@ void Catalog::release(const std::vector<ClaimedProduct>& products) {
         Args<ReleaseParam> args;
         args.set(ReleaseParam::ids, int8_array(ids));
         args.set(ReleaseParam::lease_tokens, int8_array(tokens));
+        args.set(ReleaseParam::delay_s, Float8GetDatum(delay_s));
         statements_->release.run(args);
     });
 }

@@ -21,6 +21,10 @@ namespace demper::pg {
 // What claim() reports as the next due time when no product is scheduled at all.
 constexpr double kNothingDue = 1e9;
 
+// StoreHours: whether a store is within its working hours now (its time zone may also have
+// stopped resolving, after a tzdata upgrade: then its products wait, visibly, and no other store does).
+enum class StoreHours { open, closed, bad_time_zone };
+
 // StorePolicy is what a check needs of a product's store: read once per store per claim, shared
 // by every product of the batch.
 struct StorePolicy {
@@ -31,7 +35,7 @@ struct StorePolicy {
     std::vector<std::string> excluded_merchants;  // the seller's merchant ids and the ignore list
     std::string max_delivery_duration;            // empty = any delivery
     std::optional<double> outlier_share;
-    bool in_working_hours = true;
+    StoreHours hours = StoreHours::open;
 };
 
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
@@ -42,6 +46,7 @@ struct ClaimedProduct {
     std::string city_id;              // the product's own, else its store's
     std::int64_t lease_token = 0;     // the claim's token: apply writes only rows still leased under it
     std::int64_t claimed_at = 0;      // the claim's now() (timestamptz, microseconds since 2000)
+    double lease_ends_at = 0;         // worker clock: when the lease runs out
     // The inputs as claimed: the apply drops the decision when any of them changed meanwhile.
     std::int64_t price = 0;
     std::int64_t min_price = 0;
@@ -67,7 +72,7 @@ enum class CheckResult {
     skipped,  // not checked: the store is inactive or outside its working hours (skip)
 };
 
-enum class SkipReason { store_inactive, outside_hours };
+enum class SkipReason { store_inactive, outside_hours, bad_time_zone };
 
 // CheckOutcome is what one check arrived at.
 struct CheckOutcome {
@@ -102,6 +107,7 @@ struct ApplyResult {
     std::int64_t discarded = 0;  // decisions dropped because a user changed the product meanwhile
     std::int64_t deferred = 0;   // changes held back by a store's change budget
     std::int64_t proposed = 0;   // changes recorded as proposals (approval mode)
+    std::vector<std::int64_t> busy_ids;  // products whose rows someone else held locked: not written
 };
 
 // ScheduleSettings are the settings the apply step schedules with.
@@ -169,15 +175,36 @@ struct ClaimBatch {
     double next_due_in_s = kNothingDue;
 };
 
-// LeaseTokens draws the random tokens that claims lease rows under (positive, never 0): a
-// worker's writes touch only rows still leased under its own token.
+// LeaseOwner says whose leases a worker takes: this life of shared memory (a random generation,
+// new at every server start and crash restart), the worker's slot, and which start of that slot's
+// worker this is. A lease token carries all three, so a worker that starts knows which leases
+// belong to workers that no longer exist: those of another generation, and those of earlier
+// starts of its own slot.
+struct LeaseOwner {
+    std::uint32_t generation = 1;  // 16 bits
+    std::uint32_t slot = 0;        // 6 bits
+    std::uint32_t start = 0;       // 10 bits (modulo 1024)
+};
+
+// LeaseTokens numbers the claims of one worker: token = generation << 47 | slot << 41 |
+// (start mod 1024) << 31 | sequence (31 bits). Positive, never 0, unique per claim.
 class LeaseTokens {
 public:
-    LeaseTokens() : rng_(std::random_device{}()) {}
-    std::int64_t next() { return static_cast<std::int64_t>(rng_() >> 1) | 1; }
+    explicit LeaseTokens(const LeaseOwner& owner)
+        : base_(static_cast<std::int64_t>(owner.generation & 0xFFFF) << 47 |
+                static_cast<std::int64_t>(owner.slot & 63) << 41 |
+                static_cast<std::int64_t>(owner.start & 1023) << 31) {}
+    std::int64_t next() { return base_ | static_cast<std::int64_t>(1 + (sequence_++ % 0x7FFFFFFE)); }
 
 private:
-    std::mt19937_64 rng_;
+    std::int64_t base_;
+    std::uint32_t sequence_ = 0;
+};
+
+// ReclaimedLeases counts the leases of dead workers handed back at a worker's start.
+struct ReclaimedLeases {
+    std::int64_t products = 0;
+    std::int64_t pushes = 0;
 };
 
 class Catalog {
@@ -192,13 +219,17 @@ public:
     // repair_queue makes demper.schedule hold exactly the active products, only when it is empty
     // while active products exist (a restore with triggers disabled).
     QueueRepair repair_queue();
+    // reclaim_dead_leases makes the products and pushes leased by workers that no longer exist
+    // due at once (see LeaseOwner).
+    ReclaimedLeases reclaim_dead_leases(const LeaseOwner& me);
     // claim leases up to limit due products under lease_token, oldest due first, with their
     // stores' policies.
     ClaimBatch claim(int limit, std::int64_t lease_token, int lease_time_s);
     // apply writes a batch of outcomes: prices, history, schedule, errors, outbox, proposals.
     ApplyResult apply(const std::vector<CheckOutcome>& outcomes, const ScheduleSettings& schedule);
-    // release hands leased products back unchecked, due at once (the worker is stopping).
-    void release(const std::vector<ClaimedProduct>& products);
+    // release hands leased products back unchecked, due after delay_s (0 when the worker stops;
+    // the check interval for a product whose outcome could not be written).
+    void release(const std::vector<ClaimedProduct>& products, double delay_s = 0);
     // claim_pushes leases up to limit due outbox rows, oldest due first.
     std::vector<PushJob> claim_pushes(int limit, std::int64_t lease_token, int lease_time_s);
     // apply_pushes records what became of a batch of pushes; a merchant ban pauses that store's

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/url.hpp"
+#include "pg/guard.hpp"
 #include "pg/shared_state.hpp"
 
 namespace demper::pg {
@@ -21,6 +22,21 @@ constexpr double kQueueSeconds = 2.0;          // claim ahead what the rate send
 constexpr double kAheadSeconds = 0.25;         // but no more than this worker gets through in this
 constexpr double kPaceStepSeconds = 0.05;      // the pace is measured over steps of at least this
 constexpr std::int64_t kOffersPageSize = 64;   // the marketplace's largest page (DOMAIN.md)
+constexpr double kApplyAgainSeconds = 0.5;     // after an apply that could not take its locks
+
+// transient says an apply failed for a reason that passes: a lock held too long by someone else
+// (demper.lock_timeout), a cancel (pg_cancel_backend), a deadlock or serialization failure.
+bool transient(const PgError& e) {
+    return e.sqlerrcode() == ERRCODE_QUERY_CANCELED || e.sqlerrcode() == ERRCODE_LOCK_NOT_AVAILABLE ||
+           e.sqlerrcode() == ERRCODE_T_R_DEADLOCK_DETECTED || e.sqlerrcode() == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+// about_a_row says an apply failed on the data of some row (a value out of range, a constraint):
+// the batch is split until the row is alone, and only that product's outcome is given up.
+bool about_a_row(const PgError& e) {
+    const int category = ERRCODE_TO_CATEGORY(e.sqlerrcode());
+    return category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
 
 // origin_of returns "scheme://host[:port]" of a URL, for the Origin and Referer headers.
 std::string origin_of(const std::string& url) {
@@ -177,6 +193,7 @@ void CheckPipeline::claim_if_room(double now) {
     if (!batch.products.empty()) {
         const double lease = settings_.lease_time_s;
         lease_deadlines_.emplace_back(now + lease - std::min(2.0, 0.1 * lease), token);
+        for (ClaimedProduct& p : batch.products) p.lease_ends_at = now + lease;
     }
     if (batch.products.size() < want) {
         // Nothing more is due: look again when the next product comes due (so checks start on
@@ -197,10 +214,12 @@ void CheckPipeline::claim_if_room(double now) {
 
 void CheckPipeline::start_check(ClaimedProduct&& product) {
     counter_add(kChecksStarted);
-    if (!product.store->active || !product.store->in_working_hours) {
+    if (!product.store->active || product.store->hours != StoreHours::open) {
         CheckOutcome skipped;
         skipped.result = CheckResult::skipped;
-        skipped.skip = product.store->active ? SkipReason::outside_hours : SkipReason::store_inactive;
+        skipped.skip = !product.store->active                             ? SkipReason::store_inactive
+                       : product.store->hours == StoreHours::bad_time_zone ? SkipReason::bad_time_zone
+                                                                           : SkipReason::outside_hours;
         skipped.product = std::move(product);
         record(std::move(skipped));
         return;
@@ -338,17 +357,59 @@ void CheckPipeline::finish_check(CheckInFlight&& check, const core::HttpResponse
 }
 
 void CheckPipeline::apply_if_due(double now, bool force) {
-    if (outcomes_.empty()) return;
+    if (outcomes_.empty() || (!force && now < apply_again_at_)) return;
     const bool full = outcomes_.size() >= static_cast<std::size_t>(settings_.batch_size);
     const bool waited = now - first_outcome_at_ >= kApplyDelaySeconds;
     if (!(force || full || waited || in_check_.empty())) return;
     std::vector<CheckOutcome> batch;
     batch.swap(outcomes_);
+    apply_batch(std::move(batch), now);
+}
+
+// apply_batch writes a batch of outcomes. An apply that had to wait (a lock held too long, a
+// cancel) keeps its outcomes for a later try while their leases run; one that failed on a row's
+// data is split in halves until the bad row is alone, so one product fails, visibly, and the
+// others are written.
+void CheckPipeline::apply_batch(std::vector<CheckOutcome>&& batch, double now) {
     ScheduleSettings schedule;
     schedule.check_interval_s = settings_.check_interval_s;
     schedule.priority_interval_s = settings_.priority_interval_s;
     schedule.dry_run = settings_.dry_run;
-    ApplyResult r = catalog_.apply(batch, schedule);
+    ApplyResult r;
+    try {
+        r = catalog_.apply(batch, schedule);
+    } catch (const PgError& e) {
+        if (transient(e)) {
+            keep_for_later(std::move(batch), now);
+            apply_again_at_ = now + kApplyAgainSeconds;
+            const char* msg = e.what();
+            pg_guard([msg] {
+                ereport(LOG, (errmsg("demper worker postponed writing a batch of checks: %s", msg),
+                              errdetail("The batch is written again shortly; its products stay leased meanwhile.")));
+            });
+            return;
+        }
+        if (!about_a_row(e)) throw;
+        if (batch.size() == 1) {
+            give_up_outcome(std::move(batch.front()), e.what());
+            return;
+        }
+        std::vector<CheckOutcome> second(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(batch.size() / 2)),
+                                         std::make_move_iterator(batch.end()));
+        batch.resize(batch.size() / 2);
+        apply_batch(std::move(batch), now);
+        apply_batch(std::move(second), now);
+        return;
+    }
+    if (!r.busy_ids.empty()) {
+        // Rows someone else holds locked: their outcomes wait for a later batch.
+        std::vector<CheckOutcome> busy;
+        for (CheckOutcome& o : batch)
+            if (std::find(r.busy_ids.begin(), r.busy_ids.end(), o.product.id) != r.busy_ids.end())
+                busy.push_back(std::move(o));
+        keep_for_later(std::move(busy), now);
+        apply_again_at_ = now + kApplyAgainSeconds;
+    }
     counter_add(kPriceChanges, static_cast<std::uint64_t>(r.price_up + r.price_down));
     counter_add(kPriceUp, static_cast<std::uint64_t>(r.price_up));
     counter_add(kPriceDown, static_cast<std::uint64_t>(r.price_down));
@@ -363,6 +424,32 @@ void CheckPipeline::apply_if_due(double now, bool force) {
         store_counter_add(c.store_id, kStorePriceDown, down);
         store_counter_add(c.store_id, kStoreBudgetDeferred, static_cast<std::uint64_t>(c.deferred));
         store_counter_add(c.store_id, kStoreProposals, static_cast<std::uint64_t>(c.proposed));
+    }
+}
+
+// keep_for_later puts outcomes back for the next apply while their leases run (an outcome whose
+// lease ran out cannot be written: its product is claimed and checked again).
+void CheckPipeline::keep_for_later(std::vector<CheckOutcome>&& outcomes, double now) {
+    for (CheckOutcome& o : outcomes) {
+        if (o.product.lease_ends_at > now) {
+            if (outcomes_.empty()) first_outcome_at_ = now;
+            outcomes_.push_back(std::move(o));
+        }
+    }
+}
+
+// give_up_outcome drops the outcome of a product whose row could not be written, says so in the
+// log, and reschedules the product one check interval later (never in a loop of failures).
+void CheckPipeline::give_up_outcome(CheckOutcome&& outcome, const char* why) {
+    const long long id = outcome.product.id;
+    pg_guard([id, why] {
+        ereport(WARNING, (errmsg("demper worker could not write the check of product %lld: %s", id, why),
+                          errdetail("The product is checked again after demper.check_interval; the other products of its batch were written.")));
+    });
+    try {
+        catalog_.release({outcome.product}, settings_.check_interval_s);
+    } catch (const PgError&) {
+        // Its lease runs out by itself.
     }
 }
 

@@ -66,6 +66,9 @@ private:
         double http_ms = 0;  // time spent in HTTP over all pages: the check's latency
     };
 
+    void apply_batch(std::vector<CheckOutcome>&& batch, double now);
+    void keep_for_later(std::vector<CheckOutcome>&& outcomes, double now);
+    void give_up_outcome(CheckOutcome&& outcome, const char* why);
     std::size_t queue_limit() const;
     std::size_t claim_size() const;
     void start_check(ClaimedProduct&& product);
@@ -88,6 +91,7 @@ private:
     std::unordered_set<std::uint64_t> given_up_;  // request ids canceled at their lease's end
     std::vector<CheckOutcome> outcomes_;          // decided, not yet applied
     double first_outcome_at_ = 0;
+    double apply_again_at_ = 0;  // after an apply that had to wait (lock timeout, cancel)
     double next_claim_at_ = 0;
     RateMeter pace_{0.5};  // checks per second lately (queue_limit)
 };

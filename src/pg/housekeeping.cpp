@@ -27,8 +27,12 @@ double now_seconds() {
 
 }  // namespace
 
-Housekeeping::Housekeeping(int slot, const Settings& settings, Catalog& catalog)
-    : slot_(slot), settings_(settings), catalog_(catalog), next_prune_at_(now_seconds() + kFirstPruneDelaySeconds) {}
+Housekeeping::Housekeeping(const LeaseOwner& owner, const Settings& settings, Catalog& catalog)
+    : owner_(owner),
+      slot_(static_cast<int>(owner.slot)),
+      settings_(settings),
+      catalog_(catalog),
+      next_prune_at_(now_seconds() + kFirstPruneDelaySeconds) {}
 
 bool Housekeeping::extension_ready(double now) {
     if (ready_) return true;
@@ -37,6 +41,7 @@ bool Housekeeping::extension_ready(double now) {
     const std::string version = catalog_.installed_version();
     ready_ = version == kExtensionVersion;
     if (ready_) {
+        reclaim_dead_leases_once();
         repair_queue_once();
         return true;
     }
@@ -51,6 +56,20 @@ bool Housekeeping::extension_ready(double now) {
         });
     }
     return false;
+}
+
+// reclaim_dead_leases_once hands back, at the worker's start, what workers that no longer exist
+// had leased: after a crash restart or kill -9 their products would otherwise wait a whole lease.
+void Housekeeping::reclaim_dead_leases_once() {
+    if (leases_reclaimed_) return;
+    const ReclaimedLeases r = catalog_.reclaim_dead_leases(owner_);
+    leases_reclaimed_ = true;
+    if (r.products == 0 && r.pushes == 0) return;
+    const long long products = r.products, pushes = r.pushes;
+    pg_guard([products, pushes] {
+        ereport(LOG, (errmsg("demper worker reclaimed the leases of workers that are gone: %lld products and %lld pushes are due again",
+                             products, pushes)));
+    });
 }
 
 // repair_queue_once gives products restored from a dump, or loaded with triggers disabled, their

@@ -12,7 +12,7 @@ namespace demper::pg {
 
 class Housekeeping {
 public:
-    Housekeeping(int slot, const Settings& settings, Catalog& catalog);
+    Housekeeping(const LeaseOwner& owner, const Settings& settings, Catalog& catalog);
 
     // extension_ready says whether the extension is installed at the version this library needs;
     // while it is not, it looks again every few seconds (and warns once per wrong version).
@@ -35,13 +35,16 @@ public:
 
 private:
     void repair_queue_once();
+    void reclaim_dead_leases_once();
 
+    LeaseOwner owner_;
     int slot_;
     const Settings& settings_;
     Catalog& catalog_;
     bool ready_ = false;
     double next_look_at_ = 0;
     bool queue_repaired_ = false;  // the due queue was checked against the products (slot 0)
+    bool leases_reclaimed_ = false;  // the leases of dead workers were handed back
     std::string warned_version_;
     double next_prune_at_;
     double next_trim_at_ = 0;

@@ -252,7 +252,18 @@ void Publisher::apply_if_due(double now, bool force) {
     if (!(force || full || waited || in_flight_.empty())) return;
     std::vector<PushResultRow> batch;
     batch.swap(results_);
-    PushApplyResult r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+    PushApplyResult r;
+    try {
+        r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+    } catch (const PgError& e) {
+        if (e.sqlerrcode() != ERRCODE_QUERY_CANCELED && e.sqlerrcode() != ERRCODE_LOCK_NOT_AVAILABLE &&
+            e.sqlerrcode() != ERRCODE_T_R_DEADLOCK_DETECTED)
+            throw;
+        // A lock held too long, or a cancel: the results are written with the next batch.
+        for (PushResultRow& row : batch) results_.push_back(std::move(row));
+        first_result_at_ = now;
+        return;
+    }
     for (const PushResultRow& row : batch) {
         switch (row.verdict) {
             case PushVerdict::accepted:

@@ -56,6 +56,7 @@ int g_history_retention_s = 90 * 24 * 3600;
 int g_prune_interval_s = 600;
 int g_log_summary_interval_s = 60;
 int g_workers = 1;
+int g_lock_timeout_ms = 1000;
 constexpr const char* kDefaultPushUrl = "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process";
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
@@ -160,6 +161,11 @@ void define_settings() {
     DefineCustomStringVariable("demper.database", "Database whose catalogue the demper worker reprices.",
                                nullptr, &g_database, "postgres", PGC_POSTMASTER, 0, check_database,
                                nullptr, nullptr);
+    DefineCustomIntVariable("demper.lock_timeout",
+                            "Longest wait of the worker's statements for a lock another session holds.",
+                            "A product whose row is locked is skipped and written later; other waits end the "
+                            "statement, which is tried again. Bounds how long a stop request can wait.",
+                            &g_lock_timeout_ms, 1000, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("demper.workers", "Number of workers checking products of demper.database.",
                             "They share the due products through FOR UPDATE SKIP LOCKED; each sends at "
                             "most 1/workers of the request rate, so the total stays within the limits.",
@@ -342,6 +348,7 @@ Settings current_settings() {
     s.prune_interval_s = g_prune_interval_s;
     s.log_summary_interval_s = g_log_summary_interval_s;
     s.workers = g_workers;
+    s.lock_timeout_ms = g_lock_timeout_ms;
     return s;
 }
 

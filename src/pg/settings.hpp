@@ -49,6 +49,7 @@ struct Settings {
     int prune_interval_s;
     int log_summary_interval_s;
     int workers;
+    int lock_timeout_ms;        // longest wait for a row lock in the worker's statements
 };
 
 void define_settings();

@@ -36,6 +36,12 @@ void init_shared_memory() {
         SpinLockInit(&g_shared->endpoints_lock);
         g_shared->endpoint_count = 0;
         g_shared->endpoints_published_at = 0;
+        // Leases taken before this life of shared memory belong to workers that are gone.
+        const uint64 seed = static_cast<uint64>(GetCurrentTimestamp()) ^ (static_cast<uint64>(MyProcPid) << 20);
+        uint32 generation = static_cast<uint32>((seed ^ (seed >> 16) ^ (seed >> 32)) & 0xFFFF);
+        if (generation == 0) generation = 1;
+        pg_atomic_init_u32(&g_shared->lease_generation, generation);
+        for (auto& n : g_shared->slot_starts) pg_atomic_init_u32(&n, 0);
     }
     LWLockRelease(AddinShmemInitLock);
 }

@@ -119,6 +119,10 @@ struct SharedState {
     StoreSlot stores[kMaxStoreSlots];
     pg_atomic_uint64 untracked_store_updates;  // the store table was full
     WorkerStatus workers[kMaxWorkers];       // by worker slot; pid 0 = not running
+    // Lease ownership (LeaseOwner, catalog.hpp): a random number for this life of shared memory
+    // (a server start or a crash restart), and how many times each slot's worker has started in it.
+    pg_atomic_uint32 lease_generation;
+    pg_atomic_uint32 slot_starts[kMaxWorkers];
 };
 
 // shared_state returns the shared memory block, or nullptr when demper was not preloaded.

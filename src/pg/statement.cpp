@@ -58,7 +58,7 @@ std::string positional_sql(const char* statement, const char* sql, const Field* 
 
 bool is_varlena(Oid type) {
     return type == TEXTOID || type == BYTEAOID || type == JSONOID || type == VARCHAROID ||
-           type == NAMEOID || type == TEXTARRAYOID;
+           type == TEXTARRAYOID || type == INT8ARRAYOID;
 }
 
 // build_array builds a one-dimensional array of n elements of a fixed-width by-value type.
@@ -115,14 +115,6 @@ Datum varlena_array(const std::vector<std::string>& values, Oid element_type) {
 
 namespace detail {
 
-std::uint32_t hold_interrupts() {
-    const std::uint32_t saved = InterruptHoldoffCount;
-    HOLD_INTERRUPTS();
-    return saved;
-}
-
-void restore_interrupts(std::uint32_t saved) { InterruptHoldoffCount = saved; }
-
 // The session's user and security context, saved while a transaction runs as the worker role.
 Oid g_session_user = InvalidOid;
 int g_session_context = 0;
@@ -166,8 +158,7 @@ void commit_transaction() {
     });
 }
 
-void abort_transaction(std::uint32_t saved) {
-    InterruptHoldoffCount = saved + 1;  // still held while rolling back
+void abort_transaction() {
     g_switched = false;  // AbortTransaction restores the user the transaction started with
     pg_guard([] {
         AbortCurrentTransaction();

@@ -57,8 +57,8 @@ enum class RunAs { worker_role, session_user };
 // in_transaction runs fn in a short transaction of its own with SPI connected and a snapshot
 // set, as kWorkerRole in a security-restricted operation (unless run_as says otherwise); on any
 // error it rolls back and rethrows. fn may hold C++ objects: it calls PostgreSQL only through
-// this layer. Interrupts are held meanwhile, so SIGTERM is acted on between transactions by the
-// worker's loop, never inside a statement (where its FATAL would leave a whole batch leased).
+// this layer. A cancel (pg_cancel_backend) ends the statement it interrupts; SIGTERM never does
+// (the worker's handler only asks the loop to stop cleanly between transactions).
 template <typename Fn>
 void in_transaction(const char* activity, Fn&& fn, RunAs run_as = RunAs::worker_role);
 
@@ -122,6 +122,16 @@ public:
         return !is_null(row, c) && DatumGetBool(raw_.values[index(row, c)]);
     }
     // text gives a text (or bytea) value's bytes; "" when null.
+    // int8_array gives a one-dimensional int8[] without nulls ({} when null).
+    std::vector<std::int64_t> int8_array(std::size_t row, Column c) const {
+        std::vector<std::int64_t> out;
+        if (is_null(row, c)) return out;
+        const ArrayType* a = reinterpret_cast<const ArrayType*>(DatumGetPointer(raw_.values[index(row, c)]));
+        if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != INT8OID) return out;
+        const std::int64_t* data = reinterpret_cast<const std::int64_t*>(ARR_DATA_PTR(a));
+        out.assign(data, data + ARR_DIMS(a)[0]);
+        return out;
+    }
     std::string text(std::size_t row, Column c) const {
         if (is_null(row, c)) return std::string();
         const struct varlena* v = reinterpret_cast<const struct varlena*>(DatumGetPointer(raw_.values[index(row, c)]));
@@ -207,29 +217,22 @@ Datum json_array(const std::vector<std::string>& values);
 std::int64_t transaction_start_timestamp();
 
 namespace detail {
-// hold_interrupts holds interrupts and returns the count to restore. An ERROR resets the count
-// to 0 (errfinish), so the saved count is restored, never RESUME_INTERRUPTS'd.
-std::uint32_t hold_interrupts();
-void restore_interrupts(std::uint32_t saved);
 void begin_transaction(const char* activity, RunAs run_as);
 void commit_transaction();
-// abort_transaction rolls back whatever transaction an error left open, interrupts still held.
-void abort_transaction(std::uint32_t saved);
+// abort_transaction rolls back whatever transaction an error left open.
+void abort_transaction();
 }  // namespace detail
 
 template <typename Fn>
 void in_transaction(const char* activity, Fn&& fn, RunAs run_as) {
-    const std::uint32_t saved = detail::hold_interrupts();
     try {
         detail::begin_transaction(activity, run_as);
         fn();
         detail::commit_transaction();
     } catch (...) {
-        detail::abort_transaction(saved);
-        detail::restore_interrupts(saved);
+        detail::abort_transaction();
         throw;
     }
-    detail::restore_interrupts(saved);
 }
 
 }  // namespace demper::pg

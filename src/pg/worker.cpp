@@ -42,6 +42,7 @@ namespace {
 constexpr int kRestartSeconds = 5;
 constexpr double kLongestSleepSeconds = 1.0;  // the loop runs at least this often
 constexpr double kErrorPauseSeconds = 1.0;    // pause after a failed transaction
+constexpr double kTransientPauseSeconds = 0.2; // pause after a lock timeout or a cancel
 constexpr int kPublishingSlot = 0;            // one worker publishes, so merchants' budgets hold
 
 double now_seconds() {
@@ -116,7 +117,8 @@ public:
     void run();
 
 private:
-    void handle_signals();
+    bool handle_signals();
+    void apply_session_settings();
     void do_due_work(double now);
     void recover_from(const PgError& error);
     void sleep_until_next_wake();
@@ -125,9 +127,10 @@ private:
     WorkerState state() const;
 
     int slot_;
+    LeaseOwner owner_;
     Settings settings_ = current_settings();
     Catalog catalog_;
-    LeaseTokens tokens_;
+    LeaseTokens tokens_{owner_};
     core::HttpEngine engine_{engine_config(settings_)};
     RequestRouter router_{engine_};
     StatusReport report_;
@@ -138,11 +141,23 @@ private:
     double error_pause_until_ = 0;
 };
 
+// take_lease_owner counts this start of the slot's worker in shared memory.
+LeaseOwner take_lease_owner(int slot) {
+    LeaseOwner owner;
+    owner.slot = static_cast<std::uint32_t>(slot);
+    if (SharedState* s = shared_state()) {
+        owner.generation = pg_atomic_read_u32(&s->lease_generation);
+        owner.start = pg_atomic_fetch_add_u32(&s->slot_starts[slot], 1) + 1;
+    }
+    return owner;
+}
+
 Worker::Worker(int slot)
     : slot_(slot),
+      owner_(take_lease_owner(slot)),
       report_(slot, engine_),
       checks_(settings_, catalog_, router_, report_, tokens_),
-      housekeeping_(slot, settings_, catalog_) {
+      housekeeping_(owner_, settings_, catalog_) {
     if (slot == kPublishingSlot)
         publisher_ = std::make_unique<Publisher>(settings_, catalog_, router_, report_, tokens_);
     report_.learn_hosts(settings_.offers_url, settings_.push_url);
@@ -162,9 +177,11 @@ Worker::~Worker() {
 }
 
 // run is the worker's loop, as autoprewarm_main: signals, the work that is due, the status, sleep.
+// It returns when the worker was asked to stop, having stopped cleanly.
 void Worker::run() {
+    apply_session_settings();
     for (;;) {
-        handle_signals();
+        if (!handle_signals()) return;
         try {
             router_.deliver();
             do_due_work(now_seconds());
@@ -176,15 +193,33 @@ void Worker::run() {
     }
 }
 
-// handle_signals stops cleanly on SIGTERM (die() set ProcDiePending; CHECK_FOR_INTERRUPTS exits)
-// and rereads the configuration on SIGHUP.
-void Worker::handle_signals() {
-    if (ProcDiePending) stop_cleanly();
-    pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+// handle_signals stops cleanly on SIGTERM (returns false: the worker exits), lets a cancel
+// (pg_cancel_backend) end only what it interrupted, and rereads the configuration on SIGHUP.
+// SIGTERM only sets ShutdownRequestPending: it never cuts a statement short, and a statement
+// waits for a lock at most demper.lock_timeout, so a stop is honoured within about a second.
+bool Worker::handle_signals() {
+    if (ShutdownRequestPending) {
+        stop_cleanly();
+        return false;
+    }
+    try {
+        pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+    } catch (const PgError& e) {
+        if (e.sqlerrcode() != ERRCODE_QUERY_CANCELED) throw;
+        pg_guard([] { ereport(LOG, (errmsg("demper worker was asked to cancel; it goes on"))); });
+    }
     if (ConfigReloadPending) {
         ConfigReloadPending = false;
         reload_settings();
     }
+    return true;
+}
+
+// apply_session_settings sets the session's lock_timeout from demper.lock_timeout.
+void Worker::apply_session_settings() {
+    const std::string timeout = std::to_string(settings_.lock_timeout_ms);
+    const char* value = timeout.c_str();
+    pg_guard([value] { SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE); });
 }
 
 // do_due_work runs every step that is due, in pipeline order.
@@ -205,10 +240,19 @@ void Worker::do_due_work(double now) {
     housekeeping_.trim_heap_if_due(now, checks_.idle());
 }
 
-// recover_from handles a failed transaction: it was rolled back, so the batch it wrote is
-// dropped (those leases expire and the products come due again), the plans are prepared anew,
-// and the worker pauses briefly before looking for the extension again.
+// recover_from handles a failed transaction. One that had to wait (a lock held too long, a
+// cancel) is tried again shortly with everything kept. Any other was rolled back for a reason
+// that may not pass: the batch it wrote is dropped (those leases expire and the products come
+// due again), the plans are prepared anew, and the worker pauses before looking for the
+// extension again.
 void Worker::recover_from(const PgError& error) {
+    if (error.sqlerrcode() == ERRCODE_QUERY_CANCELED || error.sqlerrcode() == ERRCODE_LOCK_NOT_AVAILABLE ||
+        error.sqlerrcode() == ERRCODE_T_R_DEADLOCK_DETECTED) {
+        error_pause_until_ = now_seconds() + kTransientPauseSeconds;
+        const char* msg = error.what();
+        pg_guard([msg] { ereport(LOG, (errmsg("demper worker will try again shortly: %s", msg))); });
+        return;
+    }
     catalog_.forget_plans();
     housekeeping_.extension_lost();
     error_pause_until_ = now_seconds() + kErrorPauseSeconds;
@@ -260,6 +304,7 @@ void Worker::sleep_until_next_wake() {
 void Worker::reload_settings() {
     pg_guard([] { ProcessConfigFile(PGC_SIGHUP); });
     settings_ = current_settings();
+    apply_session_settings();
     engine_.reconfigure(engine_config(settings_));
     checks_.claim_soon();
     report_.publish_soon();  // show the new settings in http_status() at once
@@ -272,11 +317,11 @@ void Worker::reload_settings() {
 // and push results already made and hands the products still in check back, due at once.
 // Interrupts are held for these short transactions only; requests in flight are abandoned.
 void Worker::stop_cleanly() {
-    const std::uint32_t saved_holdoff = InterruptHoldoffCount;
-    HOLD_INTERRUPTS();
     char error[512];
     error[0] = '\0';
     try {
+        // A lock someone holds must not hold the stop up: wait for none longer than this.
+        pg_guard([] { SetConfigOption("lock_timeout", "250", PGC_SUSET, PGC_S_OVERRIDE); });
         if (housekeeping_.ready()) {
             checks_.hand_back_unchecked();
             if (publisher_) publisher_->apply_if_due(now_seconds(), true);
@@ -284,9 +329,6 @@ void Worker::stop_cleanly() {
     } catch (const std::exception& e) {
         strlcpy(error, e.what(), sizeof(error));
     }
-    // An ERROR raised under the hold resets InterruptHoldoffCount to 0 (errfinish): restore the
-    // saved count instead of RESUME_INTERRUPTS, which would underflow it.
-    InterruptHoldoffCount = saved_holdoff;
     if (error[0] != '\0') {
         pg_guard([&error] {
             ereport(LOG, (errmsg("demper worker could not hand back its products before stopping: %s", error),
@@ -335,7 +377,7 @@ void register_workers() {
 void demper_worker_main(Datum main_arg) {
     int slot = DatumGetInt32(main_arg);
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
     BackgroundWorkerUnblockSignals();
 
     if (demper::pg::SharedState* s = demper::pg::shared_state()) {
@@ -361,5 +403,8 @@ void demper_worker_main(Datum main_arg) {
     error[0] = '\0';
     demper::pg::run_worker(slot, error, sizeof(error));
     if (error[0] != '\0') ereport(FATAL, (errmsg("demper worker stopped: %s", error)));
-    proc_exit(0);
+    // Stopped on request (SIGTERM: shutdown, pg_terminate_backend). Exit code 1, as die() gave:
+    // the postmaster starts the worker again after bgw_restart_time unless the server stops.
+    ereport(LOG, (errmsg("demper worker stopped on request")));
+    proc_exit(1);
 }
