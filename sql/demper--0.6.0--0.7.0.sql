@@ -446,3 +446,54 @@ CREATE TRIGGER product_validate_update
           OR NEW.no_competitor_action IS DISTINCT FROM OLD.no_competitor_action
           OR NEW.max_change_percent IS DISTINCT FROM OLD.max_change_percent)
     EXECUTE FUNCTION demper.validate_product();
+
+-- demper_stats() gains wake_requests: how many committed transactions woke the workers (a
+-- transaction calling check_now() many times wakes them once, at its commit).
+DROP FUNCTION demper.demper_stats();
+CREATE FUNCTION demper.demper_stats(
+    OUT checks_started   bigint,
+    OUT checks_ok        bigint,
+    OUT checks_failed    bigint,
+    OUT price_changes    bigint,
+    OUT price_up         bigint,
+    OUT price_down       bigint,
+    OUT floor_hits       bigint,
+    OUT decisions_discarded bigint,
+    OUT budget_deferred  bigint,
+    OUT proposals        bigint,
+    OUT pushes_ok        bigint,
+    OUT pushes_failed    bigint,
+    OUT pushes_retried   bigint,
+    OUT http_requests    bigint,
+    OUT http_retries     bigint,
+    OUT rate_limit_waits bigint,
+    OUT bans             bigint,
+    OUT breaker_opens    bigint,
+    OUT egress_cooldowns bigint,
+    OUT in_flight        bigint,
+    OUT queued           bigint,
+    OUT failed_timeout   bigint,
+    OUT failed_connect   bigint,
+    OUT failed_dns       bigint,
+    OUT failed_tls       bigint,
+    OUT failed_http_4xx  bigint,
+    OUT failed_http_5xx  bigint,
+    OUT failed_ban       bigint,
+    OUT failed_too_large bigint,
+    OUT failed_bad_body  bigint,
+    OUT failed_refused_host bigint,
+    OUT wake_requests    bigint,
+    OUT check_latency_p50_ms float8,
+    OUT check_latency_p95_ms float8,
+    OUT check_latency_p99_ms float8,
+    OUT push_latency_p50_ms  float8,
+    OUT push_latency_p95_ms  float8,
+    OUT push_latency_p99_ms  float8,
+    OUT checks_per_second    float8,
+    OUT stats_reset      timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'demper_stats'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION demper.demper_stats() IS 'Counters, gauges and latency percentiles of all demper workers since the last demper_stats_reset()';
+REVOKE ALL ON FUNCTION demper.demper_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION demper.demper_stats() TO demper_reader;

@@ -915,6 +915,7 @@ CREATE FUNCTION demper.demper_stats(
     OUT failed_too_large bigint,
     OUT failed_bad_body  bigint,
     OUT failed_refused_host bigint,
+    OUT wake_requests    bigint,
     OUT check_latency_p50_ms float8,
     OUT check_latency_p95_ms float8,
     OUT check_latency_p99_ms float8,

@@ -339,12 +339,13 @@ UPDATE demper.outbox o
        attempts = o.attempts + 1
   FROM due, demper.product p, demper.store s
  WHERE o.id = due.id AND p.id = o.product_id AND s.id = o.store_id
-RETURNING o.id, o.store_id, s.merchant_id, p.sku, coalesce(p.model, p.sku) AS model,
+RETURNING o.id, o.store_id, o.product_id, s.merchant_id, p.sku, coalesce(p.model, p.sku) AS model,
           coalesce(p.city_id, s.city_id) AS city_id, o.price, s.credentials,
           s.push_mode = 'api' AS pushes_through_api, s.needs_login, o.attempts
 )SQL";
 #define DEMPER_CLAIM_PUSHES_COLUMNS(F)                                                            \
-    F(id, INT8OID) F(store_id, INT8OID) F(merchant_id, TEXTOID) F(sku, TEXTOID) F(model, TEXTOID) \
+    F(id, INT8OID) F(store_id, INT8OID) F(product_id, INT8OID) F(merchant_id, TEXTOID) F(sku, TEXTOID) \
+    F(model, TEXTOID) \
     F(city_id, TEXTOID) F(price, INT8OID) F(credentials, BYTEAOID) F(pushes_through_api, BOOLOID) \
     F(needs_login, BOOLOID) F(attempts, INT4OID)
 DEMPER_DECLARE_FIELDS(ClaimPushesColumn, DEMPER_CLAIM_PUSHES_COLUMNS)
@@ -796,6 +797,7 @@ std::vector<PushJob> Catalog::claim_pushes(int limit, std::int64_t lease_token, 
             j.lease_token = lease_token;
             j.outbox_id = rows.int8(i, C::id);
             j.store_id = rows.int8(i, C::store_id);
+            j.product_id = rows.int8(i, C::product_id);
             j.merchant_id = rows.text(i, C::merchant_id);
             j.sku = rows.text(i, C::sku);
             j.model = rows.text(i, C::model);

@@ -122,6 +122,7 @@ struct PushJob {
     std::int64_t outbox_id = 0;
     std::int64_t lease_token = 0;
     std::int64_t store_id = 0;
+    std::int64_t product_id = 0;     // the listing: never two of its pushes in flight at once
     std::string merchant_id;
     std::string sku;
     std::string model;

@@ -455,9 +455,13 @@ void CheckPipeline::give_up_outcome(CheckOutcome&& outcome, const char* why) {
 
 void CheckPipeline::hand_back_unchecked() {
     apply_if_due(now_seconds(), true);
+    // What is still here was not written: products in check, and decided products whose rows
+    // someone else holds locked. Their due-queue rows are not locked: they are handed back.
     std::vector<ClaimedProduct> unchecked;
-    unchecked.reserve(in_check_.size());
+    unchecked.reserve(in_check_.size() + outcomes_.size());
     for (const auto& entry : in_check_) unchecked.push_back(entry.second.product);
+    for (const CheckOutcome& o : outcomes_) unchecked.push_back(o.product);
+    outcomes_.clear();
     catalog_.release(unchecked);
 }
 

@@ -11,7 +11,7 @@
 #include "pg/guard.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
-#include "pg/worker.hpp"
+#include "pg/launcher.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(demper_is_city_id);
 namespace {
 
 shmem_request_hook_type g_prev_shmem_request_hook = nullptr;
+bool g_wake_at_commit = false;  // this backend's transaction asked to wake the workers
 shmem_startup_hook_type g_prev_shmem_startup_hook = nullptr;
 
 void demper_shmem_request() {
@@ -53,18 +54,53 @@ demper::pg::SharedState* require_shared_state() {
     return s;
 }
 
+// wake_workers_now sets every running worker's latch, once.
+void wake_workers_now(demper::pg::SharedState* s) {
+    demper::pg::counter_add(demper::pg::kWakeRequests);
+    for (auto& slot : s->worker_pids) {
+        uint32 pid = pg_atomic_read_u32(&slot);
+        if (pid == 0) continue;
+        PGPROC* proc = BackendPidGetProc(static_cast<int>(pid));
+        if (proc != nullptr) SetLatch(&proc->procLatch);
+    }
+}
+
+// wake_at_commit wakes the workers when the transaction that asked commits, once however many
+// times it asked: until then the rows it made due are locked or invisible to them, and a statement
+// calling check_now() for 20,000 products would wake them 20,000 times for nothing.
+void wake_at_commit(XactEvent event, void* arg) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            if (g_wake_at_commit) {
+                g_wake_at_commit = false;
+                if (demper::pg::SharedState* s = demper::pg::shared_state()) wake_workers_now(s);
+            }
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            g_wake_at_commit = false;  // nothing became due (or not yet: the workers poll)
+            break;
+        default:
+            break;
+    }
+}
+
 }  // namespace
 
 void _PG_init(void) {
     demper::pg::define_settings();
     if (!process_shared_preload_libraries_in_progress) return;
 
+    RegisterXactCallback(wake_at_commit, nullptr);  // inherited by every backend
+
     g_prev_shmem_request_hook = shmem_request_hook;
     shmem_request_hook = demper_shmem_request;
     g_prev_shmem_startup_hook = shmem_startup_hook;
     shmem_startup_hook = demper_shmem_startup;
 
-    demper::pg::register_workers();
+    demper::pg::register_launcher();
 }
 
 // The columns of demper_stats() after the counters: six latency percentiles, the check rate and
@@ -180,12 +216,10 @@ Datum demper_worker_status(PG_FUNCTION_ARGS) {
 
 Datum demper_wake_workers(PG_FUNCTION_ARGS) {
     demper::pg::SharedState* s = require_shared_state();
-    for (auto& slot : s->worker_pids) {
-        uint32 pid = pg_atomic_read_u32(&slot);
-        if (pid == 0) continue;
-        PGPROC* proc = BackendPidGetProc(static_cast<int>(pid));
-        if (proc != nullptr) SetLatch(&proc->procLatch);
-    }
+    if (IsTransactionState())
+        g_wake_at_commit = true;
+    else
+        wake_workers_now(s);
     PG_RETURN_VOID();
 }
 

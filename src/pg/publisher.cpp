@@ -130,12 +130,24 @@ void Publisher::claim_if_due(double now) {
 
 void Publisher::send_due(double now) {
     for (auto& [merchant, queue] : queues_) {
-        while (!queue.jobs.empty() && key_ && queue.bucket.try_take(now)) {
-            PushJob job = std::move(queue.jobs.front());
-            queue.jobs.pop_front();
+        for (auto it = queue.jobs.begin(); it != queue.jobs.end() && key_;) {
+            if (in_flight_listings_.count(it->product_id) > 0) {
+                ++it;  // its listing's previous push is still on its way: this one waits for its answer
+                continue;
+            }
+            if (!queue.bucket.try_take(now)) break;
+            PushJob job = std::move(*it);
+            it = queue.jobs.erase(it);
             send(std::move(job), now);
         }
     }
+}
+
+void Publisher::give_up_overdue_pushes(double now) {
+    const double margin = std::min(2.0, 0.1 * settings_.lease_time_s);
+    for (const auto& [id, job] : in_flight_)
+        if (now >= job.claimed_at + settings_.lease_time_s - margin)
+            router_.cancel(id, "no answer before the push's lease ran out (demper.lease_time)");
 }
 
 // send sends one push. The store's cookies are opened only here, for the request, and never kept.
@@ -175,6 +187,7 @@ void Publisher::send(PushJob&& job, double now) {
     // Cookie is dropped on a redirect to another origin anyway; the cabinet's auth header too.
     request.sensitive_headers = {"x-auth-version"};
     const std::uint64_t id = router_.send(*this, std::move(request));
+    in_flight_listings_[job.product_id]++;
     in_flight_.emplace(id, std::move(job));
 }
 
@@ -183,6 +196,9 @@ void Publisher::on_response(core::HttpResponse&& response) {
     if (it == in_flight_.end()) return;
     PushJob job = std::move(it->second);
     in_flight_.erase(it);
+    if (auto listing = in_flight_listings_.find(job.product_id);
+        listing != in_flight_listings_.end() && --listing->second <= 0)
+        in_flight_listings_.erase(listing);
     finish_push(std::move(job), response);
 }
 

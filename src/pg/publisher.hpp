@@ -33,8 +33,13 @@ public:
     void settings_changed();
     // claim_if_due leases due outbox rows when this worker holds a key and its queue has room.
     void claim_if_due(double now);
-    // send_due sends every queued push its merchant's budget allows now.
+    // send_due sends every queued push its merchant's budget allows now (never a second push of a
+    // listing while one is in flight).
     void send_due(double now);
+    // give_up_overdue_pushes cancels pushes still without an answer shortly before their lease
+    // ends: the outbox row may then be claimed again, and the old push must not arrive after a
+    // newer one.
+    void give_up_overdue_pushes(double now);
     // apply_if_due records push results in batches, like decisions (force: now).
     void apply_if_due(double now, bool force);
     void on_response(core::HttpResponse&& response) override;
@@ -68,6 +73,7 @@ private:
     std::string key_problem_;  // the last key file problem logged (no key material in it)
     std::map<std::string, MerchantQueue> queues_;            // merchant id -> queued pushes
     std::unordered_map<std::uint64_t, PushJob> in_flight_;   // request id -> push
+    std::unordered_map<std::int64_t, int> in_flight_listings_;  // product id -> pushes in flight (0 or 1)
     std::vector<PushResultRow> results_;                     // not yet recorded
     double first_result_at_ = 0;
     double next_claim_at_ = 0;

@@ -42,6 +42,7 @@ void init_shared_memory() {
         if (generation == 0) generation = 1;
         pg_atomic_init_u32(&g_shared->lease_generation, generation);
         for (auto& n : g_shared->slot_starts) pg_atomic_init_u32(&n, 0);
+        pg_atomic_init_u32(&g_shared->running_workers, 1);
     }
     LWLockRelease(AddinShmemInitLock);
 }

@@ -42,6 +42,7 @@ enum Counter : int {
     kFailedTooLarge,
     kFailedBadBody,
     kFailedRefusedHost,
+    kWakeRequests,  // times a committed transaction woke the workers (wake_workers, check_now)
     kCounterCount
 };
 
@@ -123,6 +124,8 @@ struct SharedState {
     // (a server start or a crash restart), and how many times each slot's worker has started in it.
     pg_atomic_uint32 lease_generation;
     pg_atomic_uint32 slot_starts[kMaxWorkers];
+    // How many workers run (the launcher's count): they share the per-IP rate among themselves.
+    pg_atomic_uint32 running_workers;
 };
 
 // shared_state returns the shared memory block, or nullptr when demper was not preloaded.

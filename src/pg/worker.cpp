@@ -39,7 +39,6 @@ namespace demper::pg {
 
 namespace {
 
-constexpr int kRestartSeconds = 5;
 constexpr double kLongestSleepSeconds = 1.0;  // the loop runs at least this often
 constexpr double kErrorPauseSeconds = 1.0;    // pause after a failed transaction
 constexpr double kTransientPauseSeconds = 0.2; // pause after a lock timeout or a cancel
@@ -81,10 +80,16 @@ std::vector<std::string> proxies_of(const Settings& s) {
     return proxies;
 }
 
-core::EngineConfig engine_config(const Settings& s) {
+// running_workers is how many workers the launcher runs (they share the per-IP rate).
+int running_workers() {
+    SharedState* s = shared_state();
+    return s == nullptr ? 1 : std::max(1, static_cast<int>(pg_atomic_read_u32(&s->running_workers)));
+}
+
+core::EngineConfig engine_config(const Settings& s, int running) {
     core::EngineConfig c;
-    // The marketplace's limits are per client IP: N workers share the per-egress budget.
-    const double share = 1.0 / std::max(1, s.workers);
+    // The marketplace's limits are per client IP: the workers that run share the per-egress budget.
+    const double share = 1.0 / std::max(1, running);
     c.requests_per_second = s.requests_per_second * share;
     c.burst = std::max(1.0, s.burst * share);
     c.max_inflight = s.max_inflight;
@@ -131,7 +136,8 @@ private:
     Settings settings_ = current_settings();
     Catalog catalog_;
     LeaseTokens tokens_{owner_};
-    core::HttpEngine engine_{engine_config(settings_)};
+    int running_ = running_workers();
+    core::HttpEngine engine_{engine_config(settings_, running_)};
     RequestRouter router_{engine_};
     StatusReport report_;
     CheckPipeline checks_;
@@ -182,6 +188,10 @@ void Worker::run() {
     apply_session_settings();
     for (;;) {
         if (!handle_signals()) return;
+        if (const int running = running_workers(); running != running_) {
+            running_ = running;  // a worker started or stopped: the rate is shared anew
+            engine_.reconfigure(engine_config(settings_, running_));
+        }
         try {
             router_.deliver();
             do_due_work(now_seconds());
@@ -227,7 +237,10 @@ void Worker::do_due_work(double now) {
     if (now >= error_pause_until_ && housekeeping_.extension_ready(now)) {
         checks_.give_up_overdue_checks(now);
         checks_.apply_if_due(now, false);
-        if (publisher_) publisher_->apply_if_due(now, false);
+        if (publisher_) {
+            publisher_->give_up_overdue_pushes(now);
+            publisher_->apply_if_due(now, false);
+        }
         checks_.claim_if_room(now);
         if (publisher_) {
             publisher_->claim_if_due(now);
@@ -305,7 +318,7 @@ void Worker::reload_settings() {
     pg_guard([] { ProcessConfigFile(PGC_SIGHUP); });
     settings_ = current_settings();
     apply_session_settings();
-    engine_.reconfigure(engine_config(settings_));
+    engine_.reconfigure(engine_config(settings_, running_));
     checks_.claim_soon();
     report_.publish_soon();  // show the new settings in http_status() at once
     report_.learn_hosts(settings_.offers_url, settings_.push_url);
@@ -351,24 +364,6 @@ void run_worker(int slot, char* error, size_t error_size) {
         strlcpy(error, e.what(), error_size);
     } catch (...) {
         strlcpy(error, "unknown C++ exception", error_size);
-    }
-}
-
-void register_workers() {
-    const int count = workers_setting() < kMaxWorkers ? workers_setting() : kMaxWorkers;
-    for (int slot = 0; slot < count; slot++) {
-        BackgroundWorker worker;
-        memset(&worker, 0, sizeof(worker));
-        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-        worker.bgw_restart_time = kRestartSeconds;
-        strlcpy(worker.bgw_library_name, "demper", BGW_MAXLEN);
-        strlcpy(worker.bgw_function_name, "demper_worker_main", BGW_MAXLEN);
-        snprintf(worker.bgw_name, BGW_MAXLEN, "demper worker %d", slot);
-        strlcpy(worker.bgw_type, "demper worker", BGW_MAXLEN);
-        worker.bgw_main_arg = Int32GetDatum(slot);
-        worker.bgw_notify_pid = 0;
-        RegisterBackgroundWorker(&worker);
     }
 }
 

@@ -74,19 +74,27 @@ sub postmaster_crashes
 }
 
 # ---------------------------------------------------------------------------------------------
-# 1. demper.database does not exist yet: the worker fails with FATAL every 5 s; once the
-#    database and the extension are created it works within 15 s.
-my $log_offset = -s $node->logfile;
+# 1. demper.database does not exist yet: the launcher waits quietly (one LOG line, no FATAL, no
+#    worker started); once the database and the extension are created the workers work within 15 s.
+my $log_offset = 0;
+ok(poll_until(sub { server_log_count($node, qr/demper is waiting for database "shop" to exist/, $log_offset) >= 1 }, 60),
+	'missing database: the launcher says once that it waits for database "shop"');
+# Let a few of the old restart cycles (one FATAL every 5 s) pass: none may come.
 my $t_noise = time;
-ok(poll_until(sub { server_log_count($node, qr/FATAL:\s+database "shop" does not exist/, $log_offset) >= 3 }, 60),
-	'missing database: the worker fails with FATAL "database "shop" does not exist" (at least 3 times)');
+my $launcher_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'demper launcher'");
+ok(poll_until(sub { time - $t_noise >= 12 && demper_stats($node)->{checks_started} == 0 }, 60),
+	'missing database: twelve seconds pass with the launcher waiting');
 my $noise_s = time - $t_noise;
 my $fatals = server_log_count($node, qr/FATAL:\s+database "shop" does not exist/, $log_offset);
-my $all_lines = server_log_count($node, qr/^.*$/, $log_offset);
+my $waiting_lines = server_log_count($node, qr/demper is waiting for database/, $log_offset);
 my $per_minute = $fatals * 60 / $noise_s;
-diag(sprintf('missing database: %d FATAL lines in %.1f s (%.1f per minute), %d log lines in all (%.1f per minute)',
-	$fatals, $noise_s, $per_minute, $all_lines, $all_lines * 60 / $noise_s));
-cmp_ok($per_minute, '<=', 30, 'missing database: at most 30 FATAL lines per minute (one per restart, every 5 s)');
+diag(sprintf('missing database: %d FATAL lines, %d waiting lines in %.1f s', $fatals, $waiting_lines, $noise_s));
+is($fatals, 0, 'missing database: no FATAL line (the launcher never starts a worker into a missing database)');
+is($waiting_lines, 1, 'missing database: exactly one line says so');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'demper worker'"), 0,
+	'missing database: no worker runs meanwhile');
+isnt($launcher_pid, '', 'missing database: the launcher runs');
 
 my $t_create = time;
 $node->safe_psql('postgres', 'CREATE DATABASE shop');
@@ -97,8 +105,8 @@ my $took = wait_repriced($expected, $t_create, 60);
 ok(defined $took, 'missing database: once created, the products are repriced');
 diag(sprintf('missing database: products repriced %.1f s after CREATE DATABASE + CREATE EXTENSION', $took // -1));
 cmp_ok($took // 999, '<=', 15, 'missing database: the worker works within 15 s of CREATE DATABASE + CREATE EXTENSION');
-reliability('demper.database does not exist yet, then created', 1, defined $took && $took <= 15 ? 0 : 20,
-	sprintf('%.1f FATAL lines per minute while missing; repriced %.1f s after creation', $per_minute, $took // -1));
+reliability('demper.database does not exist yet, then created', 1, (defined $took && $took <= 15 && $fatals == 0) ? 0 : 20,
+	sprintf('%d FATAL and %d waiting lines while missing; repriced %.1f s after creation', $fatals, $waiting_lines, $took // -1));
 my $pid = wait_for_worker($node);
 
 # ---------------------------------------------------------------------------------------------
@@ -173,8 +181,10 @@ is($rc, 0, 'DROP DATABASE shop WITH (FORCE) succeeds while the worker is connect
 diag(sprintf('DROP DATABASE WITH (FORCE) took %.2f s', $dropdb_s));
 ok(defined DemperTest::wait_for_exit($pid, 30), 'DROP DATABASE: the worker connected to it was terminated');
 $mock->fault(mode => 'none');
-ok(poll_until(sub { server_log_count($node, qr/FATAL:\s+database "shop" does not exist/, $log_offset) >= 1 }, 30),
-	'DROP DATABASE: the restarted worker waits for the database (FATAL, retried)');
+ok(poll_until(sub { server_log_count($node, qr/demper is waiting for database "shop" to exist/, $log_offset) >= 1 }, 30),
+	'DROP DATABASE: the launcher waits for the database again');
+is(server_log_count($node, qr/FATAL:\s+database "shop" does not exist/, $log_offset), 0,
+	'DROP DATABASE: no worker fails with FATAL while the database is missing');
 $t_create = time;
 $node->safe_psql('postgres', 'CREATE DATABASE shop');
 shop('CREATE EXTENSION demper');
