@@ -318,10 +318,14 @@ Reply ControlApi::set_cabinet_fault(const HttpRequest& request, const std::strin
 Reply ControlApi::set_jobs(const HttpRequest& request) {
     auto body = body_object(request);
     if (!body) return not_an_object();
-    uint64_t delay_ms = 0;
-    if (!read_unsigned_member(*body, "delay_ms", delay_ms))
-        return error_reply(400, "expected delay_ms (a non-negative integer)");
+    uint64_t delay_ms = cabinets_.job_delay_ms();
+    bool finish_all = false;
+    if (!read_unsigned_member(*body, "delay_ms", delay_ms) ||
+        !read_bool_member(*body, "finish_all", finish_all)) {
+        return error_reply(400, "expected delay_ms (a non-negative integer) and finish_all (bool)");
+    }
     cabinets_.set_job_delay_ms(delay_ms);
+    if (finish_all) cabinets_.settle(UINT64_MAX);
     return ok();
 }
 
