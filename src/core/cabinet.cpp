@@ -46,18 +46,27 @@ const Value* field(const Value& object, const char* key, const std::string& wher
     return value;
 }
 
-// text reads a tolerant string field: absent, null or another type reads as "".
+// text reads a tolerant string field: absent, null, another type, or a string that cannot be
+// stored (json_read::storable_text) reads as "".
 std::string text(const Value& object, const char* key) {
     bool duplicate = false;
     const Value* value = member(object, key, &duplicate);
     if (value == nullptr || !value->IsString()) return std::string();
-    return std::string(value->GetString(), value->GetStringLength());
+    std::string out(value->GetString(), value->GetStringLength());
+    return json_read::storable_text(out) ? out : std::string();
 }
 
-// identifier reads a string, or a non-negative integer as its decimal text; "" otherwise.
-std::string identifier(const Value* value) {
+// identifier reads a string, or a non-negative integer as its decimal text; "" otherwise. A string
+// that cannot be stored (a NUL character, invalid UTF-8) fails the answer: no listing could be
+// stored or pushed with it.
+std::string identifier(const Value* value, const std::string& where) {
     if (value == nullptr) return std::string();
-    if (value->IsString()) return std::string(value->GetString(), value->GetStringLength());
+    if (value->IsString()) {
+        std::string out(value->GetString(), value->GetStringLength());
+        if (!json_read::storable_text(out))
+            fail(where + "an identifier contains a NUL character or invalid UTF-8");
+        return out;
+    }
     if (value->IsUint64()) return std::to_string(value->GetUint64());
     return std::string();
 }
@@ -111,7 +120,7 @@ std::vector<Availability> availabilities(const Value* list, const std::string& w
         const std::string at = where + "availability " + std::to_string(index);
         if (!it->IsObject()) fail(at + " is not an object");
         Availability a;
-        a.store_id = identifier(field(*it, "storeId", at + ": "));
+        a.store_id = identifier(field(*it, "storeId", at + ": "), at + ": ");
         if (a.store_id.empty()) fail(at + " has no storeId");
         const Value* available = field(*it, "available", at + ": ");
         if (available == nullptr || !available_of(*available, &a.available))
@@ -130,11 +139,11 @@ std::vector<std::string> pickup_points(const Value* list, const std::string& whe
     if (list == nullptr || list->IsNull()) return out;
     if (!list->IsArray()) fail(where + "pickupPoints is not an array");
     for (auto it = list->Begin(); it != list->End(); ++it) {
-        std::string id = identifier(&*it);
+        std::string id = identifier(&*it, where);
         if (id.empty() && it->IsObject()) {
             bool duplicate = false;
             for (const char* key : {"storeId", "id", "code"}) {
-                id = identifier(member(*it, key, &duplicate));
+                id = identifier(member(*it, key, &duplicate), where);
                 if (!id.empty()) break;
             }
         }
@@ -152,7 +161,7 @@ std::vector<CityPrice> cities(const Value& list) {
         const std::string at = "cityInfo[" + std::to_string(index) + "]: ";
         if (!it->IsObject()) fail(at + "city is not an object");
         CityPrice city;
-        city.city_id = identifier(field(*it, "id", at));
+        city.city_id = identifier(field(*it, "id", at), at);
         if (city.city_id.size() != 9 || !all_digits(city.city_id))
             fail(at + "id must be a 9-digit city id");
         if (!seen.insert(city.city_id).second) fail(at + "city " + city.city_id + " is listed twice");
@@ -168,10 +177,10 @@ CabinetListing listing(const Value& item, std::size_t index) {
     const std::string at = "data[" + std::to_string(index) + "]: ";
     if (!item.IsObject()) fail(at + "listing is not an object");
     CabinetListing l;
-    l.sku = identifier(field(item, "sku", at));
+    l.sku = identifier(field(item, "sku", at), at);
     if (l.sku.empty()) fail(at + "listing has no sku");
-    l.master_sku = identifier(field(item, "masterSku", at));
-    l.offer_id = identifier(field(item, "offerId", at));
+    l.master_sku = identifier(field(item, "masterSku", at), at);
+    l.offer_id = identifier(field(item, "offerId", at), at);
     l.model = text(item, "masterTitle");
     if (l.model.empty()) l.model = text(item, "title");
     l.brand = text(item, "brand");
@@ -236,8 +245,8 @@ CabinetDetailsParse parse_cabinet_details(std::string_view body) {
         rapidjson::Document doc;
         parse_object(body, doc);
         CabinetDetails d;
-        d.sku = identifier(field(doc, "sku", ""));
-        d.master_sku = identifier(field(doc, "masterSku", ""));
+        d.sku = identifier(field(doc, "sku", ""), "");
+        d.master_sku = identifier(field(doc, "masterSku", ""), "");
         d.product_code = product_code_of("", d.master_sku, d.sku);
         d.model = text(doc, "title");
         if (d.model.empty()) d.model = text(doc, "masterTitle");

@@ -17,11 +17,14 @@
 // where a wrong guess costs nothing and strict where it would cost a listing:
 //   - tolerant: unknown fields are ignored whatever their type; an optional field that is absent,
 //     null, or of another type than expected reads as absent (title, brand, category, shopLink,
-//     offerId, stockCount, preOrder, total, a city's name); numbers may be written as floats
-//     (361788.0); strings are UTF-8 (Cyrillic titles);
+//     offerId, stockCount, preOrder, total, a city's name; a text holding a NUL character or
+//     invalid UTF-8, such as an escaped lone surrogate, too);
+//     numbers may be written as floats (361788.0); strings are UTF-8 (Cyrillic titles);
 //   - strict (the whole answer fails, never a partial page): a body that is empty, HTML, not JSON
 //     or not a JSON object; no `data` array (`items` is accepted as its other name) in a list page
-//     or no `cityInfo` array in the details; a listing that is not an object or has no sku; an
+//     or no `cityInfo` array in the details; an identifier (sku, masterSku, offerId, storeId, city
+//     id, pickup point) holding a NUL character or invalid UTF-8; a listing that is not an object
+//     or has no sku; an
 //     availability without storeId, or whose `available` is not "yes"/"no" (or a boolean), or a
 //     storeId listed twice; a city without a 9-digit id, listed twice, or whose price is present
 //     but not a whole number of tenge in [1, kMaxOfferPrice]; a price (minPrice, maxPrice) present

@@ -72,6 +72,46 @@ inline bool whole_number(const rapidjson::Value& v, std::int64_t min, std::int64
     return true;
 }
 
+// storable_text says whether a decoded JSON string can be stored and sent again as it is: valid
+// UTF-8 (RapidJSON decodes an escaped lone surrogate such as "\\udcbc" into bytes that are not) and
+// no NUL character (no PostgreSQL text can hold one).
+inline bool storable_text(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == 0) return false;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t more = 0;
+        std::uint32_t code = 0;
+        if ((c & 0xE0) == 0xC0) {
+            more = 1;
+            code = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            more = 2;
+            code = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            more = 3;
+            code = c & 0x07;
+        } else {
+            return false;
+        }
+        if (s.size() - i <= more) return false;
+        for (std::size_t k = 1; k <= more; ++k) {
+            const auto next = static_cast<unsigned char>(s[i + k]);
+            if ((next & 0xC0) != 0x80) return false;
+            code = (code << 6) | (next & 0x3F);
+        }
+        const std::uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+        if (code < smallest[more] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
 inline bool key_is(const rapidjson::Value& name, const char* key) {
     const std::size_t n = std::strlen(key);
     return name.GetStringLength() == n && std::memcmp(name.GetString(), key, n) == 0;

@@ -260,12 +260,16 @@ std::optional<PushJobState> job_state_of(std::string_view status) {
     return std::nullopt;
 }
 
-// job_text reads a tolerant string (or an integer as its decimal text); "" otherwise.
+// job_text reads a tolerant string (or an integer as its decimal text); "" otherwise, and for a
+// string that cannot be stored (json_read::storable_text).
 std::string job_text(const rapidjson::Value& object, const char* key) {
     bool duplicate = false;
     const rapidjson::Value* v = json_read::member(object, key, &duplicate);
     if (v == nullptr) return std::string();
-    if (v->IsString()) return std::string(v->GetString(), v->GetStringLength());
+    if (v->IsString()) {
+        std::string out(v->GetString(), v->GetStringLength());
+        return json_read::storable_text(out) ? out : std::string();
+    }
     if (v->IsUint64()) return std::to_string(v->GetUint64());
     return std::string();
 }

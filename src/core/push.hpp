@@ -160,7 +160,7 @@ struct PushJobParse {
 // failed; anything else fails the parse (an unknown state is not "done"). Strict about the body
 // (not empty, not HTML, JSON, an object) and `items` (an array of objects when present); tolerant
 // about everything else (unknown fields ignored; id, sku, result, reason, message read when they
-// are strings, ids also when integers). Never throws (except std::bad_alloc).
+// are strings of valid UTF-8 without a NUL character, ids also when integers). Never throws (except std::bad_alloc).
 PushJobParse parse_push_job(std::string_view body);
 
 // push_job_url replaces every "{job_id}" in `tmpl` with the percent-encoded job id.

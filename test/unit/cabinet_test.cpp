@@ -2,6 +2,8 @@
 // (src/core/cabinet.hpp).
 #include "core/cabinet.hpp"
 
+#include "core/json_read.hpp"
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -194,6 +196,31 @@ TEST(CabinetPage, StrictWhereItMatters) {
     expect_page_fails(page_with_item(R"("maxPrice":-5)"), "maxPrice");
     expect_page_fails(page_with_item(R"("minPrice":1e308)"), "minPrice");
     expect_page_fails(page_with_item(R"("minPrice":0)"), "minPrice");
+    expect_page_fails(R"({"data":[{"sku":"1_2\u0000"}]})", "NUL character");
+    expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"P\u0000","available":"yes"}])"),
+                      "NUL character");
+    expect_page_fails(R"({"data":[{"sku":"1_\udcbc"}]})", "invalid UTF-8");  // a lone surrogate
+    expect_page_fails(R"({"data":[{"sku":"1_\ud800x"}]})", "not JSON");
+    const CabinetPageParse title = parse_cabinet_page(
+        page_with_item(R"("masterTitle":"a\u0000b","brand":"\udcbcX","masterCategory":"\ud83d\ude00")"));
+    ASSERT_TRUE(title.ok) << title.error;
+    EXPECT_EQ(title.page.listings[0].model, "") << "a title with a NUL reads as absent";
+    EXPECT_EQ(title.page.listings[0].brand, "") << "a lone surrogate reads as absent";
+    EXPECT_EQ(title.page.listings[0].category, "\xF0\x9F\x98\x80") << "a surrogate pair is fine";
+}
+
+TEST(CabinetText, StorableText) {
+    using demper::core::json_read::storable_text;
+    EXPECT_TRUE(storable_text(""));
+    EXPECT_TRUE(storable_text("Влажные полотенца 70 шт «Sunlight» \xF0\x9F\x98\x80"));
+    EXPECT_FALSE(storable_text(std::string("a\0b", 3)));
+    EXPECT_FALSE(storable_text("\xED\xB2\xBC"));      // an encoded surrogate
+    EXPECT_FALSE(storable_text("\xC0\xAF"));          // overlong '/'
+    EXPECT_FALSE(storable_text("\xE0\x80\xAF"));      // overlong '/'
+    EXPECT_FALSE(storable_text("\xF4\x90\x80\x80"));  // above U+10FFFF
+    EXPECT_FALSE(storable_text("\xE2\x82"));          // cut short
+    EXPECT_FALSE(storable_text("\x80"));              // a lone continuation byte
+    EXPECT_FALSE(storable_text("\xFF"));
 }
 
 TEST(CabinetDetails, MockAnswer) {
