@@ -16,7 +16,7 @@ namespace demper_mock {
 namespace {
 
 constexpr int64_t kMinPrice = 10;  // Kaspi's own minimum
-constexpr uint64_t kMaxSyntheticOffers = 2000000;
+constexpr uint64_t kMaxSyntheticOffers = 1000000;  // about 1.3 kB of memory each
 constexpr const char* kNoAvailabilityReason = "Не указано наличие в прайс листе";
 constexpr const char* kUnknownPickupPointReason = "Не найдена точка продажи из прайс листа: ";
 constexpr const char* kUnexpectedStockReason = "Некорректный остаток в прайс листе";
