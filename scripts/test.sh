@@ -2,7 +2,7 @@
 # test.sh: every test layer of demper, from a fresh Debian 12 machine, as root:
 #   unit       GoogleTest units of src/core (no server)
 #   sanitize   the same units built with ASan + UBSan
-#   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers), DEMPER_FUZZ_SECONDS each
+#   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers), bounded time each
 #   mock       test/mock/smoke_test.sh: the mock marketplace end to end
 #   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
 #   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
@@ -65,15 +65,21 @@ fuzz_run() {
   corpus=$(mktemp -d /tmp/demper-corpus.XXXXXX)
   cp "$seeds"/* "$corpus/"
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$root/build-fuzz/$target" \
-    -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus" >"$logs/$target.log" 2>&1
+    -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus" \
+    >"$logs/$target.log" 2>&1
   rc=$?
   grep -E '^#[0-9]+.*DONE|^Done|ERROR|SUMMARY' "$logs/$target.log" | tail -3
   rm -rf "$corpus"
-  if [ $rc -eq 0 ]; then layer_report "fuzz $target" 1 0; else tail -30 "$logs/$target.log"; layer_report "fuzz $target" 0 1; fi
+  if [ $rc -eq 0 ]; then
+    layer_report "fuzz $target" 1 0
+  else
+    tail -30 "$logs/$target.log"; layer_report "fuzz $target" 0 1
+  fi
 }
 if CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -DDEMPER_FUZZ=ON -DDEMPER_BUILD_EXTENSION=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/fuzz-build.log" 2>&1 &&
-   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule fuzz_cabinet >>"$logs/fuzz-build.log" 2>&1; then
+   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule fuzz_cabinet \
+     >>"$logs/fuzz-build.log" 2>&1; then
   fuzz_run fuzz_offers_rule "$root/test/fuzz/corpus/offers"
   fuzz_run fuzz_cabinet "$root/test/fuzz/corpus/cabinet"
 else

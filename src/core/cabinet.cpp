@@ -125,7 +125,8 @@ std::vector<Availability> availabilities(const Value* list, const std::string& w
         const Value* available = field(*it, "available", at + ": ");
         if (available == nullptr || !available_of(*available, &a.available))
             fail(at + ": available must be \"yes\" or \"no\"");
-        if (!seen.insert(a.store_id).second) fail(at + ": storeId " + a.store_id + " is listed twice");
+        if (!seen.insert(a.store_id).second)
+            fail(at + ": storeId " + a.store_id + " is listed twice");
         a.stock_count = count(*it, "stockCount");
         a.pre_order = count(*it, "preOrder");
         out.push_back(std::move(a));
@@ -164,7 +165,8 @@ std::vector<CityPrice> cities(const Value& list) {
         city.city_id = identifier(field(*it, "id", at), at);
         if (city.city_id.size() != 9 || !all_digits(city.city_id))
             fail(at + "id must be a 9-digit city id");
-        if (!seen.insert(city.city_id).second) fail(at + "city " + city.city_id + " is listed twice");
+        if (!seen.insert(city.city_id).second)
+            fail(at + "city " + city.city_id + " is listed twice");
         city.city_name = text(*it, "name");
         city.price = price(*it, "price", at);
         city.pickup_points = pickup_points(field(*it, "pickupPoints", at), at);
@@ -254,7 +256,8 @@ CabinetDetailsParse parse_cabinet_details(std::string_view body) {
         bool duplicate = false;
         if (d.brand.empty()) {
             const Value* product = member(doc, "masterProduct", &duplicate);
-            const Value* card = product && product->IsObject() ? member(*product, "card", &duplicate) : nullptr;
+            const Value* card =
+                product && product->IsObject() ? member(*product, "card", &duplicate) : nullptr;
             const Value* promo =
                 card && card->IsObject() ? member(*card, "promoConditions", &duplicate) : nullptr;
             if (promo && promo->IsObject()) d.brand = text(*promo, "brand");

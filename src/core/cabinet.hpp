@@ -44,17 +44,17 @@ namespace demper::core {
 
 // Availability is one pickup point of a listing as the cabinet has it.
 struct Availability {
-    std::string store_id;                      // "30067228_PP2"
-    bool available = true;                     // "yes" / "no"
-    std::optional<std::int64_t> stock_count;   // absent when the cabinet did not say
-    std::optional<std::int64_t> pre_order;     // days of pre-order; absent when not said
+    std::string store_id;                     // "30067228_PP2"
+    bool available = true;                    // "yes" / "no"
+    std::optional<std::int64_t> stock_count;  // absent when the cabinet did not say
+    std::optional<std::int64_t> pre_order;    // days of pre-order; absent when not said
 };
 
 // CityPrice is one city a listing is sold in (details' cityInfo).
 struct CityPrice {
     std::string city_id;  // 9-digit KATO code
     std::string city_name;
-    std::optional<std::int64_t> price;        // whole tenge; absent when the cabinet gave none
+    std::optional<std::int64_t> price;       // whole tenge; absent when the cabinet gave none
     std::vector<std::string> pickup_points;  // storeIds
 };
 
@@ -70,11 +70,11 @@ struct CabinetListing {
     std::optional<std::int64_t> min_price;
     std::optional<std::int64_t> max_price;
     std::vector<Availability> availabilities;  // in the order sent
-    std::string archive_reason;  // archiveReason, when the cabinet gives one
+    std::string archive_reason;                // archiveReason, when the cabinet gives one
 };
 
 struct CabinetPage {
-    std::optional<std::int64_t> total;  // "total", when it is a non-negative integer
+    std::optional<std::int64_t> total;     // "total", when it is a non-negative integer
     std::vector<CabinetListing> listings;  // empty: the last page was passed
 };
 

@@ -1,10 +1,6 @@
 // push: see push.hpp for the body, the headers and the answer classes.
 #include "core/push.hpp"
 
-#include "core/json_read.hpp"
-#include "core/offers.hpp"
-#include "core/url.hpp"
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -15,6 +11,10 @@
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "core/json_read.hpp"
+#include "core/offers.hpp"
+#include "core/url.hpp"
 
 namespace demper::core {
 
@@ -28,7 +28,8 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rap
                                  rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
 
 void write_string(Writer& w, const std::string& value, const char* field) {
-    if (value.size() > 0xFFFFFFFFu) throw std::invalid_argument(std::string(field) + " is too long");
+    if (value.size() > 0xFFFFFFFFu)
+        throw std::invalid_argument(std::string(field) + " is too long");
     if (!w.String(value.data(), static_cast<rapidjson::SizeType>(value.size())))
         throw std::invalid_argument(std::string("push: ") + field + " is not valid UTF-8");
 }
@@ -91,7 +92,7 @@ std::string error_message(std::string_view body) {
     if (body.empty()) return std::string();
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(body.data(),
-                                                                                        body.size());
+                                                                                      body.size());
     if (doc.HasParseError() || !doc.IsObject()) return std::string();
     for (const char* key : {"message", "error", "detail"}) {
         const auto it = doc.FindMember(key);
@@ -146,16 +147,17 @@ const rapidjson::Value* id_member(const rapidjson::Value& object) {
 PushResult classify_success(long status, std::string_view body) {
     const std::string where = status_text(status) + ": ";
     std::size_t first = 0;
-    while (first < body.size() &&
-           (body[first] == ' ' || body[first] == '\t' || body[first] == '\n' || body[first] == '\r'))
+    while (first < body.size() && (body[first] == ' ' || body[first] == '\t' ||
+                                   body[first] == '\n' || body[first] == '\r'))
         ++first;
     if (first == body.size()) return result(PushOutcome::retry, where + "empty answer, no job id");
     if (body[first] == '<')
         return result(PushOutcome::retry, where + "answer is not JSON (HTML page), no job id");
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(body.data(),
-                                                                                        body.size());
-    if (doc.HasParseError()) return result(PushOutcome::retry, where + "answer is not JSON, no job id");
+                                                                                      body.size());
+    if (doc.HasParseError())
+        return result(PushOutcome::retry, where + "answer is not JSON, no job id");
     std::vector<std::string> jobs;
     std::string why;
     if (doc.IsObject()) {
@@ -163,7 +165,8 @@ PushResult classify_success(long status, std::string_view body) {
         if (!job_id_of(id_member(doc), &jobs.back(), &why))
             return result(PushOutcome::retry, where + why);
     } else if (doc.IsArray()) {
-        if (doc.Empty()) return result(PushOutcome::retry, where + "answer is an empty array, no job id");
+        if (doc.Empty())
+            return result(PushOutcome::retry, where + "answer is an empty array, no job id");
         std::size_t index = 0;
         for (auto it = doc.Begin(); it != doc.End(); ++it, ++index) {
             const std::string at = "answer[" + std::to_string(index) + "] ";
@@ -173,7 +176,8 @@ PushResult classify_success(long status, std::string_view body) {
                 return result(PushOutcome::retry, where + at + why);
         }
     } else {
-        return result(PushOutcome::retry, where + "answer is not a JSON object or array, no job id");
+        return result(PushOutcome::retry,
+                      where + "answer is not a JSON object or array, no job id");
     }
     std::string detail = "accepted, job " + printable(jobs[0], 64);
     if (jobs.size() > 1) detail += " and " + std::to_string(jobs.size() - 1) + " more";
@@ -198,7 +202,8 @@ void write_listing(Writer& w, const ListingPush& listing, const std::string& whe
     }
     std::unordered_set<std::string_view> cities;
     for (const PushCityPrice& c : listing.city_prices) {
-        if (!valid_city_id(c.city_id)) throw std::invalid_argument(where + "a cityId is not 9 digits");
+        if (!valid_city_id(c.city_id))
+            throw std::invalid_argument(where + "a cityId is not 9 digits");
         if (!cities.insert(c.city_id).second)
             throw std::invalid_argument(where + "duplicate cityId " + c.city_id);
         if (c.price < kMinPrice || c.price > kMaxOfferPrice)
@@ -290,13 +295,12 @@ std::string push_body(const PushRequestInput& input) {
                                     " is below Kaspi's minimum of 10");
     std::unordered_set<std::string_view> cities;
     for (const auto& [city, value] : input.city_prices) {
-        if (!valid_city_id(city))
-            throw std::invalid_argument("push: a cityId is not 9 digits");
+        if (!valid_city_id(city)) throw std::invalid_argument("push: a cityId is not 9 digits");
         if (!cities.insert(city).second)
             throw std::invalid_argument("push: duplicate cityId " + city);
         if (value < kMinPrice)
-            throw std::invalid_argument("push: price " + std::to_string(value) + " for city " + city +
-                                        " is below Kaspi's minimum of 10");
+            throw std::invalid_argument("push: price " + std::to_string(value) + " for city " +
+                                        city + " is below Kaspi's minimum of 10");
     }
 
     rapidjson::StringBuffer buf;
@@ -347,28 +351,31 @@ std::string listing_push_batch_body(const std::vector<ListingPush>& listings) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::vector<std::string> push_headers(std::string_view session_cookie, std::string_view sid_cookie) {
+std::vector<std::string> push_headers(std::string_view session_cookie,
+                                      std::string_view sid_cookie) {
     check_cookie(session_cookie, "mc-session");
     check_cookie(sid_cookie, "mc-sid");
     std::string cookie = "Cookie: mc-session=";
     cookie.append(session_cookie);
     cookie += "; mc-sid=";
     cookie.append(sid_cookie);
-    return {"Content-Type: application/json",
-            "Accept: application/json, text/*",
-            "x-auth-version: 3",
-            "Origin: https://kaspi.kz",
-            "Referer: https://kaspi.kz/",
-            std::move(cookie)};
+    return {
+        "Content-Type: application/json", "Accept: application/json, text/*", "x-auth-version: 3",
+        "Origin: https://kaspi.kz",       "Referer: https://kaspi.kz/",       std::move(cookie)};
 }
 
 const char* push_outcome_name(PushOutcome outcome) {
     switch (outcome) {
-        case PushOutcome::accepted: return "accepted";
-        case PushOutcome::retry: return "retry";
-        case PushOutcome::merchant_banned: return "merchant_banned";
-        case PushOutcome::needs_login: return "needs_login";
-        case PushOutcome::rejected: return "rejected";
+        case PushOutcome::accepted:
+            return "accepted";
+        case PushOutcome::retry:
+            return "retry";
+        case PushOutcome::merchant_banned:
+            return "merchant_banned";
+        case PushOutcome::needs_login:
+            return "needs_login";
+        case PushOutcome::rejected:
+            return "rejected";
     }
     return "unknown";
 }
@@ -379,8 +386,9 @@ PushResult classify_push_answer(long http_status, std::string_view body, bool tr
     if (http_status >= 200 && http_status <= 299) return classify_success(http_status, body);
     const std::string status = status_text(http_status);
     if (http_status == 401 || http_status == 403)
-        return result(PushOutcome::needs_login,
-                      status + ": the merchant cabinet session expired; the store needs a new login");
+        return result(
+            PushOutcome::needs_login,
+            status + ": the merchant cabinet session expired; the store needs a new login");
     if (http_status == 429)
         return result(PushOutcome::merchant_banned,
                       status + ": the marketplace rate-limited this merchant's price pushes");
@@ -400,9 +408,12 @@ PushResult classify_push_answer(long http_status, std::string_view body, bool tr
 
 const char* push_job_state_name(PushJobState state) {
     switch (state) {
-        case PushJobState::pending: return "pending";
-        case PushJobState::done: return "done";
-        case PushJobState::failed: return "failed";
+        case PushJobState::pending:
+            return "pending";
+        case PushJobState::done:
+            return "done";
+        case PushJobState::failed:
+            return "failed";
     }
     return "unknown";
 }
@@ -429,8 +440,8 @@ PushJobParse parse_push_job(std::string_view body) {
         if (!items->IsArray()) return job_failure("\"items\" is not an array");
         for (auto it = items->Begin(); it != items->End(); ++it) {
             if (!it->IsObject()) return job_failure("a job item is not an object");
-            out.job.items.push_back(
-                PushJobItem{job_text(*it, "sku"), job_text(*it, "result"), job_text(*it, "reason")});
+            out.job.items.push_back(PushJobItem{job_text(*it, "sku"), job_text(*it, "result"),
+                                                job_text(*it, "reason")});
         }
     }
     out.ok = true;

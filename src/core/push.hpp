@@ -5,7 +5,8 @@
 //   POST {demper.push_url}: https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process (one object)
 //                        or .../process/process/batch (a JSON array of them)
 //   Cookie: mc-session=...; mc-sid=...   x-auth-version: 3   Origin/Referer: https://kaspi.kz
-//   {"merchantUid":"30067228","sku":"133206576_392235481","model":"Влажные полотенца Sunlight 70 шт",
+//   {"merchantUid":"30067228","sku":"133206576_392235481","model":"Влажные полотенца Sunlight 70
+//   шт",
 //    "availabilities":[{"available":"yes","storeId":"30067228_PP2"}],
 //    "cityPrices":[{"cityId":"511010000","value":1120}]}
 //   -> 200 {"id":"<jobId>"}  (/process)   or   [{"id":"<jobId>"}, ...]  (batch)
@@ -160,7 +161,8 @@ struct PushJobParse {
 // failed; anything else fails the parse (an unknown state is not "done"). Strict about the body
 // (not empty, not HTML, JSON, an object) and `items` (an array of objects when present); tolerant
 // about everything else (unknown fields ignored; id, sku, result, reason, message read when they
-// are strings of valid UTF-8 without a NUL character, ids also when integers). Never throws (except std::bad_alloc).
+// are strings of valid UTF-8 without a NUL character, ids also when integers). Never throws (except
+// std::bad_alloc).
 PushJobParse parse_push_job(std::string_view body);
 
 // push_job_url replaces every "{job_id}" in `tmpl` with the percent-encoded job id.

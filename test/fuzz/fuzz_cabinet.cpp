@@ -45,7 +45,8 @@ void check_push_body(const CabinetListing& listing, const CabinetDetails& detail
     push.model = listing.model;
     push.availabilities = listing.availabilities;
     for (const CityPrice& city : details.cities) {
-        if (city.price && *city.price >= 10) push.city_prices.push_back({city.city_id, *city.price});
+        if (city.price && *city.price >= 10)
+            push.city_prices.push_back({city.city_id, *city.price});
     }
     std::string body;
     try {

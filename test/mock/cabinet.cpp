@@ -15,7 +15,7 @@ namespace demper_mock {
 
 namespace {
 
-constexpr int64_t kMinPrice = 10;  // Kaspi's own minimum
+constexpr int64_t kMinPrice = 10;                  // Kaspi's own minimum
 constexpr uint64_t kMaxSyntheticOffers = 1000000;  // about 1.3 kB of memory each
 constexpr const char* kNoAvailabilityReason = "Не указано наличие в прайс листе";
 constexpr const char* kUnknownPickupPointReason = "Не найдена точка продажи из прайс листа: ";
@@ -29,19 +29,27 @@ struct KnownCity {
 };
 
 constexpr KnownCity kCities[] = {
-    {"750000000", "Алматы"},   {"710000000", "Астана"},   {"511010000", "Шымкент"},
-    {"151010000", "Актобе"},   {"351010000", "Караганда"}, {"231010000", "Атырау"},
-    {"311010000", "Тараз"},    {"551010000", "Павлодар"},
+    {"750000000", "Алматы"}, {"710000000", "Астана"},    {"511010000", "Шымкент"},
+    {"151010000", "Актобе"}, {"351010000", "Караганда"}, {"231010000", "Атырау"},
+    {"311010000", "Тараз"},  {"551010000", "Павлодар"},
 };
 
 constexpr const char* kSyntheticNouns[] = {
-    "Смартфон",          "Беспроводные наушники", "Чайник электрический", "Пылесос",
-    "Утюг",              "Фен",                   "Кофеварка",            "Микроволновая печь",
-    "Влажные полотенца", "Шампунь",               "Стиральный порошок",   "Блендер",
+    "Смартфон",
+    "Беспроводные наушники",
+    "Чайник электрический",
+    "Пылесос",
+    "Утюг",
+    "Фен",
+    "Кофеварка",
+    "Микроволновая печь",
+    "Влажные полотенца",
+    "Шампунь",
+    "Стиральный порошок",
+    "Блендер",
 };
-constexpr const char* kSyntheticBrands[] = {"Samsung", "Xiaomi",  "Philips", "Tefal",
-                                            "Bosch",   "Sunlight", "Redmond", "Polaris",
-                                            "Apple",   "LG"};
+constexpr const char* kSyntheticBrands[] = {"Samsung",  "Xiaomi",  "Philips", "Tefal", "Bosch",
+                                            "Sunlight", "Redmond", "Polaris", "Apple", "LG"};
 constexpr const char* kSyntheticColours[] = {"белый", "чёрный", "серый", "синий", "красный"};
 
 template <typename T, size_t N>
@@ -60,9 +68,8 @@ uint64_t fnv1a(const std::string& text) {
 }
 
 bool nine_digits(const std::string& id) {
-    return id.size() == 9 && std::all_of(id.begin(), id.end(), [](char c) {
-               return c >= '0' && c <= '9';
-           });
+    return id.size() == 9 &&
+           std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // default_shop_link builds https://kaspi.kz/shop/p/<slug>-<card id>/ with the brand as slug.
@@ -81,11 +88,10 @@ std::string iso_time(double unix_time) {
     tm parts{};
     gmtime_r(&local, &parts);
     char text[96];
-    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+05:00",
-                  parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-                  parts.tm_min, parts.tm_sec,
-                  static_cast<int>((unix_time - static_cast<double>(static_cast<time_t>(unix_time))) *
-                                   1000));
+    std::snprintf(
+        text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+05:00", parts.tm_year + 1900,
+        parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+        static_cast<int>((unix_time - static_cast<double>(static_cast<time_t>(unix_time))) * 1000));
     return text;
 }
 
@@ -232,8 +238,9 @@ bool read_stocks(const JsonValue& list, std::vector<CabinetStock>& stocks, std::
             stock.store_id.empty() || !read_available(item, stock.available) ||
             !read_unsigned_member(item, "stockCount", count) ||
             !read_unsigned_member(item, "preOrder", pre_order)) {
-            error = "an availability needs storeId (string), available (\"yes\" or \"no\"), "
-                    "stockCount and preOrder (non-negative integers)";
+            error =
+                "an availability needs storeId (string), available (\"yes\" or \"no\"), "
+                "stockCount and preOrder (non-negative integers)";
             return false;
         }
         if (!seen.insert(stock.store_id).second) {
@@ -330,7 +337,8 @@ bool valid_city_prices(const JsonValue& item, std::string& reason) {
         const JsonValue* value = entry.find("value");
         if (city == nullptr || city->type != JsonValue::Type::string || !nine_digits(city->text) ||
             value == nullptr || !value->as_int() || *value->as_int() < kMinPrice) {
-            reason = "a cityPrices entry needs cityId (9 digits) and value (an integer of at least 10)";
+            reason =
+                "a cityPrices entry needs cityId (9 digits) and value (an integer of at least 10)";
             return false;
         }
     }
@@ -357,7 +365,8 @@ Outcome apply_push(CabinetOffer* offer, const JsonValue& item, PushEndpoint endp
             if (store == nullptr || store->type != JsonValue::Type::string || store->text.empty() ||
                 available == nullptr || available->type != JsonValue::Type::string ||
                 (available->text != "yes" && available->text != "no")) {
-                return {"rejected", "an availability needs storeId and available \"yes\" or \"no\""};
+                return {"rejected",
+                        "an availability needs storeId and available \"yes\" or \"no\""};
             }
             named.insert(store->text);
             if (available->text == "yes") yes.insert(store->text);
@@ -367,8 +376,9 @@ Outcome apply_push(CabinetOffer* offer, const JsonValue& item, PushEndpoint endp
     for (const JsonValue& entry : pushed->items) {
         if (entry.find("stockCount") != nullptr) return archive(*offer, kUnexpectedStockReason);
         const std::string& store = entry.find("storeId")->text;
-        bool known = std::any_of(offer->availabilities.begin(), offer->availabilities.end(),
-                                 [&](const CabinetStock& stock) { return stock.store_id == store; });
+        bool known =
+            std::any_of(offer->availabilities.begin(), offer->availabilities.end(),
+                        [&](const CabinetStock& stock) { return stock.store_id == store; });
         if (!known) return archive(*offer, kUnknownPickupPointReason + store);
     }
     for (const JsonValue& entry : item.find("cityPrices")->items) {
@@ -415,8 +425,10 @@ CabinetOffer synthetic_offer(const std::string& merchant_uid, uint64_t seed, uin
     int64_t base = 1000 + static_cast<int64_t>((h >> 40) % 499001);
     for (size_t k = 0; k < spec.cities.size(); ++k) {
         std::string point = merchant_uid + "_PP" + std::to_string(k + 1);
-        offer.cities.push_back(CabinetCity{spec.cities[k], city_name(spec.cities[k]),
-                                           base + 10 * static_cast<int64_t>(k), {point}});
+        offer.cities.push_back(CabinetCity{spec.cities[k],
+                                           city_name(spec.cities[k]),
+                                           base + 10 * static_cast<int64_t>(k),
+                                           {point}});
         offer.availabilities.push_back(
             CabinetStock{point, true, static_cast<int64_t>((h >> (4 * k)) % 20), 0});
     }
@@ -449,7 +461,8 @@ std::optional<CabinetOffer> offer_from_json(const JsonValue& item, std::string& 
         return std::nullopt;
     }
     bool archived = false;
-    if (!read_string(item, "masterTitle", offer.title) || !read_string(item, "brand", offer.brand) ||
+    if (!read_string(item, "masterTitle", offer.title) ||
+        !read_string(item, "brand", offer.brand) ||
         !read_string(item, "masterCategory", offer.category) ||
         !read_string(item, "shopLink", offer.shop_link) ||
         !read_string(item, "archiveReason", offer.archive_reason) ||
@@ -489,7 +502,8 @@ bool apply_hand_edit(CabinetOffer& offer, const JsonValue& edit, std::string& er
     }
     CabinetOffer edited = offer;
     bool archived = !offer.live;
-    if (!read_string(edit, "masterTitle", edited.title) || !read_string(edit, "brand", edited.brand) ||
+    if (!read_string(edit, "masterTitle", edited.title) ||
+        !read_string(edit, "brand", edited.brand) ||
         !read_string(edit, "archiveReason", edited.archive_reason) ||
         !read_bool(edit, "archived", archived)) {
         error = "masterTitle, brand, archiveReason must be strings, archived a boolean";
@@ -498,10 +512,9 @@ bool apply_hand_edit(CabinetOffer& offer, const JsonValue& edit, std::string& er
     if (const JsonValue* prices = edit.find("cityPrices")) {
         if (!valid_city_prices(edit, error)) return false;
         for (const JsonValue& entry : prices->items) {
-            auto city = std::find_if(edited.cities.begin(), edited.cities.end(),
-                                     [&](const CabinetCity& c) {
-                                         return c.id == entry.find("cityId")->text;
-                                     });
+            auto city = std::find_if(
+                edited.cities.begin(), edited.cities.end(),
+                [&](const CabinetCity& c) { return c.id == entry.find("cityId")->text; });
             if (city == edited.cities.end()) {
                 error = "the offer is not sold in city " + entry.find("cityId")->text;
                 return false;
@@ -545,7 +558,8 @@ const std::vector<size_t>& MerchantCabinet::listed(bool live) {
     if (!index_valid_) {
         live_.clear();
         archived_.clear();
-        for (size_t i = 0; i < offers_.size(); ++i) (offers_[i].live ? live_ : archived_).push_back(i);
+        for (size_t i = 0; i < offers_.size(); ++i)
+            (offers_[i].live ? live_ : archived_).push_back(i);
         index_valid_ = true;
     }
     return live ? live_ : archived_;

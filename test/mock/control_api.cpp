@@ -155,8 +155,9 @@ Reply ControlApi::set_merchant(const HttpRequest& request, const std::string& me
     auto body = body_object(request);
     if (!body) return not_an_object();
     if (!update_session(*body, merchant_uid)) {
-        return error_reply(400, "expected session, sid (strings), expired (bool) and "
-                                "expired_status (401 or 403)");
+        return error_reply(400,
+                           "expected session, sid (strings), expired (bool) and "
+                           "expired_status (401 or 403)");
     }
     return ok();
 }
@@ -187,8 +188,8 @@ Reply ControlApi::cabinet(const HttpRequest& request, std::string_view what) {
     if (merchant_uid.empty()) return error_reply(404, "no merchant uid in the path");
     if (rest.empty() && method == "GET") {
         cabinets_.settle(now_ms());
-        return json_reply(200, cabinets_.state_json(merchant_uid,
-                                                    marketplace_.pushes_array(merchant_uid)));
+        return json_reply(
+            200, cabinets_.state_json(merchant_uid, marketplace_.pushes_array(merchant_uid)));
     }
     if (rest.empty() && method == "PUT") return replace_cabinet(request, merchant_uid);
     if (rest == "offers" && method == "POST") return add_offers(request, merchant_uid);
@@ -202,7 +203,8 @@ Reply ControlApi::cabinet(const HttpRequest& request, std::string_view what) {
 namespace {
 
 // offers_from_body reads {"offers":[...]}; nullopt and `error` if any offer is invalid.
-std::optional<std::vector<CabinetOffer>> offers_from_body(const JsonValue& body, std::string& error) {
+std::optional<std::vector<CabinetOffer>> offers_from_body(const JsonValue& body,
+                                                          std::string& error) {
     const JsonValue* list = body.find("offers");
     std::vector<CabinetOffer> offers;
     if (list == nullptr) return offers;
@@ -228,8 +230,9 @@ Reply ControlApi::replace_cabinet(const HttpRequest& request, const std::string&
     auto offers = offers_from_body(*body, error);
     if (!offers) return error_reply(400, error);
     if (!update_session(*body, merchant_uid)) {
-        return error_reply(400, "expected session, sid (strings), expired (bool) and "
-                                "expired_status (401 or 403)");
+        return error_reply(400,
+                           "expected session, sid (strings), expired (bool) and "
+                           "expired_status (401 or 403)");
     }
     MerchantCabinet& target = cabinets_.cabinet(merchant_uid);
     target.clear();
@@ -269,7 +272,8 @@ Reply ControlApi::add_synthetic(const HttpRequest& request, const std::string& m
     SyntheticCabinet spec;
     if (!read_unsigned_member(*body, "count", spec.count) ||
         !read_unsigned_member(*body, "first_code", spec.first_code) ||
-        !read_unsigned_member(*body, "archived_every", spec.archived_every) || spec.first_code == 0) {
+        !read_unsigned_member(*body, "archived_every", spec.archived_every) ||
+        spec.first_code == 0) {
         return error_reply(400, "expected count, first_code (positive), archived_every (integers)");
     }
     if (const JsonValue* cities = body->find("cities")) {
@@ -300,10 +304,11 @@ Reply ControlApi::set_cabinet_fault(const HttpRequest& request, const std::strin
     uint64_t page = 0;
     if (!read_text_member(*body, "endpoint", endpoint) || !read_text_member(*body, "sku", sku) ||
         !read_bool_member(*body, "archived", archived) ||
-        !read_unsigned_member(*body, "page", page) || (endpoint != "list" && endpoint != "details") ||
-        (endpoint == "details" && sku.empty())) {
-        return error_reply(400, "expected endpoint \"list\" (with page, archived) or \"details\" "
-                                "(with sku), and the fault fields of /_mock/fault");
+        !read_unsigned_member(*body, "page", page) ||
+        (endpoint != "list" && endpoint != "details") || (endpoint == "details" && sku.empty())) {
+        return error_reply(400,
+                           "expected endpoint \"list\" (with page, archived) or \"details\" "
+                           "(with sku), and the fault fields of /_mock/fault");
     }
     std::string error;
     auto fault = fault_from_json(*body, error);
@@ -333,7 +338,8 @@ Reply ControlApi::set_http2(const HttpRequest& request) {
     auto body = body_object(request);
     if (!body) return not_an_object();
     bool refuse = true;
-    if (!read_bool_member(*body, "refuse", refuse)) return error_reply(400, "expected refuse (bool)");
+    if (!read_bool_member(*body, "refuse", refuse))
+        return error_reply(400, "expected refuse (bool)");
     switches_.refuse_http2 = refuse;
     return ok();
 }

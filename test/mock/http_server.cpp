@@ -1,8 +1,6 @@
 // http_server.cpp: listeners, connections, in-order replies with delays, drips and stalls.
 #include "http_server.hpp"
 
-#include "http2.hpp"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include "http2.hpp"
 
 namespace demper_mock {
 
@@ -200,7 +200,8 @@ bool HttpServer::process_input(Connection& conn) {
         conn.continue_sent = false;
         if (request.upgrade_h2c && switches_.refuse_http2) {
             // The upgraded request is stream 1 of the new HTTP/2 connection.
-            refuse_http2_stream(conn, 1, request.path, std::string(kSwitchToH2c) + settings_frame(false));
+            refuse_http2_stream(conn, 1, request.path,
+                                std::string(kSwitchToH2c) + settings_frame(false));
             break;
         }
         Reply reply =

@@ -152,9 +152,8 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
     } else if (body && endpoint == PushEndpoint::batch && body->type == JsonValue::Type::array) {
         for (const JsonValue& item : body->items) items.push_back(&item);
     }
-    bool objects = !items.empty() && std::all_of(items.begin(), items.end(), [](const JsonValue* v) {
-        return v->is_object();
-    });
+    bool objects = !items.empty() && std::all_of(items.begin(), items.end(),
+                                                 [](const JsonValue* v) { return v->is_object(); });
     if (!objects) {
         return error_reply(400, endpoint == PushEndpoint::single
                                     ? "body must be a JSON object"
@@ -202,8 +201,15 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
 void Marketplace::record_push(const JsonValue& item, const std::string& merchant_uid,
                               PushEndpoint endpoint, const std::string& job_id,
                               const Arrival& arrival) {
-    Push push{arrival.unix_time, merchant_uid, item.find("sku")->text, "", std::nullopt, "[]",
-              endpoint, job_id, ""};
+    Push push{arrival.unix_time,
+              merchant_uid,
+              item.find("sku")->text,
+              "",
+              std::nullopt,
+              "[]",
+              endpoint,
+              job_id,
+              ""};
     if (const JsonValue* model = item.find("model"); model && model->as_text())
         push.model = *model->as_text();
     if (const JsonValue* price = item.find("price")) push.price = price->as_int();
@@ -219,7 +225,8 @@ Reply Marketplace::handle_list(const HttpRequest& request, const Arrival& arriva
     ++stats_.cabinet_requests;
     if (request.method != "GET") return method_not_allowed("GET");
     auto merchant_uid = query_param(request.target, "m");
-    if (!merchant_uid || merchant_uid->empty()) return error_reply(400, "m (merchant uid) is required");
+    if (!merchant_uid || merchant_uid->empty())
+        return error_reply(400, "m (merchant uid) is required");
     if (int refusal = login_refusal(*merchant_uid, request.cookie))
         return error_reply(refusal, "session expired");
     int64_t page = 0;
@@ -230,10 +237,11 @@ Reply Marketplace::handle_list(const HttpRequest& request, const Arrival& arriva
         return error_reply(400, "p must be a page number, l between 1 and 1000, a true or false");
     }
     cabinets_.settle(arrival.at_ms);
-    Reply reply = json_reply(200, cabinets_.list_page_json(*merchant_uid, live == "true",
-                                                           static_cast<size_t>(page),
-                                                           static_cast<size_t>(limit)));
-    if (auto fault = cabinet_faults_.take(*merchant_uid + "/list/" + live + "/" + std::to_string(page)))
+    Reply reply = json_reply(
+        200, cabinets_.list_page_json(*merchant_uid, live == "true", static_cast<size_t>(page),
+                                      static_cast<size_t>(limit)));
+    if (auto fault =
+            cabinet_faults_.take(*merchant_uid + "/list/" + live + "/" + std::to_string(page)))
         return apply_fault(*fault, std::move(reply));
     return reply;
 }
@@ -249,7 +257,8 @@ Reply Marketplace::handle_details(const HttpRequest& request, const Arrival& arr
         return error_reply(refusal, "session expired");
     cabinets_.settle(arrival.at_ms);
     auto details = cabinets_.details_json(*merchant_uid, *sku);
-    Reply reply = details ? json_reply(200, std::move(*details)) : error_reply(404, "offer not found");
+    Reply reply =
+        details ? json_reply(200, std::move(*details)) : error_reply(404, "offer not found");
     if (auto fault = cabinet_faults_.take(*merchant_uid + "/details/" + *sku))
         return apply_fault(*fault, std::move(reply));
     return reply;

@@ -69,7 +69,6 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
     }
 }
 
-
 bool text_field(const JsonValue& offer, std::string_view key, std::string& out) {
     const JsonValue* value = offer.find(key);
     if (value == nullptr) return true;  // keep the default

@@ -2,13 +2,13 @@
 // (src/core/cabinet.hpp).
 #include "core/cabinet.hpp"
 
-#include "core/json_read.hpp"
-
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/json_read.hpp"
 
 namespace {
 
@@ -177,13 +177,16 @@ TEST(CabinetPage, StrictWhereItMatters) {
     expect_page_fails(R"({"error":"unauthorized"})", "missing \"data\"");
     expect_page_fails(R"({"data":{}})", "not an array");
     expect_page_fails(R"({"data":[1]})", "data[0]: listing is not an object");
-    expect_page_fails(R"({"data":[{"sku":"1_2"},{"masterSku":"5"}]})", "data[1]: listing has no sku");
+    expect_page_fails(R"({"data":[{"sku":"1_2"},{"masterSku":"5"}]})",
+                      "data[1]: listing has no sku");
     expect_page_fails(R"({"data":[{"sku":""}]})", "no sku");
     expect_page_fails(R"({"data":[{"sku":"1_2"},{"sku":"1_2"}]})", "listed twice");
     expect_page_fails(R"({"data":[{"sku":"1_2","sku":"1_3"}]})", "duplicate key \"sku\"");
     expect_page_fails(R"({"data":[],"data":[{"sku":"1"}]})", "duplicate key \"data\"");
-    expect_page_fails(page_with_item(R"("availabilities":[{"available":"yes"}])"), "has no storeId");
-    expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"PP1"}])"), "available must be");
+    expect_page_fails(page_with_item(R"("availabilities":[{"available":"yes"}])"),
+                      "has no storeId");
+    expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"PP1"}])"),
+                      "available must be");
     expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"PP1","available":"maybe"}])"),
                       "available must be");
     expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"PP1","available":"yes"},)"
@@ -197,12 +200,13 @@ TEST(CabinetPage, StrictWhereItMatters) {
     expect_page_fails(page_with_item(R"("minPrice":1e308)"), "minPrice");
     expect_page_fails(page_with_item(R"("minPrice":0)"), "minPrice");
     expect_page_fails(R"({"data":[{"sku":"1_2\u0000"}]})", "NUL character");
-    expect_page_fails(page_with_item(R"("availabilities":[{"storeId":"P\u0000","available":"yes"}])"),
-                      "NUL character");
+    expect_page_fails(
+        page_with_item(R"("availabilities":[{"storeId":"P\u0000","available":"yes"}])"),
+        "NUL character");
     expect_page_fails(R"({"data":[{"sku":"1_\udcbc"}]})", "invalid UTF-8");  // a lone surrogate
     expect_page_fails(R"({"data":[{"sku":"1_\ud800x"}]})", "not JSON");
-    const CabinetPageParse title = parse_cabinet_page(
-        page_with_item(R"("masterTitle":"a\u0000b","brand":"\udcbcX","masterCategory":"\ud83d\ude00")"));
+    const CabinetPageParse title = parse_cabinet_page(page_with_item(
+        R"("masterTitle":"a\u0000b","brand":"\udcbcX","masterCategory":"\ud83d\ude00")"));
     ASSERT_TRUE(title.ok) << title.error;
     EXPECT_EQ(title.page.listings[0].model, "") << "a title with a NUL reads as absent";
     EXPECT_EQ(title.page.listings[0].brand, "") << "a lone surrogate reads as absent";
@@ -289,9 +293,11 @@ TEST(CabinetDetails, StrictWhereItMatters) {
     expect_details_fail(details_with_city(R"("price":1120.5)"), "price must be a whole number");
     expect_details_fail(details_with_city(R"("price":"1120")"), "price");
     expect_details_fail(details_with_city(R"("price":1,"price":2)"), "duplicate key \"price\"");
-    expect_details_fail(details_with_city(R"("pickupPoints":"PP1")"), "pickupPoints is not an array");
+    expect_details_fail(details_with_city(R"("pickupPoints":"PP1")"),
+                        "pickupPoints is not an array");
     expect_details_fail(details_with_city(R"("pickupPoints":[{"name":"x"}])"), "names no storeId");
-    expect_details_fail(R"({"cityInfo":[],"availabilities":[{"storeId":"A"}]})", "available must be");
+    expect_details_fail(R"({"cityInfo":[],"availabilities":[{"storeId":"A"}]})",
+                        "available must be");
 }
 
 TEST(CabinetProductCode, FromShopLinkThenMasterSkuThenSkuPrefix) {
@@ -318,17 +324,17 @@ TEST(CabinetUrls, DefaultTemplates) {
               "https://mc.shop.kaspi.kz/bff/offer-view/list?m=30067228&p=2&l=100&a=true");
     EXPECT_EQ(cabinet_list_url(kDefaultCabinetListUrl, "30067228", 0, 10, false),
               "https://mc.shop.kaspi.kz/bff/offer-view/list?m=30067228&p=0&l=10&a=false");
-    EXPECT_EQ(cabinet_details_url(kDefaultCabinetDetailsUrl, "30067228", "A 1/б&x=1"),
-              "https://mc.shop.kaspi.kz/bff/offer-view/details?m=30067228&s=A%201%2F%D0%B1%26x%3D1");
+    EXPECT_EQ(
+        cabinet_details_url(kDefaultCabinetDetailsUrl, "30067228", "A 1/б&x=1"),
+        "https://mc.shop.kaspi.kz/bff/offer-view/details?m=30067228&s=A%201%2F%D0%B1%26x%3D1");
     EXPECT_EQ(cabinet_details_url("http://127.0.0.1:5/d/{sku}/{sku}", "1", "{sku}"),
               "http://127.0.0.1:5/d/%7Bsku%7D/%7Bsku%7D");
 }
 
 TEST(CabinetHeaders, NoBodyHeaderAndSafeCookies) {
-    const std::vector<std::string> expected = {"Accept: application/json, text/*",
-                                               "x-auth-version: 3", "Origin: https://kaspi.kz",
-                                               "Referer: https://kaspi.kz/",
-                                               "Cookie: mc-session=abc; mc-sid=def"};
+    const std::vector<std::string> expected = {
+        "Accept: application/json, text/*", "x-auth-version: 3", "Origin: https://kaspi.kz",
+        "Referer: https://kaspi.kz/", "Cookie: mc-session=abc; mc-sid=def"};
     EXPECT_EQ(cabinet_headers("abc", "def"), expected);
     try {
         (void)cabinet_headers("SECRET;x=1", "def");

@@ -1,8 +1,6 @@
 // Unit tests of the merchant-API price push helpers (src/core/push.hpp).
 #include "core/push.hpp"
 
-#include "core/cabinet.hpp"
-
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -11,26 +9,28 @@
 #include <utility>
 #include <vector>
 
+#include "core/cabinet.hpp"
+
 namespace {
 
 using demper::core::Availability;
 using demper::core::classify_push_answer;
+using demper::core::coalesce_pushes;
 using demper::core::listing_push_batch_body;
 using demper::core::listing_push_body;
 using demper::core::ListingPush;
 using demper::core::parse_cabinet_details;
 using demper::core::parse_cabinet_page;
 using demper::core::parse_push_job;
-using demper::core::push_job_state_name;
-using demper::core::push_job_url;
-using demper::core::PushCityPrice;
-using demper::core::PushJobParse;
-using demper::core::PushJobState;
-using demper::core::coalesce_pushes;
 using demper::core::PendingPush;
 using demper::core::push_body;
 using demper::core::push_headers;
+using demper::core::push_job_state_name;
+using demper::core::push_job_url;
 using demper::core::push_outcome_name;
+using demper::core::PushCityPrice;
+using demper::core::PushJobParse;
+using demper::core::PushJobState;
 using demper::core::PushOutcome;
 using demper::core::PushRequestInput;
 using demper::core::PushResult;
@@ -191,9 +191,11 @@ TEST(PushClassify, BatchAnswers) {
     r = classify_push_answer(200, R"({"id":"job-9"})", false);
     EXPECT_EQ(r.job_ids, std::vector<std::string>{"job-9"}) << "an object answer has one id too";
     expect_outcome(200, "[]", false, PushOutcome::retry, "empty array");
-    expect_outcome(200, R"([{"id":"a"},{}])", false, PushOutcome::retry, "answer[1] answer has no job id");
+    expect_outcome(200, R"([{"id":"a"},{}])", false, PushOutcome::retry,
+                   "answer[1] answer has no job id");
     expect_outcome(200, R"([{"id":"a"},{"id":-3}])", false, PushOutcome::retry, "answer[1] job id");
-    expect_outcome(200, R"([{"id":"a"},"b"])", false, PushOutcome::retry, "answer[1] is not an object");
+    expect_outcome(200, R"([{"id":"a"},"b"])", false, PushOutcome::retry,
+                   "answer[1] is not an object");
     EXPECT_TRUE(classify_push_answer(200, "[]", false).job_ids.empty());
 }
 
@@ -270,16 +272,18 @@ TEST(ListingPushBody, TheCapturedBodyExactly) {
 
 TEST(ListingPushBody, EveryCityEveryAvailabilityNoStockNoPrice) {
     ListingPush l = captured_listing();
-    l.availabilities = {Availability{"30067228_PP1", true, 7, 0}, Availability{"30067228_PP2", false, 0, 3}};
+    l.availabilities = {Availability{"30067228_PP1", true, 7, 0},
+                        Availability{"30067228_PP2", false, 0, 3}};
     l.city_prices = {{"750000000", 1190}, {"511010000", 1120}, {"710000000", 1150}};
     const std::string body = listing_push_body(l);
     EXPECT_NE(body.find(R"("availabilities":[{"available":"yes","storeId":"30067228_PP1"},)"
                         R"({"available":"no","storeId":"30067228_PP2"}])"),
               std::string::npos)
         << body;
-    EXPECT_NE(body.find(R"("cityPrices":[{"cityId":"750000000","value":1190},)"
-                        R"({"cityId":"511010000","value":1120},{"cityId":"710000000","value":1150}]})"),
-              std::string::npos)
+    EXPECT_NE(
+        body.find(R"("cityPrices":[{"cityId":"750000000","value":1190},)"
+                  R"({"cityId":"511010000","value":1120},{"cityId":"710000000","value":1150}]})"),
+        std::string::npos)
         << body;
     EXPECT_EQ(body.find("stockCount"), std::string::npos) << "stock is never sent";
     EXPECT_EQ(body.find("preOrder"), std::string::npos);
@@ -336,7 +340,8 @@ TEST(ListingPushBody, Batch) {
     second.sku = "101234567_555000111";
     second.city_prices = {{"750000000", 89990}};
     const std::string batch = listing_push_batch_body({captured_listing(), second});
-    EXPECT_EQ(batch, "[" + listing_push_body(captured_listing()) + "," + listing_push_body(second) + "]");
+    EXPECT_EQ(batch,
+              "[" + listing_push_body(captured_listing()) + "," + listing_push_body(second) + "]");
     EXPECT_THROW((void)listing_push_batch_body({}), std::invalid_argument);
     ListingPush other = second;
     other.merchant_uid = "30000001";
@@ -346,12 +351,14 @@ TEST(ListingPushBody, Batch) {
         (void)listing_push_batch_body({captured_listing(), second});
         FAIL();
     } catch (const std::invalid_argument& e) {
-        EXPECT_NE(std::string(e.what()).find("item 1: no availabilities"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("item 1: no availabilities"), std::string::npos)
+            << e.what();
     }
 }
 
 TEST(ListingPushBody, FromWhatTheCabinetListed) {
-    // A listing read back from the cabinet is pushed with exactly its availabilities and every city.
+    // A listing read back from the cabinet is pushed with exactly its availabilities and every
+    // city.
     const auto page = parse_cabinet_page(
         R"({"total":1,"data":[{"sku":"133206576_392235481","masterTitle":"Влажные полотенца",)"
         R"("availabilities":[{"storeId":"30067228_PP1","available":"yes","stockCount":7},)"
@@ -364,12 +371,14 @@ TEST(ListingPushBody, FromWhatTheCabinetListed) {
     l.sku = page.page.listings[0].sku;
     l.model = page.page.listings[0].model;
     l.availabilities = page.page.listings[0].availabilities;
-    for (const auto& city : details.details.cities) l.city_prices.push_back({city.city_id, *city.price - 10});
-    EXPECT_EQ(listing_push_body(l),
-              R"({"merchantUid":"30067228","sku":"133206576_392235481","model":"Влажные полотенца",)"
-              R"("availabilities":[{"available":"yes","storeId":"30067228_PP1"},)"
-              R"({"available":"no","storeId":"30067228_PP2"}],)"
-              R"("cityPrices":[{"cityId":"511010000","value":1110},{"cityId":"750000000","value":1180}]})");
+    for (const auto& city : details.details.cities)
+        l.city_prices.push_back({city.city_id, *city.price - 10});
+    EXPECT_EQ(
+        listing_push_body(l),
+        R"({"merchantUid":"30067228","sku":"133206576_392235481","model":"Влажные полотенца",)"
+        R"("availabilities":[{"available":"yes","storeId":"30067228_PP1"},)"
+        R"({"available":"no","storeId":"30067228_PP2"}],)"
+        R"("cityPrices":[{"cityId":"511010000","value":1110},{"cityId":"750000000","value":1180}]})");
 }
 
 TEST(PushJob, MockAnswers) {
@@ -401,13 +410,16 @@ TEST(PushJob, MockAnswers) {
 TEST(PushJob, StatusNames) {
     for (const char* s : {"PENDING", "queued", "In_Progress", "processing", "running", "new"})
         EXPECT_EQ(parse_push_job(std::string(R"({"status":")") + s + "\"}").job.state,
-                  PushJobState::pending) << s;
+                  PushJobState::pending)
+            << s;
     for (const char* s : {"DONE", "success", "Succeeded", "completed", "finished", "ok"})
         EXPECT_EQ(parse_push_job(std::string(R"({"status":")") + s + "\"}").job.state,
-                  PushJobState::done) << s;
+                  PushJobState::done)
+            << s;
     for (const char* s : {"FAILED", "failure", "error", "rejected", "cancelled", "canceled"})
         EXPECT_EQ(parse_push_job(std::string(R"({"status":")") + s + "\"}").job.state,
-                  PushJobState::failed) << s;
+                  PushJobState::failed)
+            << s;
     EXPECT_STREQ(push_job_state_name(PushJobState::pending), "pending");
     EXPECT_STREQ(push_job_state_name(PushJobState::done), "done");
     EXPECT_STREQ(push_job_state_name(PushJobState::failed), "failed");
@@ -432,19 +444,18 @@ TEST(PushJob, Failures) {
 }
 
 TEST(PushJob, Url) {
-    EXPECT_EQ(push_job_url("https://mc.shop.kaspi.kz/pricefeed/upload/merchant/job/{job_id}", "job-7"),
-              "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/job/job-7");
+    EXPECT_EQ(
+        push_job_url("https://mc.shop.kaspi.kz/pricefeed/upload/merchant/job/{job_id}", "job-7"),
+        "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/job/job-7");
     EXPECT_EQ(push_job_url("http://h/{job_id}?again={job_id}", "a/b {job_id}"),
               "http://h/a%2Fb%20%7Bjob_id%7D?again=a%2Fb%20%7Bjob_id%7D");
 }
 
 TEST(PushCoalesce, KeepsNewestPerKeyInSequenceOrder) {
-    const std::vector<PendingPush> in = {{"p1:750000000", 5, 100},
-                                         {"p2:750000000", 3, 200},
-                                         {"p1:750000000", 9, 90},
-                                         {"p1:710000000", 4, 300},
-                                         {"p1:750000000", 7, 95},
-                                         {"p2:750000000", 3, 210}};  // tie: later input wins
+    const std::vector<PendingPush> in = {
+        {"p1:750000000", 5, 100}, {"p2:750000000", 3, 200},
+        {"p1:750000000", 9, 90},  {"p1:710000000", 4, 300},
+        {"p1:750000000", 7, 95},  {"p2:750000000", 3, 210}};  // tie: later input wins
     const std::vector<PendingPush> out = coalesce_pushes(in);
     ASSERT_EQ(out.size(), 3u);
     EXPECT_EQ(out[0].product_key, "p2:750000000");
