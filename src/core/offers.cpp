@@ -1,12 +1,12 @@
 // offers: see offers.hpp for the accepted format and the failure rules.
 #include "core/offers.hpp"
 
-#include "core/json_read.hpp"
-
 #include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
+
+#include "core/json_read.hpp"
 
 namespace demper::core {
 
