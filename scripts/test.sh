@@ -3,6 +3,8 @@
 #   lint       the C++ / PostgreSQL boundary rule on src/pg (scripts/lint-boundary.py)
 #   unit       GoogleTest units of src/core (no server)
 #   sanitize   the same units built with ASan + UBSan
+#   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers), bounded time each
+#   mock       test/mock/smoke_test.sh: the mock marketplace end to end
 #   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
 #   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
 #   sanitize-ext  demper.so built with ASan + UBSan, preloaded by real servers for TAP tests, and
@@ -62,22 +64,42 @@ else
 fi
 layer_report sanitize "$p" "$f"
 
-echo "== fuzzing the offers parser and the price rule (libFuzzer, bounded time)"
+echo "== fuzzing the parsers and the price rule (libFuzzer, bounded time per target)"
 fuzz_seconds=${DEMPER_FUZZ_SECONDS:-30}
+# fuzz_run TARGET CORPUS-DIRECTORY: runs one target from a copy of its seed corpus.
+fuzz_run() {
+  local target=$1 seeds=$2 corpus rc
+  corpus=$(mktemp -d /tmp/demper-corpus.XXXXXX)
+  cp "$seeds"/* "$corpus/"
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$root/build-fuzz/$target" \
+    -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus" \
+    >"$logs/$target.log" 2>&1
+  rc=$?
+  grep -E '^#[0-9]+.*DONE|^Done|ERROR|SUMMARY' "$logs/$target.log" | tail -3
+  rm -rf "$corpus"
+  if [ $rc -eq 0 ]; then
+    layer_report "fuzz $target" 1 0
+  else
+    tail -30 "$logs/$target.log"; layer_report "fuzz $target" 0 1
+  fi
+}
 if CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -DDEMPER_FUZZ=ON -DDEMPER_BUILD_EXTENSION=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/fuzz-build.log" 2>&1 &&
-   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule >>"$logs/fuzz-build.log" 2>&1; then
-  corpus=$(mktemp -d /tmp/demper-corpus.XXXXXX)
-  cp "$root"/test/fuzz/corpus/offers/* "$corpus/"
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$root/build-fuzz/fuzz_offers_rule" \
-    -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus" >"$logs/fuzz.log" 2>&1
-  rc=$?
-  grep -E '^#[0-9]+.*DONE|^Done|ERROR|SUMMARY' "$logs/fuzz.log" | tail -3
-  rm -rf "$corpus"
-  if [ $rc -eq 0 ]; then layer_report fuzz 1 0; else tail -30 "$logs/fuzz.log"; layer_report fuzz 0 1; fi
+   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule fuzz_cabinet \
+     >>"$logs/fuzz-build.log" 2>&1; then
+  fuzz_run fuzz_offers_rule "$root/test/fuzz/corpus/offers"
+  fuzz_run fuzz_cabinet "$root/test/fuzz/corpus/cabinet"
 else
   tail -20 "$logs/fuzz-build.log"; layer_report fuzz 0 1
 fi
+
+echo "== the mock marketplace end to end (test/mock/smoke_test.sh)"
+bash "$root/test/mock/smoke_test.sh" "$root/build/demper_mock" >"$logs/mock.log" 2>&1
+rc=$?
+p=$(grep -c '^ok - ' "$logs/mock.log"); f=$(grep -c '^FAIL: ' "$logs/mock.log")
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+[ $rc -ne 0 ] && tail -20 "$logs/mock.log"
+layer_report mock "$p" "$f"
 
 # The server refuses to run as root: the server-side layers run as postgres in a copy of the
 # tree that postgres owns.

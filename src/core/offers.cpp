@@ -1,27 +1,18 @@
 // offers: see offers.hpp for the accepted format and the failure rules.
 #include "core/offers.hpp"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-
-#include <cmath>
-#include <cstring>
 #include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "core/json_read.hpp"
+
 namespace demper::core {
 
 namespace {
 
-// Not kParseFullPrecisionFlag: RapidJSON 1.1.0's full-precision strtod has undefined behaviour
-// (signed overflow, negative shifts, clz(0)) on numbers with absurd exponents, which the fuzzer
-// reaches. The normal-precision path is exact for the integral prices we accept (at most 12
-// digits) and at worst 1 ulp off for long fractions, which cannot turn a fraction into an integer
-// in a way that matters (e.g. 151990.0000000000001 may be read as 151990).
-constexpr unsigned kParseFlags =
-    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+using json_read::kParseFlags;
 
 // Most answers' DOM fits in this many bytes; larger ones take more from the heap.
 constexpr std::size_t kParseBufferBytes = 128 * 1024;
@@ -38,40 +29,7 @@ OffersParse fail(std::string error) {
     return out;
 }
 
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// RapidJSON's English messages start with a capital and end with '.': make them fit our style.
-std::string rapidjson_error_text(rapidjson::ParseErrorCode code) {
-    std::string text = rapidjson::GetParseError_En(code);
-    if (!text.empty() && text.back() == '.') text.pop_back();
-    if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
-        text[0] = static_cast<char>(text[0] - 'A' + 'a');
-    return text;
-}
-
 std::string where(std::size_t index) { return "offers[" + std::to_string(index) + "]"; }
-
-// price_of converts a JSON number to a whole price in [1, kMaxOfferPrice]; false if impossible.
-bool price_of(const rapidjson::Value& v, std::int64_t* out) {
-    if (!v.IsNumber()) return false;
-    if (v.IsInt64()) {
-        const std::int64_t p = v.GetInt64();
-        if (p < 1 || p > kMaxOfferPrice) return false;
-        *out = p;
-        return true;
-    }
-    if (v.IsUint64()) return false;  // above INT64_MAX: far out of range
-    const double d = v.GetDouble();
-    if (!std::isfinite(d) || d < 1.0 || d > static_cast<double>(kMaxOfferPrice)) return false;
-    if (std::floor(d) != d) return false;
-    *out = static_cast<std::int64_t>(d);  // exact: integral and within range
-    return true;
-}
-
-bool key_is(const rapidjson::Value& name, const char* key) {
-    const std::size_t n = std::strlen(key);
-    return name.GetStringLength() == n && std::memcmp(name.GetString(), key, n) == 0;
-}
 
 // optional_string reads an optional string field: null means absent; other types are errors.
 bool optional_string(const rapidjson::Value& v, std::string* out) {
@@ -84,32 +42,23 @@ bool optional_string(const rapidjson::Value& v, std::string* out) {
 }  // namespace
 
 OffersParse parse_offers(std::string_view body) {
-    std::size_t first = 0;
-    while (first < body.size() && is_json_space(body[first])) ++first;
-    if (first == body.size()) return fail("empty response");
-    if (body[first] == '<') return fail("response is not JSON (HTML page)");
-    // RapidJSON treats a NUL as the end of input, which would let "{...}\0<garbage>" through.
-    if (body.find('\0') != std::string_view::npos)
-        return fail("response is not JSON (contains a NUL byte)");
+    if (auto error = json_read::body_error(body)) return fail(std::move(*error));
 
     // The DOM lives in a buffer kept per thread: a fresh Document would malloc (and free) a 64 KB
     // pool chunk per response. Nothing of the DOM outlives this call (offers are copied out).
     rapidjson::MemoryPoolAllocator<> pool(parse_buffer(), kParseBufferBytes);
     rapidjson::Document doc(&pool);
     doc.Parse<kParseFlags>(body.data(), body.size());
-    if (doc.HasParseError()) {
-        return fail("response is not JSON: " + rapidjson_error_text(doc.GetParseError()) +
-                    " at offset " + std::to_string(doc.GetErrorOffset()));
-    }
+    if (auto error = json_read::parse_error(doc)) return fail(std::move(*error));
     if (!doc.IsObject()) return fail("response is not a JSON object");
 
     const rapidjson::Value* offers = nullptr;
     const rapidjson::Value* total = nullptr;
     for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
-        if (key_is(m->name, "offers")) {
+        if (json_read::key_is(m->name, "offers")) {
             if (offers != nullptr) return fail("duplicate key \"offers\"");
             offers = &m->value;
-        } else if (key_is(m->name, "total")) {
+        } else if (json_read::key_is(m->name, "total")) {
             if (total != nullptr) return fail("duplicate key \"total\"");
             total = &m->value;
         }
@@ -130,16 +79,16 @@ OffersParse parse_offers(std::string_view body) {
         for (auto m = o.MemberBegin(); m != o.MemberEnd(); ++m) {
             const rapidjson::Value** slot = nullptr;
             const char* key = nullptr;
-            if (key_is(m->name, "merchantId")) {
+            if (json_read::key_is(m->name, "merchantId")) {
                 slot = &id;
                 key = "merchantId";
-            } else if (key_is(m->name, "price")) {
+            } else if (json_read::key_is(m->name, "price")) {
                 slot = &price;
                 key = "price";
-            } else if (key_is(m->name, "merchantName")) {
+            } else if (json_read::key_is(m->name, "merchantName")) {
                 slot = &name;
                 key = "merchantName";
-            } else if (key_is(m->name, "deliveryDuration")) {
+            } else if (json_read::key_is(m->name, "deliveryDuration")) {
                 slot = &delivery;
                 key = "deliveryDuration";
             } else {
@@ -161,7 +110,7 @@ OffersParse parse_offers(std::string_view body) {
         }
 
         if (price == nullptr) return fail(where(index) + ": missing price");
-        if (!price_of(*price, &offer.price)) {
+        if (!json_read::whole_number(*price, 1, kMaxOfferPrice, &offer.price)) {
             return fail(where(index) + ": price must be an integer in [1, " +
                         std::to_string(kMaxOfferPrice) + "]");
         }
@@ -176,9 +125,8 @@ OffersParse parse_offers(std::string_view body) {
 
     out.book.total = static_cast<std::int64_t>(out.book.offers.size());
     if (total != nullptr && !total->IsNull()) {
-        if (!total->IsInt64() || total->GetInt64() < 0)
+        if (!json_read::whole_number(*total, 0, kMaxOfferPrice, &out.book.total))
             return fail("\"total\" must be a non-negative integer");
-        out.book.total = total->GetInt64();
     }
     out.ok = true;
     return out;

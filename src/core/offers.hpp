@@ -20,13 +20,15 @@
 //       merchantId: a non-empty string, or a non-negative JSON integer (converted to its decimal
 //                   string, so 30012345 and "30012345" are the same merchant);
 //       price:      a JSON integer in [1, kMaxOfferPrice], or a JSON number with a fraction part
-//                   or exponent (151990.0, 1.5e5) only if it is finite, integral and in that range.
+//                   or exponent (151990.0, 1.5e5: real answers write prices like 361788.0) only
+//                   if it is finite, integral and in that range.
 //                   A string ("151990"), zero, a negative number, 1e308 or a fractional price
 //                   fails.
 //       merchantName, deliveryDuration: optional strings; null counts as absent; any other type
 //                   fails the parse (a wrong type is a sign that the format changed).
 //   - `total` is optional: absent or null means "the number of offers"; otherwise it must be a
-//     non-negative JSON integer (reported as is: paging is the HTTP layer's business).
+//     whole number in [0, kMaxOfferPrice], possibly written as a float like prices (7.0) (reported
+//     as is: paging is the HTTP layer's business).
 //   - Duplicate keys: a duplicate of a field this parser reads (`offers`, `total` at the top level;
 //     `merchantId`, `price`, `merchantName`, `deliveryDuration` in an offer) fails the parse,
 //     because two JSON readers could disagree on which one counts. Duplicates of ignored fields

@@ -1,6 +1,10 @@
 // control_api.cpp: routing and handling of /_mock/ requests.
 #include "control_api.hpp"
 
+#include <stdexcept>
+
+#include "event_loop.hpp"
+
 namespace demper_mock {
 
 namespace {
@@ -56,6 +60,7 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
     const std::string& method = request.method;
     if (starts_with(what, "offers/") && what.size() > 7)
         return offers(request, std::string(what.substr(7)));
+    if (starts_with(what, "cabinet/") && what.size() > 8) return cabinet(request, what.substr(8));
     if (method == "GET") {
         if (what == "stats") return json_reply(200, marketplace_.stats_json());
         if (what == "pushes") return json_reply(200, marketplace_.pushes_json());
@@ -63,6 +68,7 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
     } else if (method == "POST") {
         if (what == "reset") {
             marketplace_.reset();
+            switches_ = ProtocolSwitches{};
             return ok();
         }
         if (what == "log/flush") {
@@ -72,6 +78,8 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
         if (what == "fault") return set_fault(request);
         if (what == "ban") return set_ban(request);
         if (what == "push_limits") return set_push_limits(request);
+        if (what == "jobs") return set_jobs(request);
+        if (what == "http2") return set_http2(request);
     } else if (method == "PUT" && starts_with(what, "merchant/") && what.size() > 9) {
         return set_merchant(request, std::string(what.substr(9)));
     }
@@ -146,13 +154,193 @@ Reply ControlApi::set_push_limits(const HttpRequest& request) {
 Reply ControlApi::set_merchant(const HttpRequest& request, const std::string& merchant_uid) {
     auto body = body_object(request);
     if (!body) return not_an_object();
-    MerchantSession updated = marketplace_.merchant_session(merchant_uid);
-    if (!read_text_member(*body, "session", updated.session) ||
-        !read_text_member(*body, "sid", updated.sid) ||
-        !read_bool_member(*body, "expired", updated.expired)) {
-        return error_reply(400, "expected session, sid (strings) and expired (bool)");
+    if (!update_session(*body, merchant_uid)) {
+        return error_reply(400,
+                           "expected session, sid (strings), expired (bool) and "
+                           "expired_status (401 or 403)");
     }
+    return ok();
+}
+
+// update_session applies session, sid, expired and expired_status from `body`, or nothing if one
+// of them is invalid.
+bool ControlApi::update_session(const JsonValue& body, const std::string& merchant_uid) {
+    MerchantSession updated = marketplace_.merchant_session(merchant_uid);
+    uint64_t expired_status = static_cast<uint64_t>(updated.expired_status);
+    if (!read_text_member(body, "session", updated.session) ||
+        !read_text_member(body, "sid", updated.sid) ||
+        !read_bool_member(body, "expired", updated.expired) ||
+        !read_unsigned_member(body, "expired_status", expired_status) ||
+        (expired_status != 401 && expired_status != 403)) {
+        return false;
+    }
+    updated.expired_status = static_cast<int>(expired_status);
     marketplace_.merchant_session(merchant_uid) = updated;
+    return true;
+}
+
+// cabinet routes /_mock/cabinet/{uid}[/offers[/{sku}] | /synthetic | /fault].
+Reply ControlApi::cabinet(const HttpRequest& request, std::string_view what) {
+    size_t slash = what.find('/');
+    std::string merchant_uid = percent_decode(what.substr(0, slash));
+    std::string_view rest = slash == std::string_view::npos ? "" : what.substr(slash + 1);
+    const std::string& method = request.method;
+    if (merchant_uid.empty()) return error_reply(404, "no merchant uid in the path");
+    if (rest.empty() && method == "GET") {
+        cabinets_.settle(now_ms());
+        return json_reply(
+            200, cabinets_.state_json(merchant_uid, marketplace_.pushes_array(merchant_uid)));
+    }
+    if (rest.empty() && method == "PUT") return replace_cabinet(request, merchant_uid);
+    if (rest == "offers" && method == "POST") return add_offers(request, merchant_uid);
+    if (starts_with(rest, "offers/") && rest.size() > 7 && method == "PATCH")
+        return edit_offer(request, merchant_uid, percent_decode(rest.substr(7)));
+    if (rest == "synthetic" && method == "POST") return add_synthetic(request, merchant_uid);
+    if (rest == "fault" && method == "POST") return set_cabinet_fault(request, merchant_uid);
+    return error_reply(404, "unknown control endpoint or method (see test/mock/README.md)");
+}
+
+namespace {
+
+// offers_from_body reads {"offers":[...]}; nullopt and `error` if any offer is invalid.
+std::optional<std::vector<CabinetOffer>> offers_from_body(const JsonValue& body,
+                                                          std::string& error) {
+    const JsonValue* list = body.find("offers");
+    std::vector<CabinetOffer> offers;
+    if (list == nullptr) return offers;
+    if (list->type != JsonValue::Type::array) {
+        error = "offers must be an array";
+        return std::nullopt;
+    }
+    for (const JsonValue& item : list->items) {
+        auto offer = offer_from_json(item, error);
+        if (!offer) return std::nullopt;
+        offers.push_back(std::move(*offer));
+    }
+    return offers;
+}
+
+}  // namespace
+
+// replace_cabinet sets a merchant's whole catalogue and, optionally, its session.
+Reply ControlApi::replace_cabinet(const HttpRequest& request, const std::string& merchant_uid) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    std::string error;
+    auto offers = offers_from_body(*body, error);
+    if (!offers) return error_reply(400, error);
+    if (!update_session(*body, merchant_uid)) {
+        return error_reply(400,
+                           "expected session, sid (strings), expired (bool) and "
+                           "expired_status (401 or 403)");
+    }
+    MerchantCabinet& target = cabinets_.cabinet(merchant_uid);
+    target.clear();
+    for (CabinetOffer& offer : *offers) target.upsert(std::move(offer));
+    return ok();
+}
+
+Reply ControlApi::add_offers(const HttpRequest& request, const std::string& merchant_uid) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    std::string error;
+    auto offers = offers_from_body(*body, error);
+    if (!offers) return error_reply(400, error);
+    MerchantCabinet& target = cabinets_.cabinet(merchant_uid);
+    for (CabinetOffer& offer : *offers) target.upsert(std::move(offer));
+    return ok();
+}
+
+// edit_offer is what the seller changes by hand in the cabinet.
+Reply ControlApi::edit_offer(const HttpRequest& request, const std::string& merchant_uid,
+                             const std::string& sku) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    cabinets_.settle(now_ms());  // a hand edit comes after every job already due
+    MerchantCabinet* merchant = cabinets_.find(merchant_uid);
+    CabinetOffer* offer = merchant ? merchant->find(sku) : nullptr;
+    if (offer == nullptr) return error_reply(404, "no such offer in the cabinet");
+    std::string error;
+    if (!apply_hand_edit(*offer, *body, error)) return error_reply(400, error);
+    merchant->changed();
+    return ok();
+}
+
+Reply ControlApi::add_synthetic(const HttpRequest& request, const std::string& merchant_uid) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    SyntheticCabinet spec;
+    if (!read_unsigned_member(*body, "count", spec.count) ||
+        !read_unsigned_member(*body, "first_code", spec.first_code) ||
+        !read_unsigned_member(*body, "archived_every", spec.archived_every) ||
+        spec.first_code == 0) {
+        return error_reply(400, "expected count, first_code (positive), archived_every (integers)");
+    }
+    if (const JsonValue* cities = body->find("cities")) {
+        spec.cities.clear();
+        for (const JsonValue& city : cities->items) {
+            if (city.type != JsonValue::Type::string || city.text.size() != 9)
+                return error_reply(400, "cities must be an array of 9-digit city ids");
+            spec.cities.push_back(city.text);
+        }
+        if (cities->type != JsonValue::Type::array || spec.cities.empty())
+            return error_reply(400, "cities must be a non-empty array of 9-digit city ids");
+    }
+    try {
+        cabinets_.add_synthetic(merchant_uid, spec);
+    } catch (const std::invalid_argument& error) {
+        return error_reply(400, error.what());
+    }
+    return ok();
+}
+
+// set_cabinet_fault distorts one page of the offer list, or one sku's details, with any fault mode.
+Reply ControlApi::set_cabinet_fault(const HttpRequest& request, const std::string& merchant_uid) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    std::string endpoint = "list";
+    std::string sku;
+    bool archived = false;
+    uint64_t page = 0;
+    if (!read_text_member(*body, "endpoint", endpoint) || !read_text_member(*body, "sku", sku) ||
+        !read_bool_member(*body, "archived", archived) ||
+        !read_unsigned_member(*body, "page", page) ||
+        (endpoint != "list" && endpoint != "details") || (endpoint == "details" && sku.empty())) {
+        return error_reply(400,
+                           "expected endpoint \"list\" (with page, archived) or \"details\" "
+                           "(with sku), and the fault fields of /_mock/fault");
+    }
+    std::string error;
+    auto fault = fault_from_json(*body, error);
+    if (!fault) return error_reply(400, error);
+    fault->product = endpoint == "list" ? merchant_uid + "/list/" + (archived ? "false" : "true") +
+                                              "/" + std::to_string(page)
+                                        : merchant_uid + "/details/" + sku;
+    marketplace_.cabinet_faults().set(*fault);
+    return ok();
+}
+
+Reply ControlApi::set_jobs(const HttpRequest& request) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    uint64_t delay_ms = cabinets_.job_delay_ms();
+    bool finish_all = false;
+    if (!read_unsigned_member(*body, "delay_ms", delay_ms) ||
+        !read_bool_member(*body, "finish_all", finish_all)) {
+        return error_reply(400, "expected delay_ms (a non-negative integer) and finish_all (bool)");
+    }
+    cabinets_.set_job_delay_ms(delay_ms);
+    if (finish_all) cabinets_.settle(UINT64_MAX);
+    return ok();
+}
+
+Reply ControlApi::set_http2(const HttpRequest& request) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    bool refuse = true;
+    if (!read_bool_member(*body, "refuse", refuse))
+        return error_reply(400, "expected refuse (bool)");
+    switches_.refuse_http2 = refuse;
     return ok();
 }
 

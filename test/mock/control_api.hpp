@@ -4,7 +4,9 @@
 // (their replies carry recorded = false). See README.md for the full list.
 #pragma once
 
+#include "cabinet.hpp"
 #include "http_message.hpp"
+#include "http_server.hpp"
 #include "marketplace.hpp"
 #include "offer_book.hpp"
 #include "request_log.hpp"
@@ -15,8 +17,13 @@ constexpr std::string_view kControlPrefix = "/_mock/";
 
 class ControlApi {
   public:
-    ControlApi(Marketplace& marketplace, OfferCatalogue& catalogue, RequestLog& log)
-        : marketplace_(marketplace), catalogue_(catalogue), log_(log) {}
+    ControlApi(Marketplace& marketplace, OfferCatalogue& catalogue, CabinetStore& cabinets,
+               ProtocolSwitches& switches, RequestLog& log)
+        : marketplace_(marketplace),
+          catalogue_(catalogue),
+          cabinets_(cabinets),
+          switches_(switches),
+          log_(log) {}
 
     // handle answers a request whose path starts with /_mock/.
     Reply handle(const HttpRequest& request);
@@ -24,6 +31,8 @@ class ControlApi {
   private:
     Marketplace& marketplace_;
     OfferCatalogue& catalogue_;
+    CabinetStore& cabinets_;
+    ProtocolSwitches& switches_;
     RequestLog& log_;
 
     Reply route(const HttpRequest& request, std::string_view what);
@@ -32,6 +41,16 @@ class ControlApi {
     Reply set_ban(const HttpRequest& request);
     Reply set_push_limits(const HttpRequest& request);
     Reply set_merchant(const HttpRequest& request, const std::string& merchant_uid);
+    bool update_session(const JsonValue& body, const std::string& merchant_uid);
+    Reply cabinet(const HttpRequest& request, std::string_view what);
+    Reply replace_cabinet(const HttpRequest& request, const std::string& merchant_uid);
+    Reply add_offers(const HttpRequest& request, const std::string& merchant_uid);
+    Reply edit_offer(const HttpRequest& request, const std::string& merchant_uid,
+                     const std::string& sku);
+    Reply add_synthetic(const HttpRequest& request, const std::string& merchant_uid);
+    Reply set_cabinet_fault(const HttpRequest& request, const std::string& merchant_uid);
+    Reply set_jobs(const HttpRequest& request);
+    Reply set_http2(const HttpRequest& request);
 };
 
 }  // namespace demper_mock

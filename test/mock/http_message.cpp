@@ -135,6 +135,8 @@ HeadParse apply_header(std::string_view name, std::string_view value, HttpReques
         facts.says_keep_alive |= has_token(value, "keep-alive");
     } else if (iequals(name, "expect")) {
         request.expect_continue = has_token(value, "100-continue");
+    } else if (iequals(name, "upgrade")) {
+        request.upgrade_h2c = has_token(value, "h2c");
     } else if (iequals(name, "cookie")) {
         if (!request.cookie.empty()) request.cookie += "; ";
         request.cookie.append(value);
@@ -183,10 +185,65 @@ HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_
     return HeadParse::complete;
 }
 
+namespace {
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size()) {
+            int high = hex_digit(text[i + 1]);
+            int low = hex_digit(text[i + 2]);
+            if (high >= 0 && low >= 0) {
+                out += static_cast<char>(high * 16 + low);
+                i += 2;
+                continue;
+            }
+        }
+        out += text[i];
+    }
+    return out;
+}
+
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+    size_t question = target.find('?');
+    if (question == std::string_view::npos) return std::nullopt;
+    std::string_view query = target.substr(question + 1);
+    query = query.substr(0, query.find('#'));
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        size_t equals = pair.find('=');
+        std::string_view key = pair.substr(0, equals);
+        if (key == name) {
+            std::string value(equals == std::string_view::npos ? std::string_view()
+                                                               : pair.substr(equals + 1));
+            for (char& c : value) {
+                if (c == '+') c = ' ';
+            }
+            return percent_decode(value);
+        }
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
 const char* reason_phrase(int status) {
     switch (status) {
         case 100:
             return "Continue";
+        case 101:
+            return "Switching Protocols";
         case 200:
             return "OK";
         case 201:

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,7 @@ struct HttpRequest {
     size_t content_length = 0;
     bool keep_alive = true;
     bool expect_continue = false;
+    bool upgrade_h2c = false;  // "Upgrade: h2c": the client offers to switch to cleartext HTTP/2
 };
 
 enum class HeadParse {
@@ -70,6 +72,13 @@ struct Reply {
     // recorded is false for control-API answers: they never reach the stats or the request log.
     bool recorded = true;
 };
+
+// query_param returns the percent-decoded value of `name` in the query of `target`
+// ("/x?m=1&s=a%2Fb" gives "1" for m and "a/b" for s; '+' reads as a space); nullopt when absent.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
+
+// percent_decode decodes %XX escapes (an invalid escape is kept as is).
+std::string percent_decode(std::string_view text);
 
 // serialize_head returns the status line and headers of `reply`, ending with the blank line.
 std::string serialize_head(const Reply& reply);

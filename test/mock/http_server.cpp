@@ -13,6 +13,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "http2.hpp"
+
 namespace demper_mock {
 
 namespace {
@@ -21,6 +23,8 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr uint64_t kDripTickMs = 50;
 constexpr uint64_t kLingerMs = 1000;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kSwitchToH2c =
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
 
 // drip_tick_ms is how often a dripped body advances: often enough to look smooth, and at least one
 // byte per tick at low rates.
@@ -55,6 +59,8 @@ struct HttpServer::Connection {
     bool close_after = false;    // close once output is flushed; read nothing more
     bool peer_closed = false;    // the client shut down its sending side
     bool lingering = false;      // our side is shut; draining the client's leftovers before close
+    bool fresh = true;           // nothing read yet: the input may start with an HTTP/2 preface
+    bool http2 = false;          // the client spoke HTTP/2 (prior knowledge)
 };
 
 // PendingReply is a reply on its way out over more than one loop turn.
@@ -65,7 +71,8 @@ struct HttpServer::PendingReply {
     uint64_t drip_start_ms = 0;
 };
 
-HttpServer::HttpServer(EventLoop& loop, RequestHandler& handler) : loop_(loop), handler_(handler) {}
+HttpServer::HttpServer(EventLoop& loop, RequestHandler& handler, const ProtocolSwitches& switches)
+    : loop_(loop), handler_(handler), switches_(switches) {}
 
 HttpServer::~HttpServer() {
     for (auto& [id, conn] : connections_) close(conn->fd);
@@ -162,6 +169,8 @@ bool HttpServer::read_input(Connection& conn) {
 }
 
 bool HttpServer::process_input(Connection& conn) {
+    if (conn.fresh && !detect_http2(conn)) return flush(conn);
+    if (conn.http2) return process_http2(conn);
     while (!conn.busy && !conn.close_after && conn.input_pos < conn.input.size()) {
         std::string_view pending(conn.input);
         pending.remove_prefix(conn.input_pos);
@@ -189,6 +198,12 @@ bool HttpServer::process_input(Connection& conn) {
         request.body.assign(pending.substr(head_bytes, request.content_length));
         conn.input_pos += head_bytes + request.content_length;
         conn.continue_sent = false;
+        if (request.upgrade_h2c && switches_.refuse_http2) {
+            // The upgraded request is stream 1 of the new HTTP/2 connection.
+            refuse_http2_stream(conn, 1, request.path,
+                                std::string(kSwitchToH2c) + settings_frame(false));
+            break;
+        }
         Reply reply =
             request.method == "CONNECT" ? refuse_tunnel() : handler_.handle(request, arrival);
         answer(conn, request, std::move(reply), arrival);
@@ -201,6 +216,63 @@ bool HttpServer::process_input(Connection& conn) {
         conn.input_pos = 0;
     }
     return flush(conn);
+}
+
+// detect_http2 looks at the first bytes of a connection for the HTTP/2 client preface, when HTTP/2
+// is to be refused; false while they are too few to tell.
+bool HttpServer::detect_http2(Connection& conn) {
+    if (conn.input.empty()) return true;
+    if (switches_.refuse_http2) {
+        PrefaceMatch match = match_preface(conn.input);
+        if (match == PrefaceMatch::partial) return false;
+        if (match == PrefaceMatch::full) {
+            conn.http2 = true;
+            conn.input.erase(0, kHttp2Preface.size());
+            conn.output += settings_frame(false);
+        }
+    }
+    conn.fresh = false;
+    return true;
+}
+
+// process_http2 reads the client's frames until a request is complete, and refuses it.
+bool HttpServer::process_http2(Connection& conn) {
+    std::string_view pending(conn.input);
+    size_t used = 0;
+    while (!conn.close_after) {
+        Http2Frame frame;
+        size_t consumed = 0;
+        FrameParse verdict = next_frame(pending.substr(used), frame, consumed);
+        if (verdict == FrameParse::incomplete) break;
+        if (verdict == FrameParse::too_large) {
+            conn.output += goaway_frame(0, kHttp2FrameSizeError);
+            conn.close_after = true;
+            break;
+        }
+        used += consumed;
+        auto type = static_cast<Http2FrameType>(frame.type);
+        if (type == Http2FrameType::settings && !(frame.flags & kFlagAck)) {
+            conn.output += settings_frame(true);
+        } else if (type == Http2FrameType::ping && !(frame.flags & kFlagAck)) {
+            conn.output += ping_ack(frame.payload);
+        } else if ((type == Http2FrameType::headers || type == Http2FrameType::data) &&
+                   (frame.flags & kFlagEndStream) && frame.stream != 0) {
+            refuse_http2_stream(conn, frame.stream, "-", std::string());
+        }
+    }
+    conn.input.erase(0, used);
+    return flush(conn);
+}
+
+// refuse_http2_stream answers a stream 405 and ends the connection; `prefix` goes out first.
+void HttpServer::refuse_http2_stream(Connection& conn, uint32_t stream, std::string_view path,
+                                     std::string prefix) {
+    Arrival arrival{conn.egress_port, now_ms(), unix_now()};
+    prefix += status_405_frame(stream);
+    prefix += goaway_frame(stream, 0);
+    handler_.on_reply("H2", path, arrival, 405, prefix.size());
+    conn.output += prefix;
+    conn.close_after = true;
 }
 
 void HttpServer::reject(Connection& conn, int status, const Arrival& arrival) {

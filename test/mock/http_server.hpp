@@ -27,6 +27,11 @@ struct Arrival {
     double unix_time = 0;  // wall clock
 };
 
+// ProtocolSwitches are the server-wide behaviours the control API can turn on.
+struct ProtocolSwitches {
+    bool refuse_http2 = false;  // answer every HTTP/2 request 405 (http2.hpp)
+};
+
 class RequestHandler {
   public:
     virtual ~RequestHandler() = default;
@@ -34,14 +39,15 @@ class RequestHandler {
     virtual Reply handle(const HttpRequest& request, const Arrival& arrival) = 0;
     // on_reply is told of every recorded reply when it is planned, with the bytes it will put on
     // the wire (fewer reach the client if it disconnects first). Malformed requests arrive here as
-    // method "-".
+    // method "-", refused HTTP/2 requests as method "H2" (path "-" unless it came with an
+    // HTTP/1.1 upgrade).
     virtual void on_reply(std::string_view method, std::string_view path, const Arrival& arrival,
                           int status, size_t wire_bytes) = 0;
 };
 
 class HttpServer {
   public:
-    HttpServer(EventLoop& loop, RequestHandler& handler);
+    HttpServer(EventLoop& loop, RequestHandler& handler, const ProtocolSwitches& switches);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
@@ -56,6 +62,7 @@ class HttpServer {
 
     EventLoop& loop_;
     RequestHandler& handler_;
+    const ProtocolSwitches& switches_;
     std::unordered_map<int, uint16_t> listeners_;  // fd -> egress port
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     uint64_t next_connection_id_ = 1;
@@ -67,6 +74,10 @@ class HttpServer {
     // Each of these may close the connection; they return false when it is gone.
     bool read_input(Connection& conn);
     bool process_input(Connection& conn);
+    bool detect_http2(Connection& conn);
+    bool process_http2(Connection& conn);
+    void refuse_http2_stream(Connection& conn, uint32_t stream, std::string_view path,
+                             std::string prefix);
     bool flush(Connection& conn);
     bool settle(Connection& conn);
 

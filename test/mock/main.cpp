@@ -1,11 +1,13 @@
 // main.cpp: demper_mock, the mock Kaspi.kz marketplace that demper's tests and benchmarks talk to.
 //
-// A real HTTP/1.1 server on loopback, single-threaded on one epoll loop, that serves the offers and
-// price-push endpoints as DOMAIN.md describes, misbehaves on request (faults, bans) and records
-// what it saw (stats, pushes, a request log). Usage and the control API: test/mock/README.md.
+// A real HTTP/1.1 server on loopback, single-threaded on one epoll loop, that serves the offers,
+// price-push and merchant-cabinet endpoints as DOMAIN.md describes, misbehaves on request (faults,
+// bans, HTTP/2 refusal) and records what it saw (stats, pushes, a request log). Usage and the
+// control API: test/mock/README.md.
 //
-// Files: event_loop (epoll + timers), http_message/http_server (HTTP/1.1), offer_book (books),
-// faults, ban_tracker, marketplace (the emulated endpoints), control_api (/_mock/), request_log.
+// Files: event_loop (epoll + timers), http_message/http_server (HTTP/1.1), http2 (the h2c
+// refusal), offer_book (books), cabinet (sellers' catalogues and jobs), faults, ban_tracker,
+// marketplace (the emulated endpoints), control_api (/_mock/), request_log.
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -35,12 +37,14 @@ constexpr uint64_t kLogFlushIntervalMs = 200;
 constexpr const char* kUsage =
     "usage: demper_mock --listen 127.0.0.1:PORT [--listen 127.0.0.1:PORT2 ...] [--port-file FILE]\n"
     "                   [--books FILE] [--synthetic N] [--log FILE] [--own-merchant ID]\n"
+    "                   [--cabinet FILE]\n"
     "Each --listen is one egress (PORT 0 picks a free port). See test/mock/README.md.\n";
 
 struct Options {
     std::vector<std::pair<std::string, uint16_t>> listens;
     std::string port_file;
     std::vector<std::string> book_files;
+    std::vector<std::string> cabinet_files;
     uint64_t synthetic = 0;
     std::string log_file;
     std::string own_merchant;
@@ -79,6 +83,8 @@ Options parse_options(int argc, char** argv) {
             options.port_file = value;
         } else if (name == "--books") {
             options.book_files.push_back(value);
+        } else if (name == "--cabinet") {
+            options.cabinet_files.push_back(value);
         } else if (name == "--synthetic") {
             options.synthetic = parse_number<uint64_t>(value, name);
         } else if (name == "--log") {
@@ -149,6 +155,15 @@ void flush_log_periodically(EventLoop& loop, RequestLog& log) {
     });
 }
 
+void load_cabinets(const Options& options, CabinetStore& cabinets) {
+    for (const auto& file : options.cabinet_files) {
+        uint64_t started = now_ms();
+        size_t offers = cabinets.load_jsonl(file);
+        std::cerr << "demper_mock: loaded " << offers << " cabinet offers from " << file << " in "
+                  << (now_ms() - started) << " ms\n";
+    }
+}
+
 void load_catalogue(const Options& options, OfferCatalogue& catalogue) {
     catalogue.set_synthetic_limit(options.synthetic);
     catalogue.set_own_merchant(options.own_merchant);
@@ -175,12 +190,15 @@ int run(int argc, char** argv) {
 
     OfferCatalogue catalogue;
     load_catalogue(options, catalogue);
+    CabinetStore cabinets;
+    load_cabinets(options, cabinets);
     RequestLog log;
     if (!options.log_file.empty()) log.open(options.log_file);
-    Marketplace marketplace(catalogue, log);
-    ControlApi control(marketplace, catalogue, log);
+    ProtocolSwitches switches;
+    Marketplace marketplace(catalogue, cabinets, log);
+    ControlApi control(marketplace, catalogue, cabinets, switches, log);
     MockRouter router(marketplace, control);
-    HttpServer server(loop, router);
+    HttpServer server(loop, router, switches);
 
     std::vector<uint16_t> ports;
     for (const auto& [host, port] : options.listens) ports.push_back(server.listen(host, port));

@@ -1,6 +1,8 @@
 // marketplace.cpp: offers requests, pushes, ban emulation and the stats they feed.
 #include "marketplace.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace demper_mock {
@@ -9,15 +11,29 @@ namespace {
 
 constexpr std::string_view kOffersPrefix = "/yml/offer-view/offers/";
 constexpr std::string_view kPushPath = "/pricefeed/upload/merchant/process";
+constexpr std::string_view kBatchPushPath = "/pricefeed/upload/merchant/process/process/batch";
+constexpr std::string_view kJobPrefix = "/pricefeed/upload/merchant/job/";
+constexpr std::string_view kListPath = "/bff/offer-view/list";
+constexpr std::string_view kDetailsPath = "/bff/offer-view/details";
+constexpr int64_t kDefaultListLimit = 10;
+constexpr int64_t kMaxListLimit = 1000;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
 }
 
-Reply method_not_allowed() {
+Reply method_not_allowed(const char* allowed = "POST") {
     Reply reply = error_reply(405, "Method Not Allowed");
-    reply.headers.emplace_back("Allow", "POST");
+    reply.headers.emplace_back("Allow", allowed);
     return reply;
+}
+
+// read_query_int reads an integer query parameter; absent keeps `value`.
+bool read_query_int(const std::string& target, std::string_view name, int64_t& value) {
+    auto text = query_param(target, name);
+    if (!text) return true;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    return !text->empty() && ec == std::errc() && end == text->data() + text->size();
 }
 
 // read_page_field reads `limit` or `page` from an offers body; absent or null keeps `value`.
@@ -67,7 +83,12 @@ Reply Marketplace::handle(const HttpRequest& request, const Arrival& arrival) {
             return handle_offers(request, arrival, product);
         }
     }
-    if (request.path == kPushPath) return handle_push(request, arrival);
+    if (request.path == kPushPath) return handle_push(request, arrival, PushEndpoint::single);
+    if (request.path == kBatchPushPath) return handle_push(request, arrival, PushEndpoint::batch);
+    if (request.path == kListPath) return handle_list(request, arrival);
+    if (request.path == kDetailsPath) return handle_details(request, arrival);
+    if (starts_with(request.path, kJobPrefix) && request.path.size() > kJobPrefix.size())
+        return handle_job(request, arrival, request.path.substr(kJobPrefix.size()));
     return error_reply(404, "Not Found");
 }
 
@@ -117,13 +138,35 @@ Reply Marketplace::offers_answer(const HttpRequest& request, const std::string& 
         200, render_offers_page(book, static_cast<size_t>(limit), static_cast<size_t>(page)));
 }
 
-Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arrival) {
+// handle_push takes one item (/process) or an array of them (batch): each becomes a job, answered
+// {"id":..} or [{"id":..},...]. The body's shape is checked here; what the items do to the offers
+// is decided when their jobs finish (cabinet.hpp).
+Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arrival,
+                               PushEndpoint endpoint) {
     ++stats_.push_requests;
     if (request.method != "POST") return method_not_allowed();
     auto body = parse_json(request.body);
-    const JsonValue* uid = body ? body->find("merchantUid") : nullptr;
+    std::vector<const JsonValue*> items;
+    if (body && endpoint == PushEndpoint::single && body->is_object()) {
+        items.push_back(&*body);
+    } else if (body && endpoint == PushEndpoint::batch && body->type == JsonValue::Type::array) {
+        for (const JsonValue& item : body->items) items.push_back(&item);
+    }
+    bool objects = !items.empty() && std::all_of(items.begin(), items.end(),
+                                                 [](const JsonValue* v) { return v->is_object(); });
+    if (!objects) {
+        return error_reply(400, endpoint == PushEndpoint::single
+                                    ? "body must be a JSON object"
+                                    : "body must be a non-empty JSON array of objects");
+    }
+    const JsonValue* uid = items[0]->find("merchantUid");
     auto merchant_uid = uid ? uid->as_text() : std::nullopt;
     if (!merchant_uid || merchant_uid->empty()) return error_reply(400, "merchantUid is required");
+    for (const JsonValue* item : items) {
+        const JsonValue* other = item->find("merchantUid");
+        if (other == nullptr || other->as_text() != merchant_uid)
+            return error_reply(400, "every item must have the same merchantUid");
+    }
 
     // The limit is bound to the merchant account, whatever the egress: proxies do not help.
     BanRule rule{push_limits_.limit_rps, 1000, push_limits_.ban_ms};
@@ -134,36 +177,118 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
                  rule.ban_ms);
     }
     if (verdict != BanTracker::Verdict::allowed) return error_reply(429, "Too Many Requests");
-    if (!session_matches(*merchant_uid, request.cookie)) return error_reply(401, "session expired");
+    if (int refusal = login_refusal(*merchant_uid, request.cookie))
+        return error_reply(refusal, "session expired");
 
-    const JsonValue* sku = body->find("sku");
-    const JsonValue* price = body->find("price");
-    if (sku == nullptr || !sku->as_text() || price == nullptr || !price->as_int()) {
-        return error_reply(400, "sku (string) and price (integer) are required");
+    for (const JsonValue* item : items) {
+        const JsonValue* sku = item->find("sku");
+        if (sku == nullptr || sku->type != JsonValue::Type::string || sku->text.empty())
+            return error_reply(400, "sku (string) is required");
     }
-    Push push{arrival.unix_time, *merchant_uid, *sku->as_text(), "", *price->as_int(), "[]"};
-    if (const JsonValue* model = body->find("model"); model && model->as_text())
+    std::string answer = endpoint == PushEndpoint::batch ? "[" : "";
+    for (size_t i = 0; i < items.size(); ++i) {
+        std::string job_id = cabinets_.submit(*merchant_uid, endpoint, *items[i], arrival.at_ms);
+        record_push(*items[i], *merchant_uid, endpoint, job_id, arrival);
+        if (i) answer += ',';
+        answer += "{\"id\":";
+        append_json_string(answer, job_id);
+        answer += '}';
+    }
+    if (endpoint == PushEndpoint::batch) answer += ']';
+    return json_reply(200, std::move(answer));
+}
+
+void Marketplace::record_push(const JsonValue& item, const std::string& merchant_uid,
+                              PushEndpoint endpoint, const std::string& job_id,
+                              const Arrival& arrival) {
+    Push push{arrival.unix_time,
+              merchant_uid,
+              item.find("sku")->text,
+              "",
+              std::nullopt,
+              "[]",
+              endpoint,
+              job_id,
+              ""};
+    if (const JsonValue* model = item.find("model"); model && model->as_text())
         push.model = *model->as_text();
-    if (const JsonValue* cities = body->find("cityPrices")) {
+    if (const JsonValue* price = item.find("price")) push.price = price->as_int();
+    if (const JsonValue* cities = item.find("cityPrices")) {
         push.city_prices_json.clear();
         append_json(push.city_prices_json, *cities);
     }
+    append_json(push.body, item);
     pushes_.push_back(std::move(push));
-    return json_reply(200, "{\"id\":\"job-" + std::to_string(next_job_++) + "\"}");
 }
 
-bool Marketplace::session_matches(const std::string& merchant_uid,
-                                  const std::string& cookie) const {
+Reply Marketplace::handle_list(const HttpRequest& request, const Arrival& arrival) {
+    ++stats_.cabinet_requests;
+    if (request.method != "GET") return method_not_allowed("GET");
+    auto merchant_uid = query_param(request.target, "m");
+    if (!merchant_uid || merchant_uid->empty())
+        return error_reply(400, "m (merchant uid) is required");
+    if (int refusal = login_refusal(*merchant_uid, request.cookie))
+        return error_reply(refusal, "session expired");
+    int64_t page = 0;
+    int64_t limit = kDefaultListLimit;
+    auto live = query_param(request.target, "a").value_or("true");
+    if (!read_query_int(request.target, "p", page) || !read_query_int(request.target, "l", limit) ||
+        page < 0 || limit < 1 || limit > kMaxListLimit || (live != "true" && live != "false")) {
+        return error_reply(400, "p must be a page number, l between 1 and 1000, a true or false");
+    }
+    cabinets_.settle(arrival.at_ms);
+    Reply reply = json_reply(
+        200, cabinets_.list_page_json(*merchant_uid, live == "true", static_cast<size_t>(page),
+                                      static_cast<size_t>(limit)));
+    if (auto fault =
+            cabinet_faults_.take(*merchant_uid + "/list/" + live + "/" + std::to_string(page)))
+        return apply_fault(*fault, std::move(reply));
+    return reply;
+}
+
+Reply Marketplace::handle_details(const HttpRequest& request, const Arrival& arrival) {
+    ++stats_.cabinet_requests;
+    if (request.method != "GET") return method_not_allowed("GET");
+    auto merchant_uid = query_param(request.target, "m");
+    auto sku = query_param(request.target, "s");
+    if (!merchant_uid || merchant_uid->empty() || !sku || sku->empty())
+        return error_reply(400, "m (merchant uid) and s (sku) are required");
+    if (int refusal = login_refusal(*merchant_uid, request.cookie))
+        return error_reply(refusal, "session expired");
+    cabinets_.settle(arrival.at_ms);
+    auto details = cabinets_.details_json(*merchant_uid, *sku);
+    Reply reply =
+        details ? json_reply(200, std::move(*details)) : error_reply(404, "offer not found");
+    if (auto fault = cabinet_faults_.take(*merchant_uid + "/details/" + *sku))
+        return apply_fault(*fault, std::move(reply));
+    return reply;
+}
+
+Reply Marketplace::handle_job(const HttpRequest& request, const Arrival& arrival,
+                              const std::string& id) {
+    ++stats_.cabinet_requests;
+    if (request.method != "GET") return method_not_allowed("GET");
+    cabinets_.settle(arrival.at_ms);
+    const CabinetJob* job = cabinets_.job(percent_decode(id));
+    if (job == nullptr) return error_reply(404, "job not found");
+    if (int refusal = login_refusal(job->merchant_uid, request.cookie))
+        return error_reply(refusal, "session expired");
+    return json_reply(200, CabinetStore::job_json(*job));
+}
+
+int Marketplace::login_refusal(const std::string& merchant_uid, const std::string& cookie) const {
     auto it = sessions_.find(merchant_uid);
-    if (it == sessions_.end() || it->second.expired) return false;
+    if (it == sessions_.end()) return 401;
     auto session = cookie_value(cookie, "mc-session");
     auto sid = cookie_value(cookie, "mc-sid");
-    return session && sid && *session == it->second.session && *sid == it->second.sid;
+    if (!session || !sid || *session != it->second.session || *sid != it->second.sid) return 401;
+    return it->second.expired ? it->second.expired_status : 0;
 }
 
 void Marketplace::record_reply(std::string_view method, std::string_view path,
                                const Arrival& arrival, int status, size_t wire_bytes) {
     ++stats_.requests;
+    if (method == "H2") ++stats_.http2_refused;
     ++stats_.by_status[status];
     ++stats_.by_egress[arrival.egress_port];
     log_.request(arrival.unix_time, arrival.egress_port, method, path, status, wire_bytes);
@@ -179,6 +304,8 @@ std::string Marketplace::stats_json() const {
     std::string out = "{\"requests\":" + std::to_string(stats_.requests);
     out += ",\"offer_requests\":" + std::to_string(stats_.offer_requests);
     out += ",\"push_requests\":" + std::to_string(stats_.push_requests);
+    out += ",\"cabinet_requests\":" + std::to_string(stats_.cabinet_requests);
+    out += ",\"http2_refused\":" + std::to_string(stats_.http2_refused);
     out += ",\"by_status\":";
     append_counts(out, stats_.by_status);
     out += ",\"by_egress\":";
@@ -193,12 +320,16 @@ std::string Marketplace::stats_json() const {
     return out;
 }
 
-std::string Marketplace::pushes_json() const {
-    std::string out = "{\"pushes\":[";
+std::string Marketplace::pushes_json() const { return "{\"pushes\":" + pushes_array("") + "}"; }
+
+std::string Marketplace::pushes_array(const std::string& merchant_uid) const {
+    std::string out = "[";
     char time[32];
-    for (size_t i = 0; i < pushes_.size(); ++i) {
-        const Push& push = pushes_[i];
-        if (i) out += ',';
+    bool first = true;
+    for (const Push& push : pushes_) {
+        if (!merchant_uid.empty() && push.merchant_uid != merchant_uid) continue;
+        if (!first) out += ',';
+        first = false;
         std::snprintf(time, sizeof time, "%.6f", push.unix_time);
         out += "{\"t\":";
         out += time;
@@ -208,10 +339,16 @@ std::string Marketplace::pushes_json() const {
         append_json_string(out, push.sku);
         out += ",\"model\":";
         append_json_string(out, push.model);
-        out += ",\"price\":" + std::to_string(push.price);
-        out += ",\"cityPrices\":" + push.city_prices_json + "}";
+        out += ",\"price\":";
+        out += push.price ? std::to_string(*push.price) : "null";
+        out += ",\"cityPrices\":" + push.city_prices_json;
+        out += ",\"endpoint\":";
+        out += push.endpoint == PushEndpoint::single ? "\"process\"" : "\"batch\"";
+        out += ",\"job\":";
+        append_json_string(out, push.job_id);
+        out += ",\"body\":" + push.body + "}";
     }
-    out += "]}";
+    out += ']';
     return out;
 }
 
@@ -222,7 +359,8 @@ void Marketplace::reset() {
     egresses_.clear();
     push_bans_.clear();
     pushes_.clear();
-    next_job_ = 1;
+    cabinet_faults_.clear();
+    cabinets_.reset();
     stats_ = Stats{};
 }
 

@@ -1,11 +1,14 @@
 // marketplace.hpp: the Kaspi.kz endpoints the mock emulates, and what it observed.
 //
 // Vocabulary (as in DOMAIN.md): an *offers request* reads a product's offer book
-// (POST /yml/offer-view/offers/{productId}); a *push* publishes a merchant's new price through the
-// merchant cabinet API (POST /pricefeed/upload/merchant/process). An *egress* is the listening port
-// a request came in on, standing for the client's IP. Kaspi's rate limits are emulated per egress
-// for offers requests (ban emulation, off until POST /_mock/ban) and per merchant for pushes
-// (always on).
+// (POST /yml/offer-view/offers/{productId}); a *push* publishes a merchant's new prices through the
+// merchant cabinet API (POST /pricefeed/upload/merchant/process, or an array of them to
+// .../process/process/batch) and becomes a *job* in the merchant's cabinet (cabinet.hpp); a
+// *cabinet request* reads the seller's own catalogue (GET /bff/offer-view/list and
+// /bff/offer-view/details) or a job (GET /pricefeed/upload/merchant/job/{id}, mock-only). An
+// *egress* is the listening port a request came in on, standing for the client's IP. Kaspi's rate
+// limits are emulated per egress for offers requests (ban emulation, off until POST /_mock/ban) and
+// per merchant for pushes (always on).
 //
 // Stats and the request log count *marketplace requests*: everything except the control API
 // (/_mock/).
@@ -13,11 +16,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "ban_tracker.hpp"
+#include "cabinet.hpp"
 #include "faults.hpp"
 #include "http_server.hpp"
 #include "offer_book.hpp"
@@ -42,17 +47,20 @@ struct PushLimits {
     uint64_t ban_ms = 1800000;
 };
 
-// MerchantSession is the cabinet login a push must present in its mc-session and mc-sid cookies.
+// MerchantSession is the cabinet login that pushes and cabinet requests must present in their
+// mc-session and mc-sid cookies. A missing or wrong login is answered 401, an expired one
+// `expired_status` (401 or 403: both mean "log in again").
 struct MerchantSession {
     std::string session;
     std::string sid;
     bool expired = false;
+    int expired_status = 401;
 };
 
 class Marketplace {
   public:
-    Marketplace(const OfferCatalogue& catalogue, RequestLog& log)
-        : catalogue_(catalogue), log_(log) {}
+    Marketplace(const OfferCatalogue& catalogue, CabinetStore& cabinets, RequestLog& log)
+        : catalogue_(catalogue), cabinets_(cabinets), log_(log) {}
 
     // handle answers a marketplace request (anything outside /_mock/).
     Reply handle(const HttpRequest& request, const Arrival& arrival);
@@ -62,6 +70,8 @@ class Marketplace {
 
     // The control API's handles.
     FaultTable& faults() { return faults_; }
+    // cabinet_faults are keyed "<uid>/list/<true|false>/<page>" and "<uid>/details/<sku>".
+    FaultTable& cabinet_faults() { return cabinet_faults_; }
     void set_egress_ban(const EgressBanRule& rule);
     void set_push_limits(const PushLimits& limits) { push_limits_ = limits; }
     MerchantSession& merchant_session(const std::string& merchant_uid) {
@@ -69,6 +79,8 @@ class Marketplace {
     }
     std::string stats_json() const;
     std::string pushes_json() const;
+    // pushes_array is the JSON array of the pushes accepted for `merchant_uid` (all when empty).
+    std::string pushes_array(const std::string& merchant_uid) const;
     // reset returns everything but offer books and merchant sessions to its startup state.
     void reset();
 
@@ -83,13 +95,18 @@ class Marketplace {
         std::string merchant_uid;
         std::string sku;
         std::string model;
-        int64_t price;
+        std::optional<int64_t> price;  // a top-level price, when the client sent one
         std::string city_prices_json;
+        PushEndpoint endpoint;
+        std::string job_id;
+        std::string body;  // the item as received, re-serialised compactly
     };
     struct Stats {
         uint64_t requests = 0;
         uint64_t offer_requests = 0;
         uint64_t push_requests = 0;
+        uint64_t cabinet_requests = 0;
+        uint64_t http2_refused = 0;
         uint64_t bans = 0;
         uint64_t push_bans = 0;
         std::map<int, uint64_t> by_status;
@@ -97,23 +114,31 @@ class Marketplace {
     };
 
     const OfferCatalogue& catalogue_;
+    CabinetStore& cabinets_;
     RequestLog& log_;
     FaultTable faults_;
+    FaultTable cabinet_faults_;
     EgressBanRule egress_ban_;
     PushLimits push_limits_;
     std::unordered_map<uint16_t, EgressState> egresses_;
     std::unordered_map<std::string, MerchantSession> sessions_;
     std::unordered_map<std::string, BanTracker> push_bans_;
     std::vector<Push> pushes_;
-    uint64_t next_job_ = 1;
     Stats stats_;
 
     Reply handle_offers(const HttpRequest& request, const Arrival& arrival,
                         const std::string& product);
     Reply offers_answer(const HttpRequest& request, const std::string& product) const;
     bool egress_banned(const Arrival& arrival);
-    Reply handle_push(const HttpRequest& request, const Arrival& arrival);
-    bool session_matches(const std::string& merchant_uid, const std::string& cookie) const;
+    Reply handle_push(const HttpRequest& request, const Arrival& arrival, PushEndpoint endpoint);
+    void record_push(const JsonValue& item, const std::string& merchant_uid, PushEndpoint endpoint,
+                     const std::string& job_id, const Arrival& arrival);
+    Reply handle_list(const HttpRequest& request, const Arrival& arrival);
+    Reply handle_details(const HttpRequest& request, const Arrival& arrival);
+    Reply handle_job(const HttpRequest& request, const Arrival& arrival, const std::string& id);
+    // login_refusal is 0 when the cookies carry the merchant's live session, else the status to
+    // answer (401, or the session's expired_status).
+    int login_refusal(const std::string& merchant_uid, const std::string& cookie) const;
 };
 
 }  // namespace demper_mock

@@ -20,14 +20,6 @@ constexpr uint64_t kMerchantStride =
 constexpr int64_t kMinSyntheticPrice = 1000;
 constexpr int64_t kMaxSyntheticPrice = 500000;
 
-// splitmix64 is Steele, Lea and Flood's SplitMix64 finaliser: a cheap, well-mixed 64-bit hash.
-uint64_t splitmix64(uint64_t x) {
-    uint64_t z = x + 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 int64_t synthetic_price(uint64_t hash) {
     return kMinSyntheticPrice +
            static_cast<int64_t>(hash %
@@ -77,16 +69,6 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
     }
 }
 
-std::string read_whole_file(const std::string& file_name) {
-    std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(file_name.c_str(), "rb"), &std::fclose);
-    if (!file) throw std::runtime_error("cannot open " + file_name);
-    std::string content;
-    char buffer[1 << 16];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
-    return content;
-}
-
 bool text_field(const JsonValue& offer, std::string_view key, std::string& out) {
     const JsonValue* value = offer.find(key);
     if (value == nullptr) return true;  // keep the default
@@ -127,6 +109,23 @@ bool offer_from_json(const JsonValue& item, const std::string& code, Offer& offe
 }
 
 }  // namespace
+
+std::string read_whole_file(const std::string& file_name) {
+    std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(file_name.c_str(), "rb"), &std::fclose);
+    if (!file) throw std::runtime_error("cannot open " + file_name);
+    std::string content;
+    char buffer[1 << 16];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
+    return content;
+}
+
+uint64_t splitmix64(uint64_t x) {
+    uint64_t z = x + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
 
 void sort_book(OfferBook& book) {
     std::sort(book.begin(), book.end(), [](const Offer& a, const Offer& b) {

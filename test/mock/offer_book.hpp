@@ -31,6 +31,13 @@ struct Offer {
 
 using OfferBook = std::vector<Offer>;
 
+// splitmix64 is Steele, Lea and Flood's SplitMix64 finaliser: a cheap, well-mixed 64-bit hash
+// (the synthetic books' and cabinets' formulas are built on it).
+uint64_t splitmix64(uint64_t x);
+
+// read_whole_file returns a file's content; throws when it cannot be read.
+std::string read_whole_file(const std::string& file_name);
+
 // sort_book puts a book in answer order: price ascending, ties by merchantId.
 void sort_book(OfferBook& book);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smoke_test.sh: checks the mock marketplace end to end with curl and python3, the way tests use it.
 # Usage: test/mock/smoke_test.sh [path/to/demper_mock]   (default: build/demper_mock)
-# Exits non-zero at the first failed check. Takes about 10 s (it waits out short bans on purpose).
+# Exits non-zero at the first failed check. Takes 10 to 30 s (it waits out short bans on purpose).
 set -euo pipefail
 
 mock=${1:-$(dirname "$0")/../../build/demper_mock}
@@ -21,8 +21,15 @@ expect() {  # expect NAME ACTUAL WANTED
 
 printf '# code\tmerchant\tname\tprice\tduration\n777\tM2\tShop Two\t300\n777\tM1\tShop One\t300\tTODAY\n777\tM3\tShop Three\t100\n' \
   >"$work/books.tsv"
+cat >"$work/cabinet.jsonl" <<'END'
+# a catalogue loaded at start (--cabinet): one offer per line
+{"merchantUid":"30099999","sku":"555000111_100200300","masterSku":"555000111","masterTitle":"Пылесос Bosch BGS05A220","brand":"Bosch","cities":[{"id":"750000000","price":45990},{"id":"710000000","price":46990}]}
+
+{"merchantUid":"30099999","sku":"555000222_100200300","masterSku":"555000222","masterTitle":"Утюг Philips","brand":"Philips","archived":true,"cities":[{"id":"750000000","price":15990,"pickupPoints":["30099999_PP1"]}]}
+END
 "$mock" --listen 127.0.0.1:0 --listen 127.0.0.1:0 --port-file "$work/ports" --books "$work/books.tsv" \
-  --synthetic 1000 --log "$work/requests.log" --own-merchant OWN 2>"$work/mock.err" &
+  --synthetic 1000 --log "$work/requests.log" --own-merchant OWN --cabinet "$work/cabinet.jsonl" \
+  2>"$work/mock.err" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$work/ports" ] && break; sleep 0.05; done
 port=$(sed -n 1p "$work/ports")
@@ -114,6 +121,163 @@ control PUT merchant/30012345 '{"expired":true}'
 expect "expired is 401" "$(status -X POST "$push" -H 'Cookie: mc-session=s; mc-sid=t' -d "$body")" "401"
 expect "recorded pushes" "$(curl -s "$base/_mock/pushes" | json 'len(d["pushes"]), d["pushes"][0]["cityPrices"][0]["value"]')" \
   "1 151989"
+
+# The seller's cabinet: offers seeded through the control API, the offer list and details, pushes
+# as jobs, the off-sale rules, hand edits, faults, logins.
+control POST reset
+control POST push_limits '{"push_limit_rps":1000}'
+m=30067228
+login='Cookie: mc-session=sess-1; mc-sid=sid-1'
+towels=133206576_392235481
+phone=101234567_555000111
+kettle=102000333_777888999
+cat >"$work/seed.json" <<END
+{"session":"sess-1","sid":"sid-1","offers":[
+ {"sku":"$towels","masterSku":"133206576","masterTitle":"Влажные полотенца Sunlight 70 шт","brand":"Sunlight",
+  "masterCategory":"Влажные салфетки",
+  "shopLink":"https://kaspi.kz/shop/p/vlazhnye-polotentsa-sunlight-133206576/",
+  "cities":[{"id":"511010000","price":1120,"pickupPoints":["${m}_PP2"]},
+            {"id":"750000000","price":1190,"pickupPoints":["${m}_PP1"]}],
+  "availabilities":[{"storeId":"${m}_PP1","available":"yes","stockCount":7},
+                    {"storeId":"${m}_PP2","available":"yes","stockCount":4,"preOrder":0}]},
+ {"sku":"$phone","masterSku":"101234567","masterTitle":"Смартфон Samsung Galaxy A15 8 ГБ/256 ГБ синий","brand":"Samsung",
+  "cities":[{"id":"750000000","price":89990},{"id":"710000000","price":90990},{"id":"511010000","price":91990}],
+  "availabilities":[{"storeId":"${m}_PP1","available":"yes","stockCount":2}]},
+ {"sku":"$kettle","masterSku":"102000333","masterTitle":"Чайник электрический Tefal KO-417","brand":"Tefal","archived":true,
+  "cities":[{"id":"750000000","price":15990}],"availabilities":[{"storeId":"${m}_PP1","available":"no"}]}]}
+END
+expect "seed a cabinet" "$(curl -s -X PUT "$base/_mock/cabinet/$m" --data-binary @"$work/seed.json")" '{"ok":true}'
+control POST "cabinet/$m/synthetic" '{"count":4,"first_code":1,"archived_every":2}'
+list() { curl -s -H "$login" "$base/bff/offer-view/list?m=$m&p=$1&l=$2&a=$3"; }
+details() { curl -s -H "$login" "$base/bff/offer-view/details?m=$m&s=$1"; }
+state() { curl -s "$base/_mock/cabinet/$m"; }
+offer_state() {  # offer_state SKU PYTHON-EXPRESSION-OVER-o
+  state | python3 -c "import json,sys; d=json.load(sys.stdin); o=[o for o in d['offers'] if o['sku']=='$1'][0]; print($2)"
+}
+read -r syn1 syn2 syn3 syn4 <<<"$(state | json '" ".join(o["sku"] for o in d["offers"][3:])')"
+expect "synthetic skus" "$(echo "$syn1 $syn4" | grep -cE '^1_[0-9]{9} 4_[0-9]{9}$')" "1"
+expect "list page 0 of live offers" "$(list 0 3 true | json 'd["total"], " ".join(o["sku"] for o in d["data"])')" \
+  "4 $towels $phone $syn1"
+expect "list page 1" "$(list 1 3 true | json 'd["total"], " ".join(o["sku"] for o in d["data"])')" "4 $syn3"
+expect "an empty page ends the list" "$(list 2 3 true)" '{"total":4,"data":[]}'
+expect "archived offers" "$(list 0 10 false | json 'd["total"], " ".join(o["sku"] for o in d["data"])')" \
+  "3 $kettle $syn2 $syn4"
+expect "Cyrillic title, brand, card id" \
+  "$(list 0 1 true | json 'd["data"][0]["masterTitle"], d["data"][0]["brand"], d["data"][0]["masterSku"]')" \
+  "Влажные полотенца Sunlight 70 шт Sunlight 133206576"
+expect "shopLink ends in the card id" "$(list 1 1 true | json 'd["data"][0]["shopLink"]')" \
+  "https://kaspi.kz/shop/p/samsung-101234567/"
+expect "prices written as floats" "$(list 0 1 true | grep -o '"minPrice":1120.0')" '"minPrice":1120.0'
+expect "availabilities per listing" "$(list 0 1 true | json '[(a["storeId"], a["available"], a["stockCount"], a["preOrder"]) for a in d["data"][0]["availabilities"]]')" \
+  "[('${m}_PP1', 'yes', 7, 0), ('${m}_PP2', 'yes', 4, 0)]"
+expect "archive reason listed" "$(list 0 1 false | json 'd["data"][0]["archiveReason"]')" "Снят с продажи продавцом"
+expect "details" "$(details "$towels" | json 'd["masterSku"], [(c["id"], c["name"], c["price"], c["pickupPoints"]) for c in d["cityInfo"]]')" \
+  "133206576 [('511010000', 'Шымкент', 1120, ['${m}_PP2']), ('750000000', 'Алматы', 1190, ['${m}_PP1'])]"
+expect "a city without pickupPoints has every availability" "$(details "$phone" | json '[c["pickupPoints"] for c in d["cityInfo"]]')" \
+  "[['${m}_PP1'], ['${m}_PP1'], ['${m}_PP1']]"
+expect "details of an unknown sku" "$(status -H "$login" "$base/bff/offer-view/details?m=$m&s=nope")" "404"
+expect "sku percent-decoded" "$(status -H "$login" "$base/bff/offer-view/details?m=$m&s=${towels/_/%5F}")" "200"
+expect "list without cookies is 401" "$(status "$base/bff/offer-view/list?m=$m&p=0&l=3&a=true")" "401"
+expect "list with a wrong session is 401" "$(status -H 'Cookie: mc-session=sess-1; mc-sid=x' "$base/bff/offer-view/list?m=$m")" "401"
+control PUT "merchant/$m" '{"expired":true,"expired_status":403}'
+expect "expired session is 403 when so set" "$(status -H "$login" "$base/bff/offer-view/details?m=$m&s=$towels")" "403"
+control PUT "merchant/$m" '{"expired":false}'
+expect "bad page size is 400" "$(status -H "$login" "$base/bff/offer-view/list?m=$m&l=0")" "400"
+expect "POST to the list is 405" "$(status -X POST -H "$login" "$base/bff/offer-view/list?m=$m")" "405"
+control PUT merchant/30099999 '{"session":"a","sid":"b"}'
+expect "catalogue from a JSON Lines file" \
+  "$(curl -s -H 'Cookie: mc-session=a; mc-sid=b' "$base/bff/offer-view/list?m=30099999&a=true" | json 'd["total"], d["data"][0]["masterTitle"], d["data"][0]["availabilities"]')" \
+  "1 Пылесос Bosch BGS05A220 []"
+
+# Faults on one page of the list (any mode of /_mock/fault), or on one sku's details.
+control POST "cabinet/$m/fault" '{"endpoint":"list","page":1,"mode":"status","status":500,"count":1}'
+expect "page 0 unharmed" "$(status -H "$login" "$base/bff/offer-view/list?m=$m&p=0&l=3&a=true")" "200"
+expect "page 1 fails once" "$(status -H "$login" "$base/bff/offer-view/list?m=$m&p=1&l=3&a=true")" "500"
+expect "page 1 again" "$(status -H "$login" "$base/bff/offer-view/list?m=$m&p=1&l=3&a=true")" "200"
+control POST "cabinet/$m/fault" '{"endpoint":"list","page":0,"archived":true,"mode":"html"}'
+expect "archived page 0 is an HTML page" "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' -H "$login" "$base/bff/offer-view/list?m=$m&p=0&a=false")" \
+  "200 text/html; charset=utf-8"
+expect "live page 0 is not" "$(status -H "$login" "$base/bff/offer-view/list?m=$m&p=0&a=true")" "200"
+control POST "cabinet/$m/fault" '{"endpoint":"list","page":0,"archived":true,"mode":"none"}'
+control POST "cabinet/$m/fault" "{\"endpoint\":\"details\",\"sku\":\"$phone\",\"mode\":\"truncated\",\"count\":1}"
+expect "details fault" "$(details "$phone" | python3 -c 'import json,sys
+try: json.load(sys.stdin); print("json")
+except ValueError: print("broken")')" "broken"
+
+# Pushes become jobs; a job finishes after the configured delay (here held until finish_all).
+process=$base/pricefeed/upload/merchant/process
+batch=$base/pricefeed/upload/merchant/process/process/batch
+job() { curl -s -H "$login" "$base/pricefeed/upload/merchant/job/$1"; }
+item() {  # item SKU AVAILABILITIES CITY-PRICES
+  echo "{\"merchantUid\":\"$m\",\"sku\":\"$1\",\"model\":\"x\",\"availabilities\":$2,\"cityPrices\":$3}"
+}
+both="[{\"available\":\"yes\",\"storeId\":\"${m}_PP1\"},{\"available\":\"yes\",\"storeId\":\"${m}_PP2\"}]"
+one="[{\"available\":\"yes\",\"storeId\":\"${m}_PP1\"}]"
+control POST jobs '{"delay_ms":600000}'
+towels_push=$(item "$towels" "$both" '[{"cityId":"511010000","value":1100},{"cityId":"750000000","value":1180}]')
+job1=$(curl -s -X POST -H "$login" "$process" -d "$towels_push" | json 'd["id"]')
+expect "job pending" "$(job "$job1" | json 'd["status"], d["items"][0]["sku"], d["items"][0]["result"]')" "pending $towels None"
+expect "old prices until the job finishes" "$(details "$towels" | json '[c["price"] for c in d["cityInfo"]]')" "[1120, 1190]"
+control POST jobs '{"delay_ms":0,"finish_all":true}'
+expect "job done" "$(job "$job1" | json 'd["status"], d["items"][0]["result"]')" "done updated"
+expect "new prices in every city" "$(details "$towels" | json '[c["price"] for c in d["cityInfo"]]')" "[1100, 1180]"
+expect "the list shows them" "$(list 0 1 true | json 'd["data"][0]["minPrice"], d["data"][0]["maxPrice"]')" "1100.0 1180.0"
+expect "stock untouched" "$(offer_state "$towels" '[(a["storeId"], a["available"], a["stockCount"]) for a in o["availabilities"]]')" \
+  "[('${m}_PP1', 'yes', 7), ('${m}_PP2', 'yes', 4)]"
+expect "the pushed body is recorded" "$(state | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pushes"][0]["body"] == json.loads(sys.argv[1]), d["pushes"][0]["endpoint"], d["pushes"][0]["job"])' "$towels_push")" \
+  "True process $job1"
+control POST jobs '{"delay_ms":200}'
+job2=$(curl -s -X POST -H "$login" "$process" -d "$(item "$phone" '[]' '[{"cityId":"750000000","value":88990}]')" | json 'd["id"]')
+for _ in $(seq 200); do [ "$(job "$job2" | json 'd["status"]')" != pending ] && break; sleep 0.05; done
+expect "no availabilities: off sale" "$(job "$job2" | json 'd["status"], d["items"][0]["result"], d["message"]')" \
+  "failed archived Не указано наличие в прайс листе"
+control POST jobs '{"delay_ms":0}'
+expect "archived in the cabinet" "$(offer_state "$phone" 'o["live"], o["archiveReason"], o["cities"][0]["price"]')" \
+  "False Не указано наличие в прайс листе 89990"
+expect "listed as archived" "$(list 0 10 false | json '"'"$phone"'" in [o["sku"] for o in d["data"]]')" "True"
+job3=$(curl -s -X POST -H "$login" "$process" -d "$(item "$phone" "$one" '[{"cityId":"750000000","value":88990}]')" | json 'd["id"]')
+expect "/process does not re-activate" "$(job "$job3" | json 'd["status"], d["items"][0]["result"]')" "failed not_live"
+expect "still archived" "$(offer_state "$phone" 'o["live"]')" "False"
+batch_answer=$(curl -s -X POST -H "$login" "$batch" -d "[$(item "$phone" "$one" '[{"cityId":"750000000","value":88990},{"cityId":"710000000","value":89990},{"cityId":"511010000","value":90990}]'),$(item "$syn1" "$one" '[{"cityId":"750000000","value":5000}]')]")
+expect "batch answers one id per item" "$(echo "$batch_answer" | json 'len(d), all(set(j) == {"id"} for j in d)')" "2 True"
+job4=$(echo "$batch_answer" | json 'd[0]["id"]')
+expect "the batch endpoint re-activates" "$(job "$job4" | json 'd["status"]') $(offer_state "$phone" 'o["live"], o["archiveReason"], [c["price"] for c in o["cities"]]')" \
+  "done True None [88990, 89990, 90990]"
+expect "a pickup point left out becomes no" "$(offer_state "$syn1" '[a["available"] for a in o["availabilities"]]')" "['yes', 'no', 'no']"
+job5=$(curl -s -X POST -H "$login" "$process" -d "$(item "$towels" "[{\"available\":\"yes\",\"storeId\":\"${m}_PP9\"}]" '[{"cityId":"750000000","value":1170}]')" | json 'd["id"]')
+expect "an unknown pickup point: off sale" "$(job "$job5" | json 'd["items"][0]["result"]') $(offer_state "$towels" 'o["live"], o["archiveReason"]')" \
+  "archived False Не найдена точка продажи из прайс листа: ${m}_PP9"
+job6=$(curl -s -X POST -H "$login" "$process" -d "$(item "$syn3" "[{\"available\":\"yes\",\"storeId\":\"${m}_PP1\",\"stockCount\":5}]" '[{"cityId":"750000000","value":5000}]')" | json 'd["id"]')
+expect "an unexpected stockCount: off sale" "$(job "$job6" | json 'd["items"][0]["result"], d["items"][0]["reason"]')" \
+  "archived Некорректный остаток в прайс листе"
+job7=$(curl -s -X POST -H "$login" "$batch" -d "[$(item "$towels" "$both" '[{"cityId":"750000000","value":9}]')]" | json 'd[0]["id"]')
+expect "a price below 10 is rejected, nothing changes" "$(job "$job7" | json 'd["items"][0]["result"]') $(offer_state "$towels" 'o["live"]')" \
+  "rejected False"
+expect "a push without login is 401" "$(status -X POST "$process" -d "$towels_push")" "401"
+control PUT "merchant/$m" '{"expired":true,"expired_status":403}'
+expect "an expired login is 403 when so set" "$(status -X POST -H "$login" "$batch" -d "[$towels_push]")" "403"
+expect "job read-back needs the login" "$(status -H "$login" "$base/pricefeed/upload/merchant/job/$job1")" "403"
+control PUT "merchant/$m" '{"expired":false,"expired_status":401}'
+expect "unknown job" "$(status -H "$login" "$base/pricefeed/upload/merchant/job/job-999")" "404"
+expect "a batch body must be an array" "$(status -X POST -H "$login" "$batch" -d "$towels_push")" "400"
+expect "batch items of one merchant" "$(status -X POST -H "$login" "$batch" -d "[$towels_push,{\"merchantUid\":\"1\",\"sku\":\"a\"}]")" "400"
+control PATCH "cabinet/$m/offers/$towels" '{"cityPrices":[{"cityId":"750000000","value":1250}],"archived":false}'
+expect "a hand edit in the cabinet" "$(details "$towels" | json 'd["archived"], [c["price"] for c in d["cityInfo"]]')" "False [1100, 1250]"
+expect "pushes, jobs and offers in the state" "$(state | json 'len(d["pushes"]), len(d["jobs"]), len(d["offers"])')" "8 8 7"
+control POST reset
+expect "reset forgets jobs" "$(status -H "$login" "$base/pricefeed/upload/merchant/job/$job1")" "404"
+expect "reset keeps the cabinet" "$(list 0 10 true | json 'd["total"]')" "3"
+
+# HTTP/2: refused with 405 when switched on (prior knowledge, or an HTTP/1.1 Upgrade: h2c).
+control POST http2 '{"refuse":true}'
+expect "h2 prior knowledge is 405" "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2-prior-knowledge -X POST "$offers/1" -d '{}')" "405 2"
+expect "h2c upgrade is 405" "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2 -X POST "$offers/1" -d '{}')" "405 2"
+expect "HTTP/1.1 unchanged" "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http1.1 -X POST "$offers/1" -d '{}')" "200 1.1"
+expect "stats count refusals" "$(curl -s "$base/_mock/stats" | json 'd["http2_refused"], d["by_status"]["405"]')" "2 2"
+control POST http2 '{"refuse":false}'
+expect "h2 prior knowledge when off: no HTTP/2" "$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -X POST "$offers/1" -d '{}' || true)" "000"
+expect "h2c upgrade when off: HTTP/1.1" "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2 -X POST "$offers/1" -d '{}')" "200 1.1"
+control POST reset
 
 # Robustness: malformed requests, oversized heads, a client leaving mid-response.
 raw() { python3 - "$port" "$1" <<'EOF'

@@ -284,6 +284,48 @@ TEST(OffersParse, NotAnObjectOrNoOffersArray) {
     expect_fail(R"({"offers":"[]"})", "not an array");
 }
 
+// A trimmed answer in the shape real ones have (DOMAIN.md §1 and public clients' field lists):
+// merchantId strings, prices written as floats, no rating fields for a store without reviews, and
+// many fields this parser does not read (kdPoints, deliveryOptions, preorder, dates, nulls).
+const char* const kRealisticAnswer = R"({
+  "offers": [
+    {"merchantId": "30244441", "merchantName": "ТехноЛэнд", "merchantSku": "TL-00012",
+     "masterSku": "101234567", "merchantRating": 4.8, "merchantReviewsQuantity": 1543,
+     "price": 361788.0, "kaspiDelivery": true, "deliveryType": "DELIVERY",
+     "deliveryDuration": "TOMORROW", "delivery": "2026-11-23T00:00:00.000+05:00",
+     "kdPickupDate": "2026-11-23T00:00:00.000+05:00",
+     "deliveryOptions": {"TO_DOOR": {"interCity": false, "deliveryCost": 0.0,
+                                     "deliveryThreshold": 10000.0}, "PICKUP": {}},
+     "availabilityDate": "2026-11-22T00:00:00.000+05:00", "preorder": 0,
+     "locatedInPoint": "PP1", "kdPoints": ["PP1", "PP3"], "hasPartnerDelivery": false,
+     "promo": []},
+    {"merchantId": "17510123", "merchantName": "Магазин \"Алем\"", "merchantSku": "A-77",
+     "price": 362490, "kaspiDelivery": false, "deliveryType": "PICKUP",
+     "deliveryDuration": "TILL_2_DAYS", "preorder": 5, "kdPoints": [], "deliveryOptions": null},
+    {"merchantId": "30012345", "merchantName": "Own Store", "price": 365000.0,
+     "deliveryDuration": null, "merchantRating": null}
+  ],
+  "total": 3, "offersCount": 3, "merchantsWithPromo": [],
+  "analytics": {"dateOfGeneration": "2026-11-22T10:00:00", "ab": {"x": [1, 2.5, null]}}
+})";
+
+TEST(OffersParse, RealisticAnswer) {
+    const OffersParse p = parse_offers(kRealisticAnswer);
+    ASSERT_TRUE(p.ok) << p.error;
+    ASSERT_EQ(p.book.offers.size(), 3u);
+    EXPECT_EQ(p.book.offers[0].merchant_id, "30244441");
+    EXPECT_EQ(p.book.offers[0].merchant_name, "ТехноЛэнд");
+    EXPECT_EQ(p.book.offers[0].price, 361788);
+    EXPECT_EQ(p.book.offers[0].delivery_duration, "TOMORROW");
+    EXPECT_EQ(p.book.offers[1].merchant_id, "17510123") << "no rating fields: a store without reviews";
+    EXPECT_EQ(p.book.offers[1].merchant_name, "Магазин \"Алем\"");
+    EXPECT_EQ(p.book.offers[1].price, 362490);
+    EXPECT_EQ(p.book.offers[1].delivery_duration, "TILL_2_DAYS");
+    EXPECT_EQ(p.book.offers[2].price, 365000);
+    EXPECT_EQ(p.book.offers[2].delivery_duration, "");
+    EXPECT_EQ(p.book.total, 3);
+}
+
 TEST(OffersParse, EmptyOffersListIsAValidEmptyBook) {
     const OffersParse p = parse_offers(R"({"offers":[],"total":0})");
     ASSERT_TRUE(p.ok) << p.error;
@@ -306,6 +348,9 @@ TEST(OffersParse, Total) {
     expect_fail(R"({"offers":[],"total":-1})", "total");
     expect_fail(R"({"offers":[],"total":"7"})", "total");
     expect_fail(R"({"offers":[],"total":7.5})", "total");
+    const OffersParse float_total = parse_offers(R"({"offers":[],"total":7.0})");
+    ASSERT_TRUE(float_total.ok) << float_total.error;
+    EXPECT_EQ(float_total.book.total, 7);
     expect_fail(R"({"offers":[],"total":18446744073709551615})", "total");
 }
 
