@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # build-deb.sh: the Debian package postgresql-15-demper, built from this tree with the standard
 # tooling of PostgreSQL extensions (debian/: pg_buildext, dh --with pgxs_loop), as root on Debian 12:
-#   bash scripts/build-deb.sh [output directory]      (default /tmp/demper-deb)
+#   bash scripts/build-deb.sh [--install] [output directory]      (default /tmp/demper-deb)
 # It installs the Debian packages the build needs, builds in a copy of the tree (the tree itself is
 # not written to), runs the package's install check (the pg_regress suite against the files in the
-# package, on a throw-away pg_virtualenv cluster), and leaves the .deb files in the output directory:
-#   apt-get install /tmp/demper-deb/postgresql-15-demper_<version>_amd64.deb
+# package, on a throw-away pg_virtualenv cluster), and leaves the .deb files in the output directory.
+# With --install it then installs the package (apt-get install ./postgresql-15-demper_<version>_amd64.deb).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+install=false
+if [ "${1:-}" = --install ]; then install=true; shift; fi
 out=${1:-/tmp/demper-deb}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -54,3 +56,9 @@ for f in "$work"/*.deb; do
   cp "$f" "$out/"
   echo "built: $out/$(basename "$f")"
 done
+if $install; then
+  deb=$(ls "$out"/postgresql-15-demper_"$deb_version"_*.deb)
+  echo "== apt-get install $deb"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb"
+  echo "installed: $(dpkg-query -W -f='${Package} ${Version}' postgresql-15-demper)"
+fi

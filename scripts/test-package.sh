@@ -4,9 +4,10 @@
 # files), installs it, and has a fresh cluster on the installed files create the extension and
 # reprice a product against the mock marketplace (test/package/deb_install.pl).
 #   bash scripts/test-package.sh
-#       installs with dpkg -i into the system's PostgreSQL 15, then purges the package and puts
-#       back the files it replaced (those of `make install`) as they were. It changes files that
-#       other tests load: scripts/test.sh runs it last, after every other layer.
+#       builds and installs with README's command (scripts/build-deb.sh --install: apt-get install
+#       of the .deb) into the system's PostgreSQL 15, then purges the package and puts back the
+#       files it replaced (those of `make install`) as they were. It changes files that other
+#       tests load: scripts/test.sh runs it last, after every other layer.
 #   DEMPER_DEB_ROOT=/tmp/pg-mine bash scripts/test-package.sh
 #       unpacks the package with dpkg -x into that copy of the PostgreSQL tree instead (a tree laid
 #       out as /, e.g. /tmp/pg-mine/usr/lib/postgresql/15), leaving the system's alone.
@@ -32,19 +33,7 @@ restore=:
 trap 'eval "$restore"; rm -rf "$work"' EXIT
 
 start=$(date +%s)
-if bash "$root/scripts/build-deb.sh" "$work/deb" >"$work/build.log" 2>&1; then
-  check ok "the package builds; its install check: $(grep -Eo 'All [0-9]+ tests passed' "$work/build.log")"
-else
-  tail -60 "$work/build.log"
-  check not-ok "the package builds and passes its install check (bash scripts/build-deb.sh)"; finish
-fi
-echo "   built in $(( $(date +%s) - start )) s"
-deb=$(ls "$work"/deb/${package}_*.deb)
-
-if [ -n "$target" ]; then
-  if dpkg -x "$deb" "$target"; then check ok "dpkg -x into $target"; else check not-ok "dpkg -x into $target"; finish; fi
-  pgroot=$target
-else
+if [ -z "$target" ]; then
   if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
     check not-ok "$package is installed already: this test installs and purges it, so it leaves a real install alone"
     finish
@@ -58,11 +47,32 @@ else
     (cd / && sha256sum $replaced) >"$work/replaced.sha256"
   fi
   restore='dpkg --purge "$package" >/dev/null 2>&1; [ -f "$work/replaced.tar" ] && tar -C / -xf "$work/replaced.tar"'
-  if dpkg -i "$deb" >"$work/dpkg.log" 2>&1; then check ok "dpkg -i $(basename "$deb")"
-  else cat "$work/dpkg.log"; check not-ok "dpkg -i $(basename "$deb")"; finish; fi
+  how="builds, passes its install check and installs (bash scripts/build-deb.sh --install)"
+  build=(bash "$root/scripts/build-deb.sh" --install "$work/deb")
+else
+  how="builds and passes its install check (bash scripts/build-deb.sh)"
+  build=(bash "$root/scripts/build-deb.sh" "$work/deb")
+fi
+if "${build[@]}" >"$work/build.log" 2>&1; then
+  check ok "the package $how; $(grep -Eo 'All [0-9]+ tests passed' "$work/build.log")"
+else
+  tail -60 "$work/build.log"
+  check not-ok "the package $how"; finish
+fi
+echo "   built in $(( $(date +%s) - start )) s"
+deb=$(ls "$work"/deb/${package}_*.deb)
+
+if [ -n "$target" ]; then
+  if dpkg -x "$deb" "$target"; then check ok "dpkg -x into $target"; else check not-ok "dpkg -x into $target"; finish; fi
+  pgroot=$target
+else
+  status=$(dpkg-query -W -f='${Status} ${Version}' "$package" 2>/dev/null)
   owner=$(dpkg -S /usr/lib/postgresql/15/lib/demper.so 2>/dev/null | cut -d: -f1)
-  if [ "$owner" = "$package" ]; then check ok "dpkg knows demper.so as $package's"
-  else check not-ok "dpkg -S demper.so says '$owner'"; fi
+  if [[ "$status" == "install ok installed "* ]] && [ "$owner" = "$package" ]; then
+    check ok "dpkg has $package ${status##* } installed, and demper.so is its"
+  else
+    check not-ok "dpkg: $package is '$status', demper.so belongs to '$owner'"
+  fi
   pgroot=/
 fi
 

@@ -9,10 +9,10 @@
 #   sanitize-ext  demper.so built with ASan + UBSan, preloaded by real servers for TAP tests, and
 #              LeakSanitizer over N and 4N checks of the worker (scripts/sanitize-ext.sh)
 #   isolation  the worker's claim and apply statements under concurrency
-#   package    the Debian package: built (its install check runs pg_regress on the package's
-#              files), installed with dpkg -i, a fresh cluster reprices against the mock, then
-#              purged and the source build's files put back (scripts/test-package.sh). Last: it
-#              replaces files that the other layers load.
+#   package    the Debian package built and installed (scripts/build-deb.sh --install; its install
+#              check runs pg_regress on the packaged files), a fresh cluster on the installed files
+#              reprices against the mock, then the package is purged and the source build's files
+#              put back (scripts/test-package.sh). Last: it replaces files the other layers load.
 # It ends with one line "N passed, N failed" over all layers, and exits non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -151,7 +151,7 @@ else
   tail -40 "$logs/isolation.log"; layer_report isolation 0 1
 fi
 
-echo "== the Debian package (scripts/test-package.sh: build, install check, dpkg -i, a worker on the installed files)"
+echo "== the Debian package (scripts/test-package.sh: build, install check, apt-get install, a worker on the installed files)"
 bash "$root/scripts/test-package.sh" >"$logs/package.log" 2>&1
 rc=$?
 grep -E '^(ok|not ok)|took' "$logs/package.log"
