@@ -11,14 +11,25 @@ packages=(
   g++ make cmake pkg-config
   libcurl4-openssl-dev rapidjson-dev libssl-dev
   libgtest-dev googletest
-  libipc-run-perl curl procps python3
+  libipc-run-perl curl procps python3 python3-yaml
   clang libclang-rt-14-dev
+  prometheus prometheus-postgres-exporter
+  dpkg-dev debhelper fakeroot postgresql-server-dev-all
 )
+# Installed for their tools (promtool, the exporter the tests start on ports of their own), not as
+# services: when this script installs them, it does not leave their daemons running.
+tool_services=(prometheus prometheus-postgres-exporter)
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs packages and the extension)" >&2
   exit 1
 fi
+mapfile -t installing < <(missing_packages "${packages[@]}")
 install_missing_packages "${packages[@]}"
+if [ -d /run/systemd/system ]; then
+  for svc in "${tool_services[@]}"; do
+    [[ " ${installing[*]} " == *" $svc "* ]] && systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+  done
+fi
 
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 jobs=$(nproc)

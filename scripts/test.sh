@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every test layer of demper, from a fresh Debian 12 machine, as root:
 #   lint       the C++ / PostgreSQL boundary rule on src/pg (scripts/lint-boundary.py)
+#   promtool   the Prometheus alert rules (check and unit tests) and the dashboard's queries
 #   unit       GoogleTest units of src/core (no server)
 #   sanitize   the same units built with ASan + UBSan
 #   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers), bounded time each
@@ -9,6 +10,11 @@
 #   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
 #   sanitize-ext  demper.so built with ASan + UBSan, preloaded by real servers for TAP tests, and
 #              LeakSanitizer over N and 4N checks of the worker (scripts/sanitize-ext.sh)
+#   isolation  the worker's claim and apply statements under concurrency
+#   package    the Debian package built and installed (scripts/build-deb.sh --install; its install
+#              check runs pg_regress on the packaged files), a fresh cluster on the installed files
+#              reprices against the mock, then the package is purged and the source build's files
+#              put back (scripts/test-package.sh). Last: it replaces files the other layers load.
 # It ends with one line "N passed, N failed" over all layers, and exits non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +45,12 @@ bash "$root/test/lint/run.sh" >"$logs/lint.log" 2>&1
 read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/lint.log" | tail -1)
 grep -E '^not ok' -A20 "$logs/lint.log" | head -30
 layer_report lint "${p:-0}" "${f:-1}"
+
+echo "== promtool: alert rules, their unit tests, the dashboard's queries (test/prometheus/run.sh)"
+bash "$root/test/prometheus/run.sh" >"$logs/promtool.log" 2>&1
+read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/promtool.log" | tail -1)
+if [ "${f:-1}" -eq 0 ]; then grep -E '^ok' "$logs/promtool.log"; else cat "$logs/promtool.log"; fi
+layer_report promtool "${p:-0}" "${f:-1}"
 
 echo "== unit tests"
 "$root/build/demper_unit_tests" --gtest_color=no >"$logs/unit.log" 2>&1
@@ -160,6 +172,16 @@ if bash "$root/scripts/isolation.sh" >"$logs/isolation.log" 2>&1; then
 else
   tail -40 "$logs/isolation.log"; layer_report isolation 0 1
 fi
+
+echo "== the Debian package (scripts/test-package.sh: build, install check, apt-get install, a worker on the installed files)"
+bash "$root/scripts/test-package.sh" >"$logs/package.log" 2>&1
+rc=$?
+grep -E '^(ok|not ok)|took' "$logs/package.log"
+read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/package.log" | tail -1)
+p=${p:-0}; f=${f:-0}
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+[ $rc -ne 0 ] && tail -40 "$logs/package.log"
+layer_report package "$p" "$f"
 
 echo "== reliability report (docs/RELIABILITY.md, from the TAP logs)"
 bash "$root/scripts/reliability.sh" "$logs" -o "$root/docs/RELIABILITY.md" || echo "   (report not written)"

@@ -26,14 +26,39 @@ SELECT due_now, oldest_due_age >= interval '10 minutes' AS stale, active_product
 -- Prometheus text format: typed metrics, labelled classes, histograms and stores.
 SELECT regexp_replace(line, 'store_id="' || :obs || '"', 'store_id="<obs>"') AS line
   FROM unnest(string_to_array(demper.metrics(), E'\n')) line
- WHERE line ~ '^# TYPE demper_(checks_started_total|in_flight|check_latency_seconds|backlog_due|store_at_floor) '
+ WHERE line ~ '^# TYPE demper_(checks_started_total|in_flight|check_latency_seconds|backlog_due|store_products_at_floor) '
     OR line ~ '^demper_checks_failed_by_class_total\{class="(ban|timeout)"\}'
     OR line ~ '^demper_check_latency_seconds_bucket\{le="\+Inf"\}'
     OR line ~ '^demper_backlog_due '
-    OR line LIKE 'demper_store_at_floor{store_id="' || :obs || '"}%'
+    OR line LIKE 'demper_store_products_at_floor{store_id="' || :obs || '"}%'
+    OR line LIKE 'demper_store_pushes_pending{store_id="' || :obs || '"}%'
  ORDER BY line;
 SELECT right(demper.metrics(), 1) = E'\n' AS ends_with_newline,
        demper.metrics() !~ 'NULL|null' AS no_nulls;
+-- Every family says what it is (HELP) and what kind it is (TYPE), once, HELP first; every sample
+-- belongs to the family announced last; counters and only counters end in _total.
+WITH line AS (
+    SELECT n, l FROM unnest(string_to_array(rtrim(demper.metrics(), E'\n'), E'\n')) WITH ORDINALITY u(l, n)),
+family AS (
+    SELECT n, split_part(l, ' ', 3) AS family, split_part(l, ' ', 2) AS what, split_part(l, ' ', 4) AS type
+      FROM line WHERE l LIKE '# %'),
+sample AS (
+    SELECT l.n, substring(l.l FROM '^[a-z_]+') AS name,
+           (SELECT f.family FROM family f WHERE f.n < l.n ORDER BY f.n DESC LIMIT 1) AS family,
+           (SELECT f.type FROM family f WHERE f.what = 'TYPE' AND f.n < l.n ORDER BY f.n DESC LIMIT 1) AS type
+      FROM line l WHERE l.l NOT LIKE '#%')
+SELECT (SELECT count(*) FROM family WHERE what = 'HELP') = (SELECT count(DISTINCT family) FROM family)
+           AS one_help_each,
+       (SELECT count(*) FROM family WHERE what = 'TYPE') = (SELECT count(DISTINCT family) FROM family)
+           AS one_type_each,
+       (SELECT count(DISTINCT family) FROM family) >= 40 AS families_listed,
+       (SELECT bool_and(h.n + 1 = t.n) FROM family h JOIN family t USING (family)
+         WHERE h.what = 'HELP' AND t.what = 'TYPE') AS help_then_type,
+       (SELECT count(*) FROM sample
+         WHERE name <> family AND NOT (type = 'histogram' AND name IN (family || '_bucket', family || '_sum', family || '_count')))
+           AS strays,
+       (SELECT count(*) FROM family WHERE what = 'TYPE' AND (family LIKE '%\_total') <> (type = 'counter'))
+           AS misnamed_counters;
 
 -- Retention: only rows older than the retention go; pending pushes and proposals stay.
 INSERT INTO demper.price_history (product_id, store_id, changed_at, old_price, new_price, reason)
