@@ -565,6 +565,7 @@ BEGIN
             (24, 'demper_backlog_due', 'gauge', 'Active products due for a check now.', backlog.due_now),
             (25, 'demper_backlog_oldest_due_seconds', 'gauge', 'How long the oldest due product has been due.', extract(epoch FROM backlog.oldest_due_age)),
             (26, 'demper_backlog_in_check', 'gauge', 'Active products being checked now.', backlog.in_check),
+            (28, 'demper_wake_requests_total', 'counter', 'Committed transactions that woke the workers (wake_workers, check_now): one per transaction.', stats.wake_requests),
             (27, 'demper_active_products', 'gauge', 'Active products.', backlog.active_products)
         ) AS v(ord, family, type, help, value),
         LATERAL (SELECT v.family, v.type, v.help, v.family AS sample, '' AS labels, v.value, v.ord, 0::numeric AS seq) m
