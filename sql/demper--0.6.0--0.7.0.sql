@@ -637,3 +637,247 @@ BEGIN
     RETURN array_to_string(out, E'\n') || E'\n';
 END
 $$;
+
+-- --------------------------------------------------------------------------------------------
+-- The seller's cabinet (issue 15): catalogue import, pushes as the cabinet sends them, verified.
+-- --------------------------------------------------------------------------------------------
+ALTER TABLE demper.store ADD COLUMN import_floor_percent numeric,
+    ADD CONSTRAINT store_import_floor_percent_range CHECK (import_floor_percent IS NULL
+        OR (import_floor_percent > 0 AND import_floor_percent <= 100));
+ALTER TABLE demper.product ALTER COLUMN min_price DROP NOT NULL,
+    ADD COLUMN availabilities jsonb,
+    ADD COLUMN cabinet_synced_at timestamptz,
+    ADD COLUMN cabinet_updated_at text,
+    ADD COLUMN cabinet_archived boolean NOT NULL DEFAULT false,
+    ADD CONSTRAINT product_floor_before_repricing CHECK (min_price IS NOT NULL OR NOT bot_active),
+    ADD CONSTRAINT product_availabilities_array CHECK (availabilities IS NULL OR jsonb_typeof(availabilities) = 'array');
+COMMENT ON COLUMN demper.product.min_price IS NULL;
+ALTER TABLE demper.outbox ADD COLUMN verify_status text,
+    ADD COLUMN verify_after timestamptz,
+    ADD COLUMN verified_at timestamptz,
+    ADD COLUMN verify_detail text,
+    ADD COLUMN waiting_for text,
+    ADD CONSTRAINT outbox_verify_status_known CHECK (verify_status IS NULL
+        OR verify_status IN ('verifying', 'verified', 'rejected', 'off_sale'));
+CREATE INDEX outbox_verify_idx ON demper.outbox (verify_after) WHERE verify_status = 'verifying';
+
+CREATE OR REPLACE FUNCTION demper.validate_product() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.price IS NOT NULL AND NEW.price < 10 THEN
+        RAISE EXCEPTION 'price must be at least 10'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.price);
+    END IF;
+    IF NEW.min_price IS NOT NULL AND NEW.min_price < 10 THEN
+        RAISE EXCEPTION 'min_price must be at least 10'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has min_price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.min_price);
+    END IF;
+    IF NEW.max_price IS NOT NULL AND NEW.min_price IS NOT NULL AND NEW.max_price < NEW.min_price THEN
+        RAISE EXCEPTION 'min_price must not be above max_price'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
+                  HINT = 'Raise max_price, lower min_price, or set max_price to NULL for no ceiling.';
+    END IF;
+    IF NEW.price > 10000000000 OR NEW.min_price > 10000000000 OR NEW.max_price > 10000000000
+       OR NEW.step > 10000000000 OR NEW.cost_price > 10000000000 THEN
+        RAISE EXCEPTION 'prices, step and cost must be at most 10000000000'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has price %s, min_price %s, max_price %s, step %s, cost_price %s.',
+                                  NEW.sku, NEW.price, NEW.min_price, NEW.max_price, NEW.step, NEW.cost_price),
+                  HINT = 'Prices are whole tenge; no listing costs ten billion.';
+    END IF;
+    IF NEW.bot_active AND NEW.min_price IS NULL THEN
+        RAISE EXCEPTION 'product "%" has no floor: set min_price before it is repriced', NEW.sku
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A listing imported from the cabinet waits, inactive, until the seller gives it a floor.',
+                  HINT = 'UPDATE demper.product SET min_price = ..., bot_active = true; or set the store''s import_floor_percent before importing.';
+    END IF;
+    IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
+        RAISE EXCEPTION 'step must be at least 1'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has step %s.', NEW.sku, NEW.step);
+    END IF;
+    IF NEW.product_code !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'invalid product code "%"', NEW.product_code
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
+    END IF;
+    IF btrim(NEW.sku, E' \t\r\n') = '' THEN
+        RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.strategy NOT IN ('undercut', 'match', 'position', 'follow_second') THEN
+        RAISE EXCEPTION 'unknown strategy "%"', NEW.strategy
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Use undercut, match, position or follow_second.';
+    END IF;
+    IF NEW.floor_action NOT IN ('go_to_floor', 'hold') THEN
+        RAISE EXCEPTION 'unknown floor action "%"', NEW.floor_action
+            USING ERRCODE = 'check_violation', HINT = 'Use go_to_floor or hold.';
+    END IF;
+    IF NEW.no_competitor_action NOT IN ('to_max', 'hold') THEN
+        RAISE EXCEPTION 'unknown no-competitor action "%"', NEW.no_competitor_action
+            USING ERRCODE = 'check_violation', HINT = 'Use to_max or hold.';
+    END IF;
+    IF NEW.position < 1 OR NEW.position > 64 THEN
+        RAISE EXCEPTION 'position must be between 1 and 64'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has position %s.', NEW.sku, NEW.position);
+    END IF;
+    IF NEW.step_percent IS NOT NULL AND (NEW.step_percent <= 0 OR NEW.step_percent > 50) THEN
+        RAISE EXCEPTION 'step_percent must be above 0 and at most 50'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has step_percent %s.', NEW.sku, NEW.step_percent);
+    END IF;
+    IF NEW.max_change_percent IS NOT NULL AND (NEW.max_change_percent <= 0 OR NEW.max_change_percent > 100) THEN
+        RAISE EXCEPTION 'max_change_percent must be above 0 and at most 100'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has max_change_percent %s.', NEW.sku, NEW.max_change_percent);
+    END IF;
+    IF NEW.min_margin_percent IS NOT NULL AND NEW.cost_price IS NULL THEN
+        RAISE EXCEPTION 'min_margin_percent needs cost_price'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('Product "%s" has a minimum margin but no cost price.', NEW.sku);
+    END IF;
+    IF NEW.city_id IS NOT NULL AND NEW.city_id !~ '^[0-9]{9}$' THEN
+        RAISE EXCEPTION 'invalid city id "%"', NEW.city_id
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A city id is a 9-digit KATO code.',
+                  HINT = 'Almaty is 750000000, Astana 710000000, Shymkent 511010000.';
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
+        NEW.next_check_at := now() + random() * coalesce(NEW.check_interval, demper.check_interval());
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- This trigger runs on UPDATE only when an input of the rule changed (see its WHEN).
+        NEW.inputs_version := OLD.inputs_version + 1;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER product_validate_update ON demper.product;
+CREATE TRIGGER product_validate_update
+    BEFORE UPDATE ON demper.product
+    FOR EACH ROW
+    WHEN (NEW.price < 10 OR NEW.price > 10000000000
+          OR NEW.min_price IS DISTINCT FROM OLD.min_price
+          OR (NEW.bot_active AND NEW.min_price IS NULL)
+          OR NEW.max_price IS DISTINCT FROM OLD.max_price
+          OR NEW.step IS DISTINCT FROM OLD.step
+          OR NEW.product_code IS DISTINCT FROM OLD.product_code
+          OR NEW.sku IS DISTINCT FROM OLD.sku
+          OR NEW.city_id IS DISTINCT FROM OLD.city_id
+          OR NEW.strategy IS DISTINCT FROM OLD.strategy
+          OR NEW.step_percent IS DISTINCT FROM OLD.step_percent
+          OR NEW.position IS DISTINCT FROM OLD.position
+          OR NEW.cost_price IS DISTINCT FROM OLD.cost_price
+          OR NEW.min_margin_percent IS DISTINCT FROM OLD.min_margin_percent
+          OR NEW.floor_action IS DISTINCT FROM OLD.floor_action
+          OR NEW.no_competitor_action IS DISTINCT FROM OLD.no_competitor_action
+          OR NEW.max_change_percent IS DISTINCT FROM OLD.max_change_percent)
+    EXECUTE FUNCTION demper.validate_product();
+
+-- ============================================================================================
+-- The seller's cabinet: catalogue import and verified pushes
+-- ============================================================================================
+
+-- catalogue_sync_state: per store, the catalogue import's state. The worker imports a store's
+-- catalogue when asked (sync_catalogue) and every demper.catalogue_sync_interval.
+CREATE TABLE demper.catalogue_sync_state (
+    store_id      bigint      PRIMARY KEY REFERENCES demper.store (id) ON DELETE CASCADE,
+    requested_at  timestamptz,          -- sync_catalogue() asked for a sync (NULL: none waiting)
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    status        text        NOT NULL DEFAULT 'never',
+    listings_seen integer     NOT NULL DEFAULT 0,   -- on sale and archived, of the last sync
+    added         integer     NOT NULL DEFAULT 0,
+    updated       integer     NOT NULL DEFAULT 0,
+    archived      integer     NOT NULL DEFAULT 0,
+    price_edits   integer     NOT NULL DEFAULT 0,   -- prices the seller changed in the cabinet
+    error         text,
+    CONSTRAINT catalogue_sync_status_known CHECK (status IN ('never', 'running', 'done', 'failed'))
+);
+COMMENT ON TABLE demper.catalogue_sync_state IS
+    'The catalogue import of each store from the seller''s cabinet: when, what it found, and why it failed';
+
+-- sync_catalogue asks the worker to import a store's catalogue from its cabinet now; it returns at
+-- once (the import runs in the worker, a page at a time: demper.catalogue_sync shows it).
+CREATE FUNCTION demper.sync_catalogue(store_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF store_id IS NULL THEN
+        RAISE EXCEPTION 'store id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM demper.store s WHERE s.id = sync_catalogue.store_id)
+       OR NOT demper.caller_may_manage(store_id) THEN
+        RAISE EXCEPTION 'store % does not exist', store_id USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO demper.catalogue_sync_state (store_id, requested_at) VALUES (store_id, now())
+    ON CONFLICT ON CONSTRAINT catalogue_sync_state_pkey DO UPDATE SET requested_at = now();
+    PERFORM demper.wake_workers();
+END
+$$;
+COMMENT ON FUNCTION demper.sync_catalogue(bigint) IS
+    'Asks the worker to import the store''s catalogue from the seller''s cabinet now (see demper.catalogue_sync)';
+
+-- catalogue_sync: per store, the last import: when it started and finished, the listings it saw,
+-- added, updated and archived, the prices the seller changed in the cabinet, and its error.
+CREATE VIEW demper.catalogue_sync WITH (security_invoker = true) AS
+SELECT s.id AS store_id, s.name AS store, s.merchant_id,
+       coalesce(c.status, 'never') AS status, c.requested_at, c.started_at, c.finished_at,
+       coalesce(c.listings_seen, 0) AS listings_seen, coalesce(c.added, 0) AS added,
+       coalesce(c.updated, 0) AS updated, coalesce(c.archived, 0) AS archived,
+       coalesce(c.price_edits, 0) AS price_edits, c.error,
+       (SELECT count(*) FROM demper.product p
+         WHERE p.store_id = s.id AND p.cabinet_synced_at IS NOT NULL AND p.min_price IS NULL) AS waiting_for_floor
+  FROM demper.store s
+  LEFT JOIN demper.catalogue_sync_state c ON c.store_id = s.id;
+
+CREATE OR REPLACE VIEW demper.push_status WITH (security_invoker = true) AS
+SELECT s.id AS store_id,
+       s.name AS store,
+       s.push_mode,
+       s.credentials_key IS NOT NULL AS has_credentials,
+       s.credentials_key,
+       s.needs_login,
+       s.push_paused_until,
+       s.last_push_error,
+       count(o.*) FILTER (WHERE o.status = 'pending') AS pending,
+       count(o.*) FILTER (WHERE o.status = 'done') AS done,
+       count(o.*) FILTER (WHERE o.status = 'failed') AS failed,
+       max(o.done_at) AS last_push_at,
+       count(o.*) FILTER (WHERE o.status = 'pending' AND o.waiting_for = 'pickup_points') AS waiting_for_pickup_points,
+       count(o.*) FILTER (WHERE o.verify_status = 'verifying') AS verifying,
+       count(o.*) FILTER (WHERE o.verify_status = 'verified') AS verified,
+       count(o.*) FILTER (WHERE o.verify_status = 'rejected') AS rejected,
+       count(o.*) FILTER (WHERE o.verify_status = 'off_sale') AS off_sale,
+       max(o.verified_at) FILTER (WHERE o.verify_status = 'off_sale') AS last_off_sale_at
+  FROM demper.store s
+  LEFT JOIN demper.outbox o ON o.store_id = s.id
+ GROUP BY s.id;
+
+REVOKE ALL ON demper.catalogue_sync_state, demper.catalogue_sync FROM PUBLIC;
+REVOKE ALL ON FUNCTION demper.sync_catalogue(bigint) FROM PUBLIC;
+
+-- The seller's cabinet (catalogue import, verified pushes): readers see the import's state, admins
+-- ask for an import and set the floor rule of imported listings; the worker imports listings
+-- (inserts products, their due-queue rows, and updates what the cabinet owns of them: never the
+-- seller's floor, ceiling or strategy) and records what verification found.
+GRANT SELECT ON demper.catalogue_sync TO demper_reader;
+GRANT SELECT (import_floor_percent) ON demper.store TO demper_reader;
+GRANT UPDATE (import_floor_percent) ON demper.store TO demper_admin;
+GRANT EXECUTE ON FUNCTION demper.sync_catalogue(bigint) TO demper_admin;
+GRANT INSERT ON demper.product, demper.schedule TO demper_worker;
+GRANT DELETE ON demper.schedule TO demper_worker;
+GRANT UPDATE (product_code, model, brand, city_id, bot_active, inputs_version, availabilities,
+              cabinet_synced_at, cabinet_updated_at, cabinet_archived)
+    ON demper.product TO demper_worker;
+GRANT SELECT, INSERT, UPDATE ON demper.catalogue_sync_state TO demper_worker;
+GRANT UPDATE (verify_status, verify_after, verified_at, verify_detail, waiting_for)
+    ON demper.outbox TO demper_worker;

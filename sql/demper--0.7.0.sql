@@ -126,6 +126,9 @@ CREATE TABLE demper.store (
     feed_store_ids        text[]      NOT NULL DEFAULT '{PP1}',
     -- row-level security
     owner_role            name,
+    -- the seller's own floor rule for listings imported from the cabinet: NULL = none (they wait,
+    -- inactive, for a min_price); else a new listing's floor is this share of its price, in percent
+    import_floor_percent  numeric,
     CONSTRAINT store_name_not_blank CHECK (btrim(name, E' \t\r\n') <> ''),
     CONSTRAINT store_merchant_id_format CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$'),
     CONSTRAINT store_city_id_format CHECK (city_id ~ '^[0-9]{9}$'),
@@ -137,7 +140,9 @@ CREATE TABLE demper.store (
     CONSTRAINT store_change_budget_window_positive CHECK (change_budget_window > interval '0'),
     CONSTRAINT store_change_budget_sane CHECK (change_budget IS NULL OR change_budget <= 1000000),
     CONSTRAINT store_change_budget_window_sane CHECK (change_budget_window <= interval '30 days'),
-    CONSTRAINT store_push_mode_known CHECK (push_mode IN ('api', 'feed', 'none'))
+    CONSTRAINT store_push_mode_known CHECK (push_mode IN ('api', 'feed', 'none')),
+    CONSTRAINT store_import_floor_percent_range CHECK (import_floor_percent IS NULL
+        OR (import_floor_percent > 0 AND import_floor_percent <= 100))
 );
 COMMENT ON TABLE demper.store IS 'A seller''s shop on the marketplace; merchant_id is the seller''s own merchant id';
 COMMENT ON COLUMN demper.store.credentials IS 'Sealed session cookies (AES-256-GCM); set with demper.set_credentials()';
@@ -232,7 +237,7 @@ CREATE TABLE demper.product (
     model                 text,
     brand                 text,
     price                 bigint      NOT NULL,
-    min_price             bigint      NOT NULL,
+    min_price             bigint,     -- the floor; NULL (imported, not set yet) = never repriced
     max_price             bigint,
     step                  bigint      NOT NULL DEFAULT 1,
     bot_active            boolean     NOT NULL DEFAULT true,
@@ -264,6 +269,13 @@ CREATE TABLE demper.product (
     -- bumped by the validation trigger whenever a user changes an input of the rule: a decision
     -- made from an older version is dropped at apply time
     inputs_version        bigint      NOT NULL DEFAULT 0,
+    -- from the seller's cabinet (catalogue import): the listing's pickup points with their
+    -- availability as the cabinet has them (pushed back exactly; NULL = unknown: nothing is pushed),
+    -- when it was last read, and whether the cabinet has it archived (then it is not repriced)
+    availabilities        jsonb,
+    cabinet_synced_at     timestamptz,
+    cabinet_updated_at    text,
+    cabinet_archived      boolean     NOT NULL DEFAULT false,
     CONSTRAINT product_price_at_least_10 CHECK (price >= 10),
     CONSTRAINT product_min_price_at_least_10 CHECK (min_price >= 10),
     CONSTRAINT product_max_price_not_below_min_price CHECK (max_price IS NULL OR max_price >= min_price),
@@ -280,6 +292,8 @@ CREATE TABLE demper.product (
     CONSTRAINT product_max_change_range CHECK (max_change_percent IS NULL OR (max_change_percent > 0 AND max_change_percent <= 100)),
     CONSTRAINT product_check_interval_range CHECK (check_interval IS NULL OR (check_interval >= interval '10 seconds' AND check_interval <= interval '7 days')),
     CONSTRAINT product_city_id_format CHECK (city_id IS NULL OR demper.is_city_id(city_id)),
+    CONSTRAINT product_floor_before_repricing CHECK (min_price IS NOT NULL OR NOT bot_active),
+    CONSTRAINT product_availabilities_array CHECK (availabilities IS NULL OR jsonb_typeof(availabilities) = 'array'),
     -- Bounds no real listing reaches, so that nothing computed from these overflows.
     CONSTRAINT product_prices_sane CHECK (price <= 10000000000 AND min_price <= 10000000000
         AND (max_price IS NULL OR max_price <= 10000000000) AND step <= 10000000000
@@ -325,6 +339,12 @@ BEGIN
                   DETAIL = format('Product "%s" has price %s, min_price %s, max_price %s, step %s, cost_price %s.',
                                   NEW.sku, NEW.price, NEW.min_price, NEW.max_price, NEW.step, NEW.cost_price),
                   HINT = 'Prices are whole tenge; no listing costs ten billion.';
+    END IF;
+    IF NEW.bot_active AND NEW.min_price IS NULL THEN
+        RAISE EXCEPTION 'product "%" has no floor: set min_price before it is repriced', NEW.sku
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A listing imported from the cabinet waits, inactive, until the seller gives it a floor.',
+                  HINT = 'UPDATE demper.product SET min_price = ..., bot_active = true; or set the store''s import_floor_percent before importing.';
     END IF;
     IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
         RAISE EXCEPTION 'step must be at least 1'
@@ -399,6 +419,7 @@ CREATE TRIGGER product_validate_update
     FOR EACH ROW
     WHEN (NEW.price < 10 OR NEW.price > 10000000000
           OR NEW.min_price IS DISTINCT FROM OLD.min_price
+          OR (NEW.bot_active AND NEW.min_price IS NULL)
           OR NEW.max_price IS DISTINCT FROM OLD.max_price
           OR NEW.step IS DISTINCT FROM OLD.step
           OR NEW.product_code IS DISTINCT FROM OLD.product_code
@@ -587,13 +608,26 @@ CREATE TABLE demper.outbox (
     job_id          text,
     last_error      text,
     done_at         timestamptz,
-    CONSTRAINT outbox_status_known CHECK (status IN ('pending', 'done', 'failed'))
+    -- after the marketplace accepted a push: whether the cabinet shows the price (verified), does
+    -- not after demper.push_verify_timeout (rejected), or took the offer off sale (off_sale)
+    verify_status   text,
+    verify_after    timestamptz,
+    verified_at     timestamptz,
+    verify_detail   text,
+    -- a pending push that cannot go yet: 'pickup_points' (its listing's availabilities are
+    -- unknown until a catalogue sync: a push without them would take the offer off sale)
+    waiting_for     text,
+    CONSTRAINT outbox_status_known CHECK (status IN ('pending', 'done', 'failed')),
+    CONSTRAINT outbox_verify_status_known CHECK (verify_status IS NULL
+        OR verify_status IN ('verifying', 'verified', 'rejected', 'off_sale'))
 );
 COMMENT ON TABLE demper.outbox IS 'Prices to publish through the merchant API; one pending row per listing';
 CREATE UNIQUE INDEX outbox_one_pending_idx ON demper.outbox (product_id) WHERE status = 'pending';
 CREATE INDEX outbox_due_idx ON demper.outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_finished_idx ON demper.outbox (done_at) WHERE status <> 'pending';
 CREATE INDEX outbox_store_idx ON demper.outbox (store_id, status);
+-- The pushes waiting to be verified (the worker reads the cabinet back for them).
+CREATE INDEX outbox_verify_idx ON demper.outbox (verify_after) WHERE verify_status = 'verifying';
 
 -- enqueue_push writes (or refreshes) the pending push of a listing whose store publishes through
 -- the API. Called by the trigger below, so that every price change, by the worker or by
@@ -1078,7 +1112,13 @@ SELECT s.id AS store_id,
        count(o.*) FILTER (WHERE o.status = 'pending') AS pending,
        count(o.*) FILTER (WHERE o.status = 'done') AS done,
        count(o.*) FILTER (WHERE o.status = 'failed') AS failed,
-       max(o.done_at) AS last_push_at
+       max(o.done_at) AS last_push_at,
+       count(o.*) FILTER (WHERE o.status = 'pending' AND o.waiting_for = 'pickup_points') AS waiting_for_pickup_points,
+       count(o.*) FILTER (WHERE o.verify_status = 'verifying') AS verifying,
+       count(o.*) FILTER (WHERE o.verify_status = 'verified') AS verified,
+       count(o.*) FILTER (WHERE o.verify_status = 'rejected') AS rejected,
+       count(o.*) FILTER (WHERE o.verify_status = 'off_sale') AS off_sale,
+       max(o.verified_at) FILTER (WHERE o.verify_status = 'off_sale') AS last_off_sale_at
   FROM demper.store s
   LEFT JOIN demper.outbox o ON o.store_id = s.id
  GROUP BY s.id;
@@ -1102,6 +1142,64 @@ CREATE VIEW demper.status AS
 SELECT pid, state, database, in_check AS current_batch, checks_per_second,
        started_at, now() - started_at AS uptime, last_error, last_error_at
   FROM demper.worker_status();
+
+-- ============================================================================================
+-- The seller's cabinet: catalogue import and verified pushes
+-- ============================================================================================
+
+-- catalogue_sync_state: per store, the catalogue import's state. The worker imports a store's
+-- catalogue when asked (sync_catalogue) and every demper.catalogue_sync_interval.
+CREATE TABLE demper.catalogue_sync_state (
+    store_id      bigint      PRIMARY KEY REFERENCES demper.store (id) ON DELETE CASCADE,
+    requested_at  timestamptz,          -- sync_catalogue() asked for a sync (NULL: none waiting)
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    status        text        NOT NULL DEFAULT 'never',
+    listings_seen integer     NOT NULL DEFAULT 0,   -- on sale and archived, of the last sync
+    added         integer     NOT NULL DEFAULT 0,
+    updated       integer     NOT NULL DEFAULT 0,
+    archived      integer     NOT NULL DEFAULT 0,
+    price_edits   integer     NOT NULL DEFAULT 0,   -- prices the seller changed in the cabinet
+    error         text,
+    CONSTRAINT catalogue_sync_status_known CHECK (status IN ('never', 'running', 'done', 'failed'))
+);
+COMMENT ON TABLE demper.catalogue_sync_state IS
+    'The catalogue import of each store from the seller''s cabinet: when, what it found, and why it failed';
+
+-- sync_catalogue asks the worker to import a store's catalogue from its cabinet now; it returns at
+-- once (the import runs in the worker, a page at a time: demper.catalogue_sync shows it).
+CREATE FUNCTION demper.sync_catalogue(store_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF store_id IS NULL THEN
+        RAISE EXCEPTION 'store id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM demper.store s WHERE s.id = sync_catalogue.store_id)
+       OR NOT demper.caller_may_manage(store_id) THEN
+        RAISE EXCEPTION 'store % does not exist', store_id USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO demper.catalogue_sync_state (store_id, requested_at) VALUES (store_id, now())
+    ON CONFLICT ON CONSTRAINT catalogue_sync_state_pkey DO UPDATE SET requested_at = now();
+    PERFORM demper.wake_workers();
+END
+$$;
+COMMENT ON FUNCTION demper.sync_catalogue(bigint) IS
+    'Asks the worker to import the store''s catalogue from the seller''s cabinet now (see demper.catalogue_sync)';
+
+-- catalogue_sync: per store, the last import: when it started and finished, the listings it saw,
+-- added, updated and archived, the prices the seller changed in the cabinet, and its error.
+CREATE VIEW demper.catalogue_sync WITH (security_invoker = true) AS
+SELECT s.id AS store_id, s.name AS store, s.merchant_id,
+       coalesce(c.status, 'never') AS status, c.requested_at, c.started_at, c.finished_at,
+       coalesce(c.listings_seen, 0) AS listings_seen, coalesce(c.added, 0) AS added,
+       coalesce(c.updated, 0) AS updated, coalesce(c.archived, 0) AS archived,
+       coalesce(c.price_edits, 0) AS price_edits, c.error,
+       (SELECT count(*) FROM demper.product p
+         WHERE p.store_id = s.id AND p.cabinet_synced_at IS NOT NULL AND p.min_price IS NULL) AS waiting_for_floor
+  FROM demper.store s
+  LEFT JOIN demper.catalogue_sync_state c ON c.store_id = s.id;
 
 -- ============================================================================================
 -- Retention and metrics
@@ -1412,3 +1510,20 @@ GRANT EXECUTE ON FUNCTION demper.in_working_hours(demper.store, timestamptz),
                           demper.is_city_id(text), demper.check_interval(), demper.caller_role(),
                           demper.caller_may_manage(bigint), demper.is_member_of(name, name)
     TO demper_worker;
+
+-- The seller's cabinet (catalogue import, verified pushes): readers see the import's state, admins
+-- ask for an import and set the floor rule of imported listings; the worker imports listings
+-- (inserts products, their due-queue rows, and updates what the cabinet owns of them: never the
+-- seller's floor, ceiling or strategy) and records what verification found.
+GRANT SELECT ON demper.catalogue_sync TO demper_reader;
+GRANT SELECT (import_floor_percent) ON demper.store TO demper_reader;
+GRANT UPDATE (import_floor_percent) ON demper.store TO demper_admin;
+GRANT EXECUTE ON FUNCTION demper.sync_catalogue(bigint) TO demper_admin;
+GRANT INSERT ON demper.product, demper.schedule TO demper_worker;
+GRANT DELETE ON demper.schedule TO demper_worker;
+GRANT UPDATE (product_code, model, brand, city_id, bot_active, inputs_version, availabilities,
+              cabinet_synced_at, cabinet_updated_at, cabinet_archived)
+    ON demper.product TO demper_worker;
+GRANT SELECT, INSERT, UPDATE ON demper.catalogue_sync_state TO demper_worker;
+GRANT UPDATE (verify_status, verify_after, verified_at, verify_detail, waiting_for)
+    ON demper.outbox TO demper_worker;
