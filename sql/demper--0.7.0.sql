@@ -950,6 +950,11 @@ CREATE FUNCTION demper.demper_stats(
     OUT failed_bad_body  bigint,
     OUT failed_refused_host bigint,
     OUT wake_requests    bigint,
+    OUT pushes_verified  bigint,
+    OUT pushes_rejected  bigint,
+    OUT offers_off_sale  bigint,
+    OUT catalogue_syncs  bigint,
+    OUT catalogue_sync_failures bigint,
     OUT check_latency_p50_ms float8,
     OUT check_latency_p95_ms float8,
     OUT check_latency_p99_ms float8,
@@ -1320,6 +1325,11 @@ BEGIN
             (25, 'demper_backlog_oldest_due_seconds', 'gauge', 'How long the oldest due product has been due.', extract(epoch FROM backlog.oldest_due_age)),
             (26, 'demper_backlog_in_check', 'gauge', 'Active products being checked now.', backlog.in_check),
             (28, 'demper_wake_requests_total', 'counter', 'Committed transactions that woke the workers (wake_workers, check_now): one per transaction.', stats.wake_requests),
+            (29, 'demper_pushes_verified_total', 'counter', 'Accepted pushes whose price the cabinet shows.', stats.pushes_verified),
+            (30, 'demper_pushes_rejected_total', 'counter', 'Accepted pushes the cabinet did not show within demper.push_verify_timeout.', stats.pushes_rejected),
+            (31, 'demper_offers_off_sale_total', 'counter', 'Offers the marketplace took off sale after a price push.', stats.offers_off_sale),
+            (32, 'demper_catalogue_syncs_total', 'counter', 'Catalogue imports from a cabinet started.', stats.catalogue_syncs),
+            (33, 'demper_catalogue_sync_failures_total', 'counter', 'Catalogue imports that ended with an error.', stats.catalogue_sync_failures),
             (27, 'demper_active_products', 'gauge', 'Active products.', backlog.active_products)
         ) AS v(ord, family, type, help, value),
         LATERAL (SELECT v.family, v.type, v.help, v.family AS sample, '' AS labels, v.value, v.ord, 0::numeric AS seq) m

@@ -4,6 +4,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "core/json_read.hpp"
 #include "core/offers.hpp"
 #include "core/push.hpp"
@@ -193,6 +196,7 @@ CabinetListing listing(const Value& item, std::size_t index) {
     l.max_price = price(item, "maxPrice", at);
     l.availabilities = availabilities(field(item, "availabilities", at), at);
     l.archive_reason = text(item, "archiveReason");
+    l.updated_at = text(item, "updatedAt");
     return l;
 }
 
@@ -321,6 +325,41 @@ std::vector<std::string> cabinet_headers(std::string_view session_cookie,
     std::vector<std::string> headers = push_headers(session_cookie, sid_cookie);
     headers.erase(headers.begin());  // a GET has no body, so no Content-Type
     return headers;
+}
+
+std::string availabilities_json(const std::vector<Availability>& availabilities) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    w.StartArray();
+    for (const Availability& a : availabilities) {
+        w.StartObject();
+        w.Key("storeId");
+        w.String(a.store_id.data(), static_cast<rapidjson::SizeType>(a.store_id.size()));
+        w.Key("available");
+        w.String(a.available ? "yes" : "no");
+        if (a.stock_count) {
+            w.Key("stockCount");
+            w.Int64(*a.stock_count);
+        }
+        if (a.pre_order) {
+            w.Key("preOrder");
+            w.Int64(*a.pre_order);
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::optional<std::vector<Availability>> availabilities_from_json(std::string_view json) {
+    rapidjson::Document doc;
+    doc.Parse(json.data(), json.size());
+    if (doc.HasParseError() || !doc.IsArray()) return std::nullopt;
+    try {
+        return availabilities(&doc, "");
+    } catch (const Failure&) {
+        return std::nullopt;
+    }
 }
 
 }  // namespace demper::core

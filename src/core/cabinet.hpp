@@ -71,6 +71,8 @@ struct CabinetListing {
     std::optional<std::int64_t> max_price;
     std::vector<Availability> availabilities;  // in the order sent
     std::string archive_reason;                // archiveReason, when the cabinet gives one
+    std::string updated_at;                    // updatedAt as sent: a changed value means the
+                                               // importer reads the listing's details again
 };
 
 struct CabinetPage {
@@ -116,6 +118,13 @@ std::string product_code_from_shop_link(std::string_view shop_link);
 // digits, else the digits before the first '_' of the sku ("133206576_392235481"); "" when none.
 std::string product_code_of(std::string_view shop_link, std::string_view master_sku,
                             std::string_view sku);
+
+// availabilities_json writes availabilities as the importer stores them (a JSON array in the
+// cabinet's own shape: [{"storeId":..,"available":"yes"|"no","stockCount":..,"preOrder":..}],
+// stockCount and preOrder only when known), and availabilities_from_json reads that back with
+// the same strictness as a list page; nullopt when the text is not such an array.
+std::string availabilities_json(const std::vector<Availability>& availabilities);
+std::optional<std::vector<Availability>> availabilities_from_json(std::string_view json);
 
 // Default URL templates (settings hold them; placeholders are replaced percent-encoded).
 constexpr const char* kDefaultCabinetListUrl =

@@ -130,6 +130,8 @@ struct PushJob {
     std::int64_t price = 0;
     std::string sealed_credentials;  // empty when the store has none
     bool pushes_through_api = false; // the store still publishes through the merchant API
+    std::optional<std::string> availabilities;  // the listing's pickup points (JSON); none: unknown
+    std::vector<std::pair<std::string, std::int64_t>> city_prices;  // every city of the listing
     bool needs_login = false;
     int attempts = 1;                // including this one
     double claimed_at = 0;           // worker clock: a job whose lease nearly ran out is not sent
@@ -143,6 +145,7 @@ enum class PushVerdict {
     needs_login,      // 401/403 or unusable credentials: parked until new credentials are set
     rejected,         // the marketplace refused this push; retrying will not help
     not_pushable,     // the store stopped publishing through the merchant API
+    waiting,          // the listing's pickup points are unknown: it waits for a catalogue sync
 };
 
 struct PushResultRow {
@@ -160,6 +163,70 @@ struct PushApplyResult {
     std::int64_t superseded = 0;  // accepted, but a newer price waits: pushed again
     std::int64_t retried = 0;
     std::int64_t failed = 0;
+};
+
+// StoreToSync is a store whose catalogue the worker imports now (claim_sync).
+struct StoreToSync {
+    std::int64_t id = 0;
+    std::string merchant_id;
+    std::string city_id;
+    std::string sealed_credentials;
+};
+
+// ImportedListing is one row to upsert: one listing (sku) in one city, with what the cabinet owns
+// of it. The seller's settings (floor, ceiling, strategy...) are never part of it.
+struct ImportedListing {
+    std::string sku;
+    std::string city_id;
+    std::string product_code;
+    std::string model;
+    std::string brand;
+    std::int64_t price = 0;
+    std::string availabilities;  // JSON array (core::availabilities_json)
+    std::string updated_at;
+    bool archived = false;       // archived in the cabinet: stored, not repriced
+};
+
+struct ImportCounts {
+    std::int64_t added = 0;
+    std::int64_t updated = 0;
+    std::int64_t price_edits = 0;  // prices the seller changed in the cabinet, taken as current
+    std::int64_t deactivated = 0;  // archived in the cabinet since the last sync
+};
+
+// SyncResult is what a finished (or failed) import reports.
+struct SyncResult {
+    bool complete = false;   // both lists read to their end: listings not on sale may be archived
+    std::int64_t seen = 0;
+    ImportCounts counts;
+    std::string error;       // empty when the import succeeded
+};
+
+// PushToVerify is an accepted push whose effect the worker looks for in the cabinet.
+struct PushToVerify {
+    std::int64_t outbox_id = 0;
+    std::int64_t store_id = 0;
+    std::string merchant_id;
+    std::string sealed_credentials;
+    std::string sku;
+    std::string city_id;
+    std::int64_t pushed_price = 0;
+    std::string job_id;
+    double age_s = 0;  // since the marketplace accepted it
+};
+
+enum class VerifyResult { verified, rejected, off_sale, again };
+
+struct VerifyRow {
+    std::int64_t outbox_id = 0;
+    VerifyResult result = VerifyResult::again;
+    std::string detail;
+};
+
+struct VerifyCounts {
+    std::int64_t verified = 0;
+    std::int64_t rejected = 0;
+    std::int64_t off_sale = 0;
 };
 
 // QueueRepair counts what repair_queue changed.
@@ -235,7 +302,21 @@ public:
     std::vector<PushJob> claim_pushes(int limit, std::int64_t lease_token, int lease_time_s);
     // apply_pushes records what became of a batch of pushes; a merchant ban pauses that store's
     // pushes for ban_pause_s, a login failure marks the store needs_login.
-    PushApplyResult apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s);
+    PushApplyResult apply_pushes(const std::vector<PushResultRow>& results, int ban_pause_s, int verify_delay_s);
+    // claim_sync takes the store whose catalogue is due for an import (asked for, or older than
+    // sync_interval_s; 0 = only when asked), marks it running and returns it.
+    std::optional<StoreToSync> claim_sync(int sync_interval_s);
+    // known_listings gives the cabinet's updatedAt last imported for each sku of a store.
+    std::vector<std::pair<std::string, std::string>> known_listings(std::int64_t store_id);
+    // import_listings upserts a batch of listing rows of a store (one short transaction).
+    ImportCounts import_listings(std::int64_t store_id, const std::vector<ImportedListing>& rows, int check_interval_s);
+    // finish_sync records an import's end; a complete one deactivates the listings the cabinet no
+    // longer has on sale. Returns how many it deactivated.
+    std::int64_t finish_sync(std::int64_t store_id, const std::vector<std::string>& live_skus, const SyncResult& result);
+    // claim_verifications leases up to limit accepted pushes due for a look at the cabinet.
+    std::vector<PushToVerify> claim_verifications(int limit, int lease_time_s);
+    // apply_verifications records what the looks found; "again" looks again after again_s.
+    VerifyCounts apply_verifications(const std::vector<VerifyRow>& rows, int again_s);
     // prune removes up to batch finished rows older than retention_s from each history table;
     // returns how many it removed.
     std::int64_t prune(int retention_s, int batch);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/cabinet.hpp"
 #include "core/push.hpp"
 #include "pg/guard.hpp"
 #include "pg/shared_state.hpp"
@@ -46,6 +47,14 @@ PushVerdict verdict_of(core::PushOutcome outcome) {
     return PushVerdict::retry;
 }
 
+// batch_endpoint says whether the push URL is the cabinet's batch endpoint (a JSON array of items,
+// answered [{"id"}]) rather than /process (one object, answered {"id"}).
+bool batch_endpoint(const std::string& url) {
+    const std::size_t query = url.find('?');
+    const std::string path = url.substr(0, query);
+    return path.size() >= 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
+}
+
 bool is_transport_error(core::ErrorClass e) {
     switch (e) {
         case core::ErrorClass::timeout:
@@ -69,45 +78,21 @@ bool is_transport_error(core::ErrorClass e) {
 }  // namespace
 
 Publisher::Publisher(const Settings& settings, Catalog& catalog, RequestRouter& router, StatusReport& report,
-                     LeaseTokens& tokens)
+                     LeaseTokens& tokens, const Credentials& credentials)
     : settings_(settings),
       catalog_(catalog),
       router_(router),
       report_(report),
       tokens_(tokens),
-      backoff_(kBackoffBaseSeconds, kBackoffCapSeconds, 0) {
-    load_credentials_key();
-}
+      credentials_(credentials),
+      backoff_(kBackoffBaseSeconds, kBackoffCapSeconds, 0) {}
 
 void Publisher::settings_changed() {
-    load_credentials_key();
     for (auto& [merchant, queue] : queues_) queue.bucket.configure(settings_.push_rate, 1.0);
 }
 
-// load_credentials_key reads demper.credentials_key_file; without a usable key nothing is pushed.
-// A problem is logged once (the message never holds key material).
-void Publisher::load_credentials_key() {
-    key_.reset();
-    if (settings_.credentials_key_file.empty()) return;
-    std::string problem;
-    try {
-        key_.emplace(core::SecretKey::from_file(settings_.credentials_key_file));
-    } catch (const std::exception& e) {
-        problem = e.what();
-    }
-    if (!problem.empty() && problem != key_problem_) {
-        key_problem_ = problem;
-        const char* msg = key_problem_.c_str();
-        pg_guard([msg] {
-            ereport(WARNING, (errmsg("demper worker cannot read its credentials key: %s", msg),
-                              errdetail("No price is pushed until the key can be read.")));
-        });
-    }
-    if (problem.empty()) key_problem_.clear();
-}
-
 void Publisher::claim_if_due(double now) {
-    if (!key_ || now < next_claim_at_) return;
+    if (!credentials_.usable() || now < next_claim_at_) return;
     std::size_t queued = in_flight_.size();
     for (const auto& entry : queues_) queued += entry.second.jobs.size();
     if (queued >= kQueueLimit) return;
@@ -130,7 +115,7 @@ void Publisher::claim_if_due(double now) {
 
 void Publisher::send_due(double now) {
     for (auto& [merchant, queue] : queues_) {
-        for (auto it = queue.jobs.begin(); it != queue.jobs.end() && key_;) {
+        for (auto it = queue.jobs.begin(); it != queue.jobs.end() && credentials_.usable();) {
             if (in_flight_listings_.count(it->product_id) > 0) {
                 ++it;  // its listing's previous push is still on its way: this one waits for its answer
                 continue;
@@ -158,29 +143,37 @@ void Publisher::send(PushJob&& job, double now) {
         result(job, PushVerdict::retry, "the push waited too long in the merchant's queue");
         return;
     }
-    std::optional<std::string> cookies = core::open(*key_, job.sealed_credentials, "store:" + std::to_string(job.store_id));
-    const std::size_t newline = cookies ? cookies->find('\n') : std::string::npos;
-    if (!cookies || newline == std::string::npos) {
+    // The cabinet takes an item without availabilities (or with a pickup point it does not
+    // know) as "no stock" and takes the offer off sale: without the listing's pickup points as the
+    // cabinet has them, nothing is sent; the push waits for a catalogue sync.
+    std::optional<std::vector<core::Availability>> availabilities;
+    if (job.availabilities) availabilities = core::availabilities_from_json(*job.availabilities);
+    if (!availabilities || availabilities->empty()) {
+        result(job, PushVerdict::waiting,
+               "waiting for a catalogue sync: the listing's pickup points are unknown (demper.sync_catalogue)");
+        return;
+    }
+    std::optional<std::vector<std::string>> headers = credentials_.push_headers(job.sealed_credentials, job.store_id);
+    if (!headers) {
         result(job, PushVerdict::needs_login, "the stored credentials cannot be opened with the current key");
         return;
     }
     core::HttpRequest request;
+    request.headers = std::move(*headers);
     try {
-        request.headers = core::push_headers(std::string_view(*cookies).substr(0, newline),
-                                             std::string_view(*cookies).substr(newline + 1));
-        core::PushRequestInput input;
-        input.merchant_uid = job.merchant_id;
-        input.sku = job.sku;
-        input.model = job.model;
-        input.price = job.price;
-        input.city_prices = {{job.city_id, job.price}};
-        request.body = core::push_body(input);
+        core::ListingPush push;
+        push.merchant_uid = job.merchant_id;
+        push.sku = job.sku;
+        push.model = job.model;
+        push.availabilities = std::move(*availabilities);
+        for (const auto& [city, price] : job.city_prices) push.city_prices.push_back({city, price});
+        if (push.city_prices.empty()) push.city_prices.push_back({job.city_id, job.price});
+        request.body = batch_endpoint(settings_.push_url) ? core::listing_push_batch_body({push})
+                                                          : core::listing_push_body(push);
     } catch (const std::invalid_argument& e) {
-        OPENSSL_cleanse(cookies->data(), cookies->size());
         result(job, PushVerdict::rejected, e.what());
         return;
     }
-    OPENSSL_cleanse(cookies->data(), cookies->size());
     request.url = settings_.push_url;
     request.method = "POST";
     request.max_attempts = 1;  // retries are decided here, per merchant
@@ -233,6 +226,7 @@ void Publisher::finish_push(PushJob&& job, const core::HttpResponse& response) {
             break;
         case PushVerdict::rejected:
         case PushVerdict::not_pushable:
+        case PushVerdict::waiting:
             result(job, verdict, answer.detail);
             break;
     }
@@ -270,7 +264,7 @@ void Publisher::apply_if_due(double now, bool force) {
     batch.swap(results_);
     PushApplyResult r;
     try {
-        r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s);
+        r = catalog_.apply_pushes(batch, settings_.push_ban_pause_s, settings_.push_verify_delay_s);
     } catch (const PgError& e) {
         if (e.sqlerrcode() != ERRCODE_QUERY_CANCELED && e.sqlerrcode() != ERRCODE_LOCK_NOT_AVAILABLE &&
             e.sqlerrcode() != ERRCODE_T_R_DEADLOCK_DETECTED)
@@ -292,6 +286,7 @@ void Publisher::apply_if_due(double now, bool force) {
             case PushVerdict::retry:
             case PushVerdict::merchant_banned:
             case PushVerdict::needs_login:
+            case PushVerdict::waiting:
                 break;
         }
     }
@@ -315,7 +310,7 @@ double Publisher::next_wake_at(double now) const {
     double at = now + kIdlePollSeconds;
     if (!results_.empty()) at = std::min(at, first_result_at_ + kApplyDelaySeconds);
     if (const double send_at = next_send_at(now); send_at > 0) at = std::min(at, send_at);
-    if (key_ && now < next_claim_at_) at = std::min(at, next_claim_at_);
+    if (credentials_.usable() && now < next_claim_at_) at = std::min(at, next_claim_at_);
     return at;
 }
 

@@ -15,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/crypto.hpp"
 #include "core/rate_limit.hpp"
 #include "pg/catalog.hpp"
+#include "pg/credentials.hpp"
 #include "pg/request_router.hpp"
 #include "pg/settings.hpp"
 #include "pg/worker_status.hpp"
@@ -27,9 +27,9 @@ namespace demper::pg {
 class Publisher : public HttpClient {
 public:
     Publisher(const Settings& settings, Catalog& catalog, RequestRouter& router, StatusReport& report,
-              LeaseTokens& tokens);
+              LeaseTokens& tokens, const Credentials& credentials);
 
-    // settings_changed reloads the credentials key and the merchants' budgets after a reload.
+    // settings_changed applies the merchants' budgets after a reload.
     void settings_changed();
     // claim_if_due leases due outbox rows when this worker holds a key and its queue has room.
     void claim_if_due(double now);
@@ -55,7 +55,6 @@ private:
         std::deque<PushJob> jobs;
     };
 
-    void load_credentials_key();
     void send(PushJob&& job, double now);
     void finish_push(PushJob&& job, const core::HttpResponse& response);
     void result(const PushJob& job, PushVerdict verdict, std::string detail, std::string job_id = std::string(),
@@ -68,9 +67,8 @@ private:
     RequestRouter& router_;
     StatusReport& report_;
     LeaseTokens& tokens_;
+    const Credentials& credentials_;
 
-    std::optional<core::SecretKey> key_;
-    std::string key_problem_;  // the last key file problem logged (no key material in it)
     std::map<std::string, MerchantQueue> queues_;            // merchant id -> queued pushes
     std::unordered_map<std::uint64_t, PushJob> in_flight_;   // request id -> push
     std::unordered_map<std::int64_t, int> in_flight_listings_;  // product id -> pushes in flight (0 or 1)

@@ -4,8 +4,10 @@
 #include <cctype>
 #include <climits>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
+#include "core/cabinet.hpp"
 #include "core/url.hpp"
 #include "pg/pg_includes.hpp"
 
@@ -57,7 +59,17 @@ int g_prune_interval_s = 600;
 int g_log_summary_interval_s = 60;
 int g_workers = 1;
 int g_lock_timeout_ms = 1000;
+char* g_catalogue_list_url = nullptr;
+char* g_catalogue_details_url = nullptr;
+int g_catalogue_sync_interval_s = 6 * 3600;
+int g_catalogue_page_size = 100;
+double g_cabinet_read_rate = 1.0;      // DOMAIN.md 2c: no limit was found at 1 request/s
+char* g_push_job_url = nullptr;
+int g_push_verify_delay_s = 120;       // DOMAIN.md 2a: a pushed price goes live in minutes
+int g_push_verify_timeout_s = 30 * 60;
 constexpr const char* kDefaultPushUrl = "https://mc.shop.kaspi.kz/pricefeed/upload/merchant/process";
+constexpr const char* kDefaultCatalogueListUrl = core::kDefaultCabinetListUrl;
+constexpr const char* kDefaultCatalogueDetailsUrl = core::kDefaultCabinetDetailsUrl;
 
 std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
@@ -139,6 +151,41 @@ bool check_offers_url_like(char** newval, void** extra, GucSource source) {
     return true;
 }
 
+// check_template accepts an http(s) URL template holding the placeholders it needs, or "" where
+// may_be_empty.
+bool check_template(const char* value, const char* name, std::initializer_list<const char*> needed, bool may_be_empty) {
+    if (value == nullptr || value[0] == '\0') {
+        if (may_be_empty) return true;
+        GUC_check_errmsg("%s must not be empty", name);
+        return false;
+    }
+    if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+        GUC_check_errmsg("invalid %s \"%s\"", name, value);
+        GUC_check_errdetail("It must be an http or https URL.");
+        return false;
+    }
+    for (const char* placeholder : needed) {
+        if (strstr(value, placeholder) == nullptr) {
+            GUC_check_errmsg("invalid %s \"%s\"", name, value);
+            GUC_check_errdetail("It must contain the placeholder %s.", placeholder);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool check_catalogue_list_url(char** newval, void** extra, GucSource source) {
+    return check_template(*newval, "demper.catalogue_list_url", {"{merchant_uid}", "{page}"}, false);
+}
+
+bool check_catalogue_details_url(char** newval, void** extra, GucSource source) {
+    return check_template(*newval, "demper.catalogue_details_url", {"{merchant_uid}", "{sku}"}, false);
+}
+
+bool check_push_job_url(char** newval, void** extra, GucSource source) {
+    return check_template(*newval, "demper.push_job_url", {"{job_id}"}, true);
+}
+
 // check_http_version accepts the versions core::parse_http_version reads.
 bool check_http_version(char** newval, void** extra, GucSource source) {
     if (*newval != nullptr && core::parse_http_version(*newval)) return true;
@@ -161,6 +208,31 @@ void define_settings() {
     DefineCustomStringVariable("demper.database", "Database whose catalogue the demper worker reprices.",
                                nullptr, &g_database, "postgres", PGC_POSTMASTER, 0, check_database,
                                nullptr, nullptr);
+    DefineCustomStringVariable("demper.catalogue_list_url", "URL template of the seller's offer list in the merchant cabinet.",
+                               "Placeholders {merchant_uid}, {page}, {limit} and {active} (true: on sale, false: archived).",
+                               &g_catalogue_list_url, kDefaultCatalogueListUrl, PGC_SIGHUP, 0,
+                               check_catalogue_list_url, nullptr, nullptr);
+    DefineCustomStringVariable("demper.catalogue_details_url", "URL template of one offer's details in the merchant cabinet.",
+                               "Placeholders {merchant_uid} and {sku}: the offer's city prices and pickup points.",
+                               &g_catalogue_details_url, kDefaultCatalogueDetailsUrl, PGC_SIGHUP, 0,
+                               check_catalogue_details_url, nullptr, nullptr);
+    DefineCustomIntVariable("demper.catalogue_sync_interval", "Time between two imports of a store's catalogue from its cabinet.",
+                            "0 imports only when demper.sync_catalogue() asks.", &g_catalogue_sync_interval_s,
+                            6 * 3600, 0, 30 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.catalogue_page_size", "Offers per page of the cabinet's offer list.", nullptr,
+                            &g_catalogue_page_size, 100, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable("demper.cabinet_read_rate", "Most cabinet reads per second per merchant.",
+                             "The catalogue import and push verification share it.", &g_cabinet_read_rate, 1.0,
+                             0.01, 100.0, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("demper.push_job_url", "URL template of a price push's job, to learn whether it was applied.",
+                               "Placeholder {job_id}. Empty (the default: the real cabinet's is not known) reads the "
+                               "listing back through demper.catalogue_details_url instead.",
+                               &g_push_job_url, "", PGC_SIGHUP, 0, check_push_job_url, nullptr, nullptr);
+    DefineCustomIntVariable("demper.push_verify_delay", "Time from an accepted push to the first look at the cabinet, and between looks.",
+                            nullptr, &g_push_verify_delay_s, 120, 1, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.push_verify_timeout", "How long an accepted push may take to show in the cabinet before it counts as rejected.",
+                            nullptr, &g_push_verify_timeout_s, 30 * 60, 10, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
     DefineCustomIntVariable("demper.lock_timeout",
                             "Longest wait of the worker's statements for a lock another session holds.",
                             "A product whose row is locked is skipped and written later; other waits end the "
@@ -349,6 +421,14 @@ Settings current_settings() {
     s.log_summary_interval_s = g_log_summary_interval_s;
     s.workers = g_workers;
     s.lock_timeout_ms = g_lock_timeout_ms;
+    s.catalogue_list_url = str(g_catalogue_list_url);
+    s.catalogue_details_url = str(g_catalogue_details_url);
+    s.catalogue_sync_interval_s = g_catalogue_sync_interval_s;
+    s.catalogue_page_size = g_catalogue_page_size;
+    s.cabinet_read_rate = g_cabinet_read_rate;
+    s.push_job_url = str(g_push_job_url);
+    s.push_verify_delay_s = g_push_verify_delay_s;
+    s.push_verify_timeout_s = g_push_verify_timeout_s;
     return s;
 }
 

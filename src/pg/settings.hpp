@@ -50,6 +50,15 @@ struct Settings {
     int log_summary_interval_s;
     int workers;
     int lock_timeout_ms;        // longest wait for a row lock in the worker's statements
+    // The seller's cabinet: catalogue import and push verification.
+    std::string catalogue_list_url;      // template: {merchant_uid} {page} {limit} {active}
+    std::string catalogue_details_url;   // template: {merchant_uid} {sku}
+    int catalogue_sync_interval_s;       // 0 = only when asked (sync_catalogue)
+    int catalogue_page_size;
+    double cabinet_read_rate;            // cabinet reads per second per merchant
+    std::string push_job_url;            // template {job_id}; "" = read the listing back instead
+    int push_verify_delay_s;             // first look, and between looks
+    int push_verify_timeout_s;           // not shown by then: rejected
 };
 
 void define_settings();

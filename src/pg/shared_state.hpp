@@ -43,6 +43,11 @@ enum Counter : int {
     kFailedBadBody,
     kFailedRefusedHost,
     kWakeRequests,  // times a committed transaction woke the workers (wake_workers, check_now)
+    kPushesVerified,       // accepted pushes whose price the cabinet shows
+    kPushesRejected,       // accepted pushes the cabinet did not apply within push_verify_timeout
+    kOffersOffSale,        // offers the marketplace took off sale after a push
+    kCatalogueSyncs,       // catalogue imports started
+    kCatalogueSyncFailures,  // imports that ended with an error
     kCounterCount
 };
 

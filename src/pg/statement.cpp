@@ -303,6 +303,14 @@ Datum bool_array(const std::vector<bool>& values) {
 
 Datum text_array(const std::vector<std::string>& values) { return varlena_array(values, TEXTOID); }
 
+Datum text_datum(const std::string& value) {
+    Datum out = 0;
+    const char* data = value.data();
+    const int size = static_cast<int>(value.size());
+    pg_guard([&] { out = PointerGetDatum(cstring_to_text_with_len(data, size)); });
+    return out;
+}
+
 Datum json_array(const std::vector<std::string>& values) { return varlena_array(values, JSONOID); }
 
 std::int64_t transaction_start_timestamp() { return GetCurrentTransactionStartTimestamp(); }

@@ -210,6 +210,8 @@ Datum timestamptz_array(const std::vector<std::int64_t>& values);
 Datum float8_array(const std::vector<double>& values);
 Datum bool_array(const std::vector<bool>& values);
 Datum text_array(const std::vector<std::string>& values);
+// text_datum builds one text value.
+Datum text_datum(const std::string& value);
 // json_array: JSON the worker wrote itself, as json[] (no second parse on the way in).
 Datum json_array(const std::vector<std::string>& values);
 

@@ -22,10 +22,13 @@
 #include "core/crypto.hpp"
 #include "core/http_engine.hpp"
 #include "pg/catalog.hpp"
+#include "pg/catalogue_import.hpp"
 #include "pg/check_pipeline.hpp"
+#include "pg/credentials.hpp"
 #include "pg/guard.hpp"
 #include "pg/housekeeping.hpp"
 #include "pg/publisher.hpp"
+#include "pg/push_verifier.hpp"
 #include "pg/request_router.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -141,7 +144,12 @@ private:
     RequestRouter router_{engine_};
     StatusReport report_;
     CheckPipeline checks_;
+    Credentials credentials_{settings_};
+    CabinetReadBudget cabinet_reads_{settings_};
+    // The cabinet's side, one worker's (kPublishingSlot): pushes, their verification, imports.
     std::unique_ptr<Publisher> publisher_;
+    std::unique_ptr<PushVerifier> verifier_;
+    std::unique_ptr<CatalogueImport> import_;
     Housekeeping housekeeping_;
     WaitEventSet* wait_set_ = nullptr;
     double error_pause_until_ = 0;
@@ -164,8 +172,11 @@ Worker::Worker(int slot)
       report_(slot, engine_),
       checks_(settings_, catalog_, router_, report_, tokens_),
       housekeeping_(owner_, settings_, catalog_) {
-    if (slot == kPublishingSlot)
-        publisher_ = std::make_unique<Publisher>(settings_, catalog_, router_, report_, tokens_);
+    if (slot == kPublishingSlot) {
+        publisher_ = std::make_unique<Publisher>(settings_, catalog_, router_, report_, tokens_, credentials_);
+        verifier_ = std::make_unique<PushVerifier>(settings_, catalog_, router_, report_, credentials_, cabinet_reads_);
+        import_ = std::make_unique<CatalogueImport>(settings_, catalog_, router_, report_, credentials_, cabinet_reads_);
+    }
     report_.learn_hosts(settings_.offers_url, settings_.push_url);
     const int engine_fd = engine_.wait_fd();
     WaitEventSet* set = nullptr;
@@ -245,6 +256,8 @@ void Worker::do_due_work(double now) {
         if (publisher_) {
             publisher_->claim_if_due(now);
             publisher_->send_due(now);
+            verifier_->step(now);
+            import_->step(now);
         }
         engine_.perform();  // start what was just submitted
         housekeeping_.prune_if_due(now);
@@ -276,7 +289,10 @@ void Worker::recover_from(const PgError& error) {
                           errdetail("Decisions of the batch were dropped; those products will be checked again.")));
     });
     checks_.drop_undecided();
-    if (publisher_) publisher_->drop_unrecorded();
+    if (publisher_) {
+        publisher_->drop_unrecorded();
+        verifier_->drop_unrecorded();
+    }
 }
 
 WorkerState Worker::state() const {
@@ -295,7 +311,11 @@ void Worker::sleep_until_next_wake() {
         wake_at = std::min(wake_at, housekeeping_.next_look_at());
     } else {
         double parts = checks_.next_wake_at(now);
-        if (publisher_) parts = std::min(parts, publisher_->next_wake_at(now));
+        if (publisher_) {
+            parts = std::min(parts, publisher_->next_wake_at(now));
+            parts = std::min(parts, verifier_->next_wake_at(now));
+            parts = std::min(parts, import_->next_wake_at(now));
+        }
         wake_at = std::min(wake_at, std::max(parts, error_pause_until_));
     }
     wake_at = std::min(wake_at, report_.next_wake_at());
@@ -310,6 +330,7 @@ void Worker::sleep_until_next_wake() {
         if (events[i].events & WL_LATCH_SET) {
             pg_guard([] { ResetLatch(MyLatch); });
             checks_.claim_soon();  // someone asked for a check now (check_now, reload, shutdown)
+            if (import_) import_->look_soon();  // or for a catalogue import (sync_catalogue)
         }
     }
 }
@@ -322,6 +343,8 @@ void Worker::reload_settings() {
     checks_.claim_soon();
     report_.publish_soon();  // show the new settings in http_status() at once
     report_.learn_hosts(settings_.offers_url, settings_.push_url);
+    credentials_.reload();
+    cabinet_reads_.settings_changed();
     if (publisher_) publisher_->settings_changed();
     housekeeping_.settings_changed(now_seconds());
 }

@@ -345,3 +345,37 @@ TEST(CabinetHeaders, NoBodyHeaderAndSafeCookies) {
 }
 
 }  // namespace
+
+TEST(CabinetAvailabilitiesJson, RoundTripsWhatTheImporterStores) {
+    std::vector<demper::core::Availability> in(2);
+    in[0].store_id = "30067228_PP2";
+    in[0].available = true;
+    in[0].stock_count = 5;
+    in[1].store_id = "30067228_PP3";
+    in[1].available = false;
+    in[1].pre_order = 3;
+    const std::string json = demper::core::availabilities_json(in);
+    EXPECT_EQ(json, R"([{"storeId":"30067228_PP2","available":"yes","stockCount":5},)"
+                    R"({"storeId":"30067228_PP3","available":"no","preOrder":3}])");
+    auto back = demper::core::availabilities_from_json(json);
+    ASSERT_TRUE(back.has_value());
+    ASSERT_EQ(back->size(), 2u);
+    EXPECT_EQ((*back)[0].store_id, "30067228_PP2");
+    EXPECT_TRUE((*back)[0].available);
+    EXPECT_EQ((*back)[0].stock_count, 5);
+    EXPECT_FALSE((*back)[1].available);
+    EXPECT_EQ((*back)[1].pre_order, 3);
+    EXPECT_FALSE(demper::core::availabilities_from_json("{}").has_value());
+    EXPECT_FALSE(demper::core::availabilities_from_json(R"([{"available":"yes"}])").has_value());
+    EXPECT_FALSE(demper::core::availabilities_from_json("not json").has_value());
+    auto empty = demper::core::availabilities_from_json("[]");
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->empty());
+}
+
+TEST(CabinetPage, ReadsUpdatedAt) {
+    auto p = demper::core::parse_cabinet_page(
+        R"({"total":1,"data":[{"sku":"1_2","updatedAt":"2026-11-30T10:00:00"}]})");
+    ASSERT_TRUE(p.ok) << p.error;
+    EXPECT_EQ(p.page.listings[0].updated_at, "2026-11-30T10:00:00");
+}
