@@ -3,7 +3,7 @@
 
 asyncio + aiohttp (one ClientSession, keep-alive) + asyncpg (a pool), an asyncio.Semaphore capping
 concurrency, and for every product: POST the offers request (the same body and headers as demper's
-offers_request in src/pg/worker.cpp), parse the JSON, apply the default rule (undercut the cheapest
+offers_request in src/pg/check_pipeline.cpp), parse the JSON, apply the default rule (undercut the cheapest
 competitor that is not one of the seller's merchant ids by the step, clamp to floor and ceiling;
 no competitor: the ceiling when set), then one UPDATE per product and one INSERT into price_history
 when the price changed. It is a faithful baseline, not a strawman: keep-alive, a pool, no sleeps.
@@ -44,8 +44,10 @@ async def check(session, pool, sem, url_template, p, stats):
                 '"highRating":null,"searchText":null,"isExcellentMerchant":false,"installationId":"-1"}'
                 % (city, code))
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/*",
-                   "X-KS-City": city, "Origin": origin,
-                   "Referer": "%s/shop/p/-%s/?c=%s" % (origin, code, city)}
+                   "Accept-Language": "ru-RU,ru;q=0.9", "X-KS-City": city, "Origin": origin,
+                   "Referer": "%s/shop/p/-%s/?c=%s" % (origin, code, city),
+                   "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty",
+                   "Cookie": "kaspi.city=%s" % city}
         try:
             async with session.post(url, data=body, headers=headers) as resp:
                 if resp.status != 200:

@@ -199,9 +199,13 @@ void validate_offer(const FeedOffer& offer, Problems& problems) {
     else
         text_ok(offer.brand, "brand", report);
 
-    if (offer.store_ids.empty()) report("no availability (storeId)");
+    if (offer.store_ids.empty() && offer.availabilities.empty()) report("no availability (storeId)");
     std::unordered_set<std::string_view> stores;
-    for (const std::string& store : offer.store_ids) {
+    std::vector<std::string_view> ids;
+    for (const FeedAvailability& a : offer.availabilities) ids.push_back(a.store_id);
+    if (offer.availabilities.empty())
+        for (const std::string& store : offer.store_ids) ids.push_back(store);
+    for (std::string_view store : ids) {
         if (store.empty()) {
             report("a storeId is empty");
             continue;
@@ -336,13 +340,34 @@ std::string write_feed(const FeedCatalog& catalog) {
         out += "</model>\n      <brand>";
         append_escaped(out, o.brand);
         out += "</brand>\n      <availabilities>";
-        const char* const available = o.available ? "yes" : "no";
-        for (const std::string& store : o.store_ids) {
-            out += "<availability available=\"";
-            out += available;
-            out += "\" storeId=\"";
-            append_escaped(out, store);
-            out += "\"/>";
+        if (!o.availabilities.empty()) {
+            for (const FeedAvailability& a : o.availabilities) {
+                out += "<availability available=\"";
+                out += a.available ? "yes" : "no";
+                out += "\" storeId=\"";
+                append_escaped(out, a.store_id);
+                out += "\"";
+                if (a.stock_count >= 0) {
+                    out += " stockCount=\"";
+                    append_int(out, a.stock_count);
+                    out += "\"";
+                }
+                if (a.pre_order >= 0) {
+                    out += " preOrder=\"";
+                    append_int(out, a.pre_order);
+                    out += "\"";
+                }
+                out += "/>";
+            }
+        } else {
+            const char* const available = o.available ? "yes" : "no";
+            for (const std::string& store : o.store_ids) {
+                out += "<availability available=\"";
+                out += available;
+                out += "\" storeId=\"";
+                append_escaped(out, store);
+                out += "\"/>";
+            }
         }
         out += "</availabilities>\n      <cityprices>";
         for (const FeedCityPrice& cp : o.city_prices) {

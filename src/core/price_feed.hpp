@@ -45,12 +45,25 @@ struct FeedCityPrice {
     std::int64_t price;   // whole tenge
 };
 
+// FeedAvailability is one pickup point of a listing as the cabinet has it (catalogue import):
+// written as <availability available="yes|no" storeId=".." stockCount=".." preOrder=".."/>, the
+// last two only when known.
+struct FeedAvailability {
+    std::string store_id;
+    bool available = true;
+    std::int64_t stock_count = -1;  // -1: unknown
+    std::int64_t pre_order = -1;    // days; -1: unknown
+};
+
 struct FeedOffer {
     std::string sku;
     std::string model;
     std::string brand;
-    bool available = true;               // written as available="yes" / "no" on every store
-    std::vector<std::string> store_ids;  // availability storeIds, e.g. "PP1"; at least one
+    // The listing's own pickup points, when the catalogue import read them; otherwise the
+    // store's list (store_ids), the same for every offer, each available="yes"/"no" (available).
+    std::vector<FeedAvailability> availabilities;
+    bool available = true;
+    std::vector<std::string> store_ids;
     std::vector<FeedCityPrice> city_prices;  // at least one
 };
 

@@ -59,10 +59,14 @@ core::HttpRequest offers_request(const ClaimedProduct& p, int page, const Settin
              ",\"sortOption\":\"PRICE\","
              "\"highRating\":null,\"searchText\":null,\"isExcellentMerchant\":false,"
              "\"installationId\":\"-1\"}";
+    // The headers a browser on the product's page sends (DOMAIN.md section 1); the User-Agent is
+    // demper.user_agent (a full Chrome one by default), the HTTP version demper.http_version.
     std::string origin = origin_of(r.url);
     r.headers = {"Content-Type: application/json", "Accept: application/json, text/*",
-                 "X-KS-City: " + p.city_id, "Origin: " + origin,
-                 "Referer: " + origin + "/shop/p/-" + p.product_code + "/?c=" + p.city_id};
+                 "Accept-Language: ru-RU,ru;q=0.9", "X-KS-City: " + p.city_id, "Origin: " + origin,
+                 "Referer: " + origin + "/shop/p/-" + p.product_code + "/?c=" + p.city_id,
+                 "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors", "Sec-Fetch-Dest: empty",
+                 "Cookie: kaspi.city=" + p.city_id};
     return r;
 }
 

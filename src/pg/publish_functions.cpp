@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "core/cabinet.hpp"
 #include "core/crypto.hpp"
 #include "core/price_feed.hpp"
 #include "core/push.hpp"
@@ -167,7 +168,7 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
     bool store_found = false;
     std::vector<std::string> store_ids;
     struct Listing {
-        std::string sku, model, brand, city_id;
+        std::string sku, model, brand, city_id, availabilities;
         int64 price;
     };
     std::vector<Listing> listings;
@@ -189,7 +190,8 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
             catalog.generated_at = SPI_getvalue(t, d, 4);
             store_ids = split_list(ids ? ids : "");
             SPI_execute_with_args(
-                "SELECT p.sku, coalesce(p.model, ''), coalesce(p.brand, ''), coalesce(p.city_id, s.city_id), p.price "
+                "SELECT p.sku, coalesce(p.model, ''), coalesce(p.brand, ''), coalesce(p.city_id, s.city_id), p.price, "
+                "coalesce(p.availabilities::text, '') "
                 "FROM demper.product p JOIN demper.store s ON s.id = p.store_id "
                 "WHERE p.store_id = $1 ORDER BY p.sku, 4",
                 1, types, args, nullptr, true, 0);
@@ -203,6 +205,7 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
                 l.brand = SPI_getvalue(row, SPI_tuptable->tupdesc, 3);
                 l.city_id = SPI_getvalue(row, SPI_tuptable->tupdesc, 4);
                 l.price = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 5, &isnull));
+                l.availabilities = SPI_getvalue(row, SPI_tuptable->tupdesc, 6);
             }
         }
         SPI_finish();
@@ -216,6 +219,12 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
             offer.model = l.model;
             offer.brand = l.brand;
             offer.store_ids = store_ids;
+            // The listing's own pickup points, as the catalogue import read them from the cabinet.
+            if (auto own = core::availabilities_from_json(l.availabilities)) {
+                for (const core::Availability& a : *own)
+                    offer.availabilities.push_back({a.store_id, a.available, a.stock_count.value_or(-1),
+                                                    a.pre_order.value_or(-1)});
+            }
             catalog.offers.push_back(std::move(offer));
         }
         catalog.offers.back().city_prices.push_back({l.city_id, l.price});

@@ -19,7 +19,7 @@ namespace {
 constexpr const char* kDefaultOffersUrl = "https://kaspi.kz/yml/offer-view/offers/{product_code}";
 constexpr const char* kDefaultAllowedHosts = "kaspi.kz,mc.shop.kaspi.kz";
 constexpr const char* kDefaultUserAgent =
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
 char* g_database = nullptr;
 bool g_enabled = true;

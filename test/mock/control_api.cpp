@@ -64,6 +64,12 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
     if (method == "GET") {
         if (what == "stats") return json_reply(200, marketplace_.stats_json());
         if (what == "pushes") return json_reply(200, marketplace_.pushes_json());
+        if (what == "last_offers_request") {
+            std::string out = "{\"head\":";
+            append_json_string(out, marketplace_.last_offers_head());
+            out += "}";
+            return json_reply(200, out);
+        }
         if (what == "faults") return json_reply(200, marketplace_.faults().describe());
     } else if (method == "POST") {
         if (what == "reset") {

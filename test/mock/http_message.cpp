@@ -162,6 +162,7 @@ HeadParse parse_head(std::string_view input, HttpRequest& request, size_t& head_
     size_t line_end = head.find("\r\n");
     bool http10 = false;
     request = HttpRequest{};
+    request.head.assign(head.data(), head.size());
     if (!parse_request_line(head.substr(0, line_end), request, http10))
         return HeadParse::bad_request;
 

@@ -35,6 +35,7 @@ struct HttpRequest {
     bool keep_alive = true;
     bool expect_continue = false;
     bool upgrade_h2c = false;  // "Upgrade: h2c": the client offers to switch to cleartext HTTP/2
+    std::string head;          // the request line and headers as sent (GET /_mock/last_offers_request)
 };
 
 enum class HeadParse {

@@ -95,6 +95,7 @@ Reply Marketplace::handle(const HttpRequest& request, const Arrival& arrival) {
 Reply Marketplace::handle_offers(const HttpRequest& request, const Arrival& arrival,
                                  const std::string& product) {
     ++stats_.offer_requests;
+    last_offers_head_ = request.head;
     if (egress_banned(arrival)) return error_reply(egress_ban_.status, "Access denied");
     if (request.method != "POST") return method_not_allowed();
     Reply reply = offers_answer(request, product);

@@ -77,6 +77,9 @@ class Marketplace {
     MerchantSession& merchant_session(const std::string& merchant_uid) {
         return sessions_[merchant_uid];
     }
+    // last_offers_head is the request line and headers of the last offers request (what a
+    // browser-like client sends: HTTP version, User-Agent, Accept-Language, Sec-Fetch-*...).
+    const std::string& last_offers_head() const { return last_offers_head_; }
     std::string stats_json() const;
     std::string pushes_json() const;
     // pushes_array is the JSON array of the pushes accepted for `merchant_uid` (all when empty).
@@ -85,6 +88,7 @@ class Marketplace {
     void reset();
 
   private:
+    std::string last_offers_head_;
     struct EgressState {
         BanTracker ban;
         SlidingWindow last_second;

@@ -358,3 +358,29 @@ TEST(PriceFeedPerf, HundredThousandOffers) {
 }
 
 }  // namespace
+
+// A listing imported from the cabinet is written with its own pickup points, stock and pre-order
+// where known, instead of the store's list.
+TEST(PriceFeed, WritesEachListingsOwnPickupPoints) {
+    demper::core::FeedCatalog catalog;
+    catalog.company = "Shop";
+    catalog.merchant_id = "30067228";
+    catalog.generated_at = "2026-12-03 10:00";
+    demper::core::FeedOffer offer;
+    offer.sku = "133206576_392235481";
+    offer.model = "Влажные полотенца";
+    offer.brand = "Sunlight";
+    offer.store_ids = {"PP1"};  // the store's list: not used when the listing has its own
+    offer.availabilities = {{"30067228_PP2", true, 5, -1}, {"30067228_PP3", false, -1, 3}};
+    offer.city_prices = {{"511010000", 1120}};
+    catalog.offers.push_back(offer);
+    ASSERT_TRUE(demper::core::validate_feed(catalog).empty());
+    const std::string xml = demper::core::write_feed(catalog);
+    EXPECT_NE(xml.find(R"(<availabilities><availability available="yes" storeId="30067228_PP2" stockCount="5"/>)"
+                       R"(<availability available="no" storeId="30067228_PP3" preOrder="3"/></availabilities>)"),
+              std::string::npos)
+        << xml;
+    EXPECT_EQ(xml.find("storeId=\"PP1\""), std::string::npos);
+    catalog.offers[0].availabilities.push_back({"30067228_PP2", true, -1, -1});
+    EXPECT_FALSE(demper::core::validate_feed(catalog).empty()) << "a storeId listed twice is refused";
+}
