@@ -512,7 +512,8 @@ WITH l AS (
            CASE WHEN st.import_floor_percent IS NOT NULL
                 THEN greatest(10, ceil(l.price * st.import_floor_percent / 100))::int8 END,
            l.city_id, st.import_floor_percent IS NOT NULL AND NOT l.archived,
-           now() + random() * make_interval(secs => $check_interval_s),
+           -- due from the moment the seller gives it a floor (the rate limit paces a bulk start)
+           now(),
            l.availabilities::jsonb, now(), nullif(l.updated_at, ''), l.archived
       FROM l, st
     ON CONFLICT (store_id, sku, (coalesce(city_id, ''))) DO UPDATE
@@ -562,7 +563,7 @@ SELECT count(*) FILTER (WHERE up.added) AS added,
 #define DEMPER_IMPORT_PARAMS(F)                                                                     \
     F(store_id, INT8OID) F(skus, TEXTARRAYOID) F(city_ids, TEXTARRAYOID) F(product_codes, TEXTARRAYOID) \
     F(models, TEXTARRAYOID) F(brands, TEXTARRAYOID) F(prices, INT8ARRAYOID) F(availabilities, TEXTARRAYOID) \
-    F(updated_ats, TEXTARRAYOID) F(archived, BOOLARRAYOID) F(check_interval_s, FLOAT8OID)
+    F(updated_ats, TEXTARRAYOID) F(archived, BOOLARRAYOID)
 #define DEMPER_IMPORT_COLUMNS(F) \
     F(added, INT8OID) F(updated, INT8OID) F(price_edits, INT8OID) F(deactivated, INT8OID)
 DEMPER_DECLARE_FIELDS(ImportParam, DEMPER_IMPORT_PARAMS)
@@ -1132,8 +1133,7 @@ std::vector<std::pair<std::string, std::string>> Catalog::known_listings(std::in
     return known;
 }
 
-ImportCounts Catalog::import_listings(std::int64_t store_id, const std::vector<ImportedListing>& rows_in,
-                                      int check_interval_s) {
+ImportCounts Catalog::import_listings(std::int64_t store_id, const std::vector<ImportedListing>& rows_in) {
     ImportCounts counts;
     if (rows_in.empty()) return counts;
     std::vector<std::string> skus, city_ids, codes, models, brands, availabilities, updated_ats;
@@ -1167,7 +1167,6 @@ ImportCounts Catalog::import_listings(std::int64_t store_id, const std::vector<I
         args.set(P::availabilities, text_array(availabilities));
         args.set(P::updated_ats, text_array(updated_ats));
         args.set(P::archived, bool_array(archived));
-        args.set(P::check_interval_s, Float8GetDatum(static_cast<double>(check_interval_s)));
         Rows<ImportColumn> rows = statements_->import.run(args, 1);
         if (rows.size() != 1) return;
         counts.added = rows.int8(0, ImportColumn::added);

@@ -309,7 +309,7 @@ public:
     // known_listings gives the cabinet's updatedAt last imported for each sku of a store.
     std::vector<std::pair<std::string, std::string>> known_listings(std::int64_t store_id);
     // import_listings upserts a batch of listing rows of a store (one short transaction).
-    ImportCounts import_listings(std::int64_t store_id, const std::vector<ImportedListing>& rows, int check_interval_s);
+    ImportCounts import_listings(std::int64_t store_id, const std::vector<ImportedListing>& rows);
     // finish_sync records an import's end; a complete one deactivates the listings the cabinet no
     // longer has on sale. Returns how many it deactivated.
     std::int64_t finish_sync(std::int64_t store_id, const std::vector<std::string>& live_skus, const SyncResult& result);

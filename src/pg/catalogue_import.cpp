@@ -232,7 +232,7 @@ void CatalogueImport::write_rows(bool all) {
         std::vector<ImportedListing> batch(std::make_move_iterator(sync_->rows.begin()),
                                            std::make_move_iterator(sync_->rows.begin() + static_cast<std::ptrdiff_t>(n)));
         sync_->rows.erase(sync_->rows.begin(), sync_->rows.begin() + static_cast<std::ptrdiff_t>(n));
-        const ImportCounts c = catalog_.import_listings(sync_->store.id, batch, settings_.check_interval_s);
+        const ImportCounts c = catalog_.import_listings(sync_->store.id, batch);
         sync_->result.counts.added += c.added;
         sync_->result.counts.updated += c.updated;
         sync_->result.counts.price_edits += c.price_edits;

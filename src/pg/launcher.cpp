@@ -24,10 +24,18 @@ namespace {
 constexpr int kRestartSeconds = 5;        // a stopped worker starts again after this
 constexpr long kLookMilliseconds = 1000;  // how often the launcher looks when nothing wakes it
 
-// database_exists looks demper.database up in pg_database (a shared catalog).
+// database_exists looks demper.database up in pg_database (a shared catalog). A heap scan, not
+// get_database_oid(): its index is not in the relation cache of a process without a database
+// until some backend has written the shared cache file (on a new cluster's first start).
 bool database_exists(const char* name) {
+    bool exists = false;
     StartTransactionCommand();
-    const bool exists = OidIsValid(get_database_oid(name, true));
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    for (HeapTuple tuple; !exists && (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr;)
+        exists = strcmp(NameStr(reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple))->datname), name) == 0;
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
     CommitTransactionCommand();
     return exists;
 }

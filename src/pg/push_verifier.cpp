@@ -98,17 +98,11 @@ void PushVerifier::on_job(Look&& look, const core::HttpResponse& response) {
         found(look, VerifyResult::again, "could not read the push's job: " + job.error);
         return;
     }
-    switch (job.job.state) {
-        case core::PushJobState::pending:
-            found(look, VerifyResult::again, "the push's job is still running");
-            return;
-        case core::PushJobState::failed:
-            found(look, VerifyResult::rejected,
-                  "the push's job failed" + (job.job.message.empty() ? std::string() : ": " + job.job.message));
-            return;
-        case core::PushJobState::done:
-            break;
+    if (job.job.state == core::PushJobState::pending) {
+        found(look, VerifyResult::again, "the push's job is still running");
+        return;
     }
+    // What the job did to this listing says more than the job's overall state.
     for (const core::PushJobItem& item : job.job.items) {
         if (item.sku != look.push.sku) continue;
         const std::string why = item.reason.empty() ? item.result : item.result + ": " + item.reason;
@@ -120,6 +114,11 @@ void PushVerifier::on_job(Look&& look, const core::HttpResponse& response) {
             found(look, VerifyResult::rejected, "the push's job did not apply it: " + why);
             return;
         }
+    }
+    if (job.job.state == core::PushJobState::failed) {
+        found(look, VerifyResult::rejected,
+              "the push's job failed" + (job.job.message.empty() ? std::string() : ": " + job.job.message));
+        return;
     }
     look.job_done = true;  // applied, says the job: read the listing back to see the price
     waiting_.push_front(std::move(look));

@@ -223,7 +223,7 @@ void define_settings() {
                             &g_catalogue_page_size, 100, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomRealVariable("demper.cabinet_read_rate", "Most cabinet reads per second per merchant.",
                              "The catalogue import and push verification share it.", &g_cabinet_read_rate, 1.0,
-                             0.01, 100.0, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                             0.01, 1000.0, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("demper.push_job_url", "URL template of a price push's job, to learn whether it was applied.",
                                "Placeholder {job_id}. Empty (the default: the real cabinet's is not known) reads the "
                                "listing back through demper.catalogue_details_url instead.",
