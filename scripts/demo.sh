@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # demo.sh: demper on a throw-away cluster, from a fresh Debian 12 machine, as root.
-# Builds and installs demper, starts the mock marketplace and a temporary PostgreSQL cluster with
-# demper preloaded, loads 1,000 products in 2 stores, lets the worker reprice them for about a
-# minute (competitors move meanwhile, some answers fail), prints progress, then what changed and
-# why. Everything is removed at the end.
+# Builds and installs demper, starts the mock marketplace (with two sellers' cabinets) and a
+# temporary PostgreSQL cluster with demper preloaded, imports both catalogues from the cabinets,
+# sets floors with one UPDATE, lets the worker reprice and publish for about a minute (competitors
+# move meanwhile, some answers fail), prints progress, what changed and why, and ends with the
+# cabinets' own view: every offer still on sale, at the price demper chose, in every city.
+# Everything is removed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/setup.sh"

@@ -15,7 +15,7 @@ namespace demper::pg {
 namespace {
 
 constexpr double kClaimSeconds = 1.0;  // how often to look for pushes due for a look
-constexpr int kClaimLimit = 32;
+constexpr int kClaimLimit = 128;  // looks in progress at once (reads in flight or waiting for the budget)
 
 std::string failure_text(const core::HttpResponse& r) {
     std::string text = r.error_detail.empty() ? core::error_class_name(r.error) : r.error_detail;
