@@ -23,12 +23,6 @@ double now_seconds() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-// failure_text says why a request failed, for the import's error column (never a cookie).
-std::string failure_text(const core::HttpResponse& r) {
-    std::string text = r.error_detail.empty() ? core::error_class_name(r.error) : r.error_detail;
-    if (r.status != 0 && text.find("HTTP") == std::string::npos) text += " (HTTP " + std::to_string(r.status) + ")";
-    return text;
-}
 
 }  // namespace
 

@@ -330,10 +330,7 @@ void CheckPipeline::finish_check(CheckInFlight&& check, const core::HttpResponse
     check.http_ms += response.elapsed_ms;
     if (response.error != core::ErrorClass::none) {
         record_latency(kCheckLatency, check.http_ms);
-        std::string text = response.error_detail.empty() ? core::error_class_name(response.error)
-                                                         : response.error_detail;
-        if (response.status != 0 && text.find("HTTP") == std::string::npos)
-            text += " (HTTP " + std::to_string(response.status) + ")";
+        std::string text = failure_text(response);
         // Given up at the end of its lease (give_up_overdue_checks): the check timed out.
         const bool given_up = response.error == core::ErrorClass::canceled && given_up_.erase(response.id) > 0;
         record(failed_outcome(std::move(check.product), given_up ? core::ErrorClass::timeout : response.error,

@@ -17,11 +17,6 @@ namespace {
 constexpr double kClaimSeconds = 1.0;  // how often to look for pushes due for a look
 constexpr int kClaimLimit = 128;  // looks in progress at once (reads in flight or waiting for the budget)
 
-std::string failure_text(const core::HttpResponse& r) {
-    std::string text = r.error_detail.empty() ? core::error_class_name(r.error) : r.error_detail;
-    if (r.status != 0 && text.find("HTTP") == std::string::npos) text += " (HTTP " + std::to_string(r.status) + ")";
-    return text;
-}
 
 // job_url expands demper.push_job_url for a job id ("" when no job can be read).
 std::string job_url(const Settings& s, const std::string& job_id) {

@@ -6,6 +6,12 @@
 
 namespace demper::pg {
 
+std::string failure_text(const core::HttpResponse& r) {
+    std::string text = r.error_detail.empty() ? core::error_class_name(r.error) : r.error_detail;
+    if (r.status != 0 && text.find("HTTP") == std::string::npos) text += " (HTTP " + std::to_string(r.status) + ")";
+    return text;
+}
+
 std::uint64_t RequestRouter::send(HttpClient& owner, core::HttpRequest request) {
     const std::uint64_t id = next_id_++;
     request.id = id;

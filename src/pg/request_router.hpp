@@ -23,6 +23,10 @@ public:
     virtual void on_response(core::HttpResponse&& response) = 0;
 };
 
+// failure_text says why a request failed, in one short line for last_error and the log (never a
+// header, so never a cookie): the engine's detail, or the error class, with the HTTP status.
+std::string failure_text(const core::HttpResponse& response);
+
 class RequestRouter {
 public:
     explicit RequestRouter(core::HttpEngine& engine) : engine_(engine) {}
