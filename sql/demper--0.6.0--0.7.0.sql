@@ -267,98 +267,8 @@ END
 $$;
 
 -- The validation triggers give the new bounds clear messages (the CHECK constraints' own would
--- print the whole row).
-CREATE OR REPLACE FUNCTION demper.validate_product() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NEW.price IS NOT NULL AND NEW.price < 10 THEN
-        RAISE EXCEPTION 'price must be at least 10'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.price);
-    END IF;
-    IF NEW.min_price IS NOT NULL AND NEW.min_price < 10 THEN
-        RAISE EXCEPTION 'min_price must be at least 10'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has min_price %s; the marketplace does not accept prices below 10 tenge.', NEW.sku, NEW.min_price);
-    END IF;
-    IF NEW.max_price IS NOT NULL AND NEW.min_price IS NOT NULL AND NEW.max_price < NEW.min_price THEN
-        RAISE EXCEPTION 'min_price must not be above max_price'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has min_price %s and max_price %s.', NEW.sku, NEW.min_price, NEW.max_price),
-                  HINT = 'Raise max_price, lower min_price, or set max_price to NULL for no ceiling.';
-    END IF;
-    IF NEW.price > 10000000000 OR NEW.min_price > 10000000000 OR NEW.max_price > 10000000000
-       OR NEW.step > 10000000000 OR NEW.cost_price > 10000000000 THEN
-        RAISE EXCEPTION 'prices, step and cost must be at most 10000000000'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has price %s, min_price %s, max_price %s, step %s, cost_price %s.',
-                                  NEW.sku, NEW.price, NEW.min_price, NEW.max_price, NEW.step, NEW.cost_price),
-                  HINT = 'Prices are whole tenge; no listing costs ten billion.';
-    END IF;
-    IF NEW.step IS NOT NULL AND NEW.step < 1 THEN
-        RAISE EXCEPTION 'step must be at least 1'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has step %s.', NEW.sku, NEW.step);
-    END IF;
-    IF NEW.product_code !~ '^[A-Za-z0-9_-]{1,64}$' THEN
-        RAISE EXCEPTION 'invalid product code "%"', NEW.product_code
-            USING ERRCODE = 'check_violation',
-                  DETAIL = 'A product code is the marketplace''s product card id: 1 to 64 letters, digits, "-" or "_".';
-    END IF;
-    IF btrim(NEW.sku, E' \t\r\n') = '' THEN
-        RAISE EXCEPTION 'sku must not be blank' USING ERRCODE = 'check_violation';
-    END IF;
-    IF NEW.strategy NOT IN ('undercut', 'match', 'position', 'follow_second') THEN
-        RAISE EXCEPTION 'unknown strategy "%"', NEW.strategy
-            USING ERRCODE = 'check_violation',
-                  HINT = 'Use undercut, match, position or follow_second.';
-    END IF;
-    IF NEW.floor_action NOT IN ('go_to_floor', 'hold') THEN
-        RAISE EXCEPTION 'unknown floor action "%"', NEW.floor_action
-            USING ERRCODE = 'check_violation', HINT = 'Use go_to_floor or hold.';
-    END IF;
-    IF NEW.no_competitor_action NOT IN ('to_max', 'hold') THEN
-        RAISE EXCEPTION 'unknown no-competitor action "%"', NEW.no_competitor_action
-            USING ERRCODE = 'check_violation', HINT = 'Use to_max or hold.';
-    END IF;
-    IF NEW.position < 1 OR NEW.position > 64 THEN
-        RAISE EXCEPTION 'position must be between 1 and 64'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has position %s.', NEW.sku, NEW.position);
-    END IF;
-    IF NEW.step_percent IS NOT NULL AND (NEW.step_percent <= 0 OR NEW.step_percent > 50) THEN
-        RAISE EXCEPTION 'step_percent must be above 0 and at most 50'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has step_percent %s.', NEW.sku, NEW.step_percent);
-    END IF;
-    IF NEW.max_change_percent IS NOT NULL AND (NEW.max_change_percent <= 0 OR NEW.max_change_percent > 100) THEN
-        RAISE EXCEPTION 'max_change_percent must be above 0 and at most 100'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has max_change_percent %s.', NEW.sku, NEW.max_change_percent);
-    END IF;
-    IF NEW.min_margin_percent IS NOT NULL AND NEW.cost_price IS NULL THEN
-        RAISE EXCEPTION 'min_margin_percent needs cost_price'
-            USING ERRCODE = 'check_violation',
-                  DETAIL = format('Product "%s" has a minimum margin but no cost price.', NEW.sku);
-    END IF;
-    IF NEW.city_id IS NOT NULL AND NEW.city_id !~ '^[0-9]{9}$' THEN
-        RAISE EXCEPTION 'invalid city id "%"', NEW.city_id
-            USING ERRCODE = 'check_violation',
-                  DETAIL = 'A city id is a 9-digit KATO code.',
-                  HINT = 'Almaty is 750000000, Astana 710000000, Shymkent 511010000.';
-    END IF;
-    IF TG_OP = 'INSERT' AND NEW.next_check_at IS NULL THEN
-        NEW.next_check_at := now() + random() * coalesce(NEW.check_interval, demper.check_interval());
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        -- This trigger runs on UPDATE only when an input of the rule changed (see its WHEN).
-        NEW.inputs_version := OLD.inputs_version + 1;
-    END IF;
-    RETURN NEW;
-END
-$$;
+-- print the whole row): validate_store here, validate_product (with the floor rule of imported
+-- listings) and its trigger in the section of the seller's cabinet below.
 
 CREATE OR REPLACE FUNCTION demper.validate_store() RETURNS trigger
 LANGUAGE plpgsql
@@ -426,26 +336,6 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER product_validate_update ON demper.product;
-CREATE TRIGGER product_validate_update
-    BEFORE UPDATE ON demper.product
-    FOR EACH ROW
-    WHEN (NEW.price < 10 OR NEW.price > 10000000000
-          OR NEW.min_price IS DISTINCT FROM OLD.min_price
-          OR NEW.max_price IS DISTINCT FROM OLD.max_price
-          OR NEW.step IS DISTINCT FROM OLD.step
-          OR NEW.product_code IS DISTINCT FROM OLD.product_code
-          OR NEW.sku IS DISTINCT FROM OLD.sku
-          OR NEW.city_id IS DISTINCT FROM OLD.city_id
-          OR NEW.strategy IS DISTINCT FROM OLD.strategy
-          OR NEW.step_percent IS DISTINCT FROM OLD.step_percent
-          OR NEW.position IS DISTINCT FROM OLD.position
-          OR NEW.cost_price IS DISTINCT FROM OLD.cost_price
-          OR NEW.min_margin_percent IS DISTINCT FROM OLD.min_margin_percent
-          OR NEW.floor_action IS DISTINCT FROM OLD.floor_action
-          OR NEW.no_competitor_action IS DISTINCT FROM OLD.no_competitor_action
-          OR NEW.max_change_percent IS DISTINCT FROM OLD.max_change_percent)
-    EXECUTE FUNCTION demper.validate_product();
 
 -- demper_stats() gains wake_requests: how many committed transactions woke the workers (a
 -- transaction calling check_now() many times wakes them once, at its commit).
