@@ -270,6 +270,7 @@ bool CheckPipeline::renew_lease(const ClaimedProduct& p) {
             auto old = checks_of_lease_.find(check->second.product.lease_token);
             if (old != checks_of_lease_.end() && --old->second <= 0) checks_of_lease_.erase(old);
             check->second.product.lease_token = p.lease_token;
+            check->second.product.lease_ends_at = p.lease_ends_at;
             checks_of_lease_[p.lease_token]++;
             return true;
         }
@@ -277,6 +278,7 @@ bool CheckPipeline::renew_lease(const ClaimedProduct& p) {
     for (CheckOutcome& o : outcomes_) {
         if (o.product.id == p.id) {
             o.product.lease_token = p.lease_token;
+            o.product.lease_ends_at = p.lease_ends_at;  // else the outcome is dropped as if its lease ran out
             return true;
         }
     }

@@ -56,9 +56,31 @@ std::string positional_sql(const char* statement, const char* sql, const Field* 
     return out;
 }
 
-bool is_varlena(Oid type) {
-    return type == TEXTOID || type == BYTEAOID || type == JSONOID || type == VARCHAROID ||
-           type == TEXTARRAYOID || type == INT8ARRAYOID;
+// How a result column's value is made readable: a varlena read with VARDATA_ANY may keep a
+// short (1-byte) header, an array needs its full 4-byte header (the ARR_* macros assume it: a
+// small array read with a short header looks empty), and both are decompressed and fetched from
+// TOAST when stored so.
+enum class Detoast { none, packed, full };
+
+Detoast detoast_of(Oid type) {
+    switch (type) {
+        case TEXTOID:
+        case BYTEAOID:
+        case JSONOID:
+        case JSONBOID:
+        case VARCHAROID:
+            return Detoast::packed;
+        case TEXTARRAYOID:
+        case INT8ARRAYOID:
+        case INT4ARRAYOID:
+        case BOOLARRAYOID:
+        case FLOAT8ARRAYOID:
+        case JSONARRAYOID:
+        case TIMESTAMPTZARRAYOID:
+            return Detoast::full;
+        default:
+            return Detoast::none;
+    }
 }
 
 // build_array builds a one-dimensional array of n elements of a fixed-width by-value type.
@@ -262,9 +284,18 @@ void PreparedStatement::run(const Datum* args, const char* nulls, long row_limit
             for (int c = 0; c < ncols; c++) {
                 const size_t k = static_cast<size_t>(r) * static_cast<size_t>(ncols) + static_cast<size_t>(c);
                 values[k] = SPI_getbinval(tuple, desc, c + 1, &isnull[k]);
-                if (!isnull[k] && is_varlena(columns[c].type))
-                    values[k] = PointerGetDatum(pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(
-                        DatumGetPointer(values[k]))));
+                if (isnull[k]) continue;
+                struct varlena* v = reinterpret_cast<struct varlena*>(DatumGetPointer(values[k]));
+                switch (detoast_of(columns[c].type)) {
+                    case Detoast::packed:
+                        values[k] = PointerGetDatum(pg_detoast_datum_packed(v));
+                        break;
+                    case Detoast::full:
+                        values[k] = PointerGetDatum(pg_detoast_datum(v));
+                        break;
+                    case Detoast::none:
+                        break;
+                }
             }
         }
     });

@@ -64,10 +64,10 @@ add_products('kill', 5, 5000);
 add_products('coal', 1, 9000);
 add_products('fail', 1, 9500);
 my @all = map { @{ $products{$_} } } sort keys %products;
-psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, step, city_id, next_check_at) VALUES "
+psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, step, city_id, availabilities, next_check_at) VALUES "
 	  . join(',', map {
-		  sprintf("(%d, '%s', '%s', 10000, 1000, 1, %s, now())", $store{ $_->{store} }{id}, $_->{code}, $_->{sku},
-			  defined $_->{city} ? "'$_->{city}'" : 'NULL')
+		  sprintf("(%d, '%s', '%s', 10000, 1000, 1, %s, '%s', now())", $store{ $_->{store} }{id}, $_->{code}, $_->{sku},
+			  defined $_->{city} ? "'$_->{city}'" : 'NULL', $DEFAULT_AVAILABILITIES)
 	  } @all)
 	  . '; SELECT demper.wake_workers()');
 my %id_of = map { split /\|/ } split /\n/, psql('SELECT sku, id FROM demper.product');

@@ -96,7 +96,7 @@ my $mid = '30020001';
 my $rstore = psql("INSERT INTO demper.store (name, merchant_id) VALUES ('Rotate', '$mid') RETURNING id");
 my $fp1 = store_credentials($node, $mock, $rstore, $mid, 'SESSrot1', 'SIDrot1');
 $mock->set_offers(8500, [['C1', 3000]]);
-psql("INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price) VALUES ($rstore, '8500', 'R-1', 'Thing', 'Acme', 5000, 100)");
+psql("INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price, availabilities) VALUES ($rstore, '8500', 'R-1', 'Thing', 'Acme', 5000, 100, '$DEFAULT_AVAILABILITIES')");
 my $rp = psql("SELECT id FROM demper.product WHERE sku = 'R-1'");
 
 my @reader_ok = (
@@ -127,7 +127,7 @@ for my $c (@reader_denied)
 
 # Admin: configure, set credentials, approve; never read credentials.
 my $astore = psql("INSERT INTO demper.store (name, merchant_id, approval_mode) VALUES ('Approve', '30020002', true) RETURNING id");
-psql("INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price) VALUES ($astore, '8600', 'A-1', 'Thing', 'Acme', 5000, 100)");
+psql("INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price, availabilities) VALUES ($astore, '8600', 'A-1', 'Thing', 'Acme', 5000, 100, '$DEFAULT_AVAILABILITIES')");
 my $ap = psql("SELECT id FROM demper.product WHERE sku = 'A-1'");
 my $proposal = psql("INSERT INTO demper.proposal (product_id, store_id, old_price, new_price, competitor_price, reason)
 	VALUES ($ap, $astore, 5000, 4900, 4901, 'undercut') RETURNING id");

@@ -19,9 +19,14 @@ our @EXPORT = qw(start_mock demper_node expected_price poll_until mock_request_t
   max_in_window worker_pid wait_for_worker demper_stats insert_products wait_for_connections
   wait_for_exit mock_requests_for mock_log reload_conf http_status raise_fd_limit fd_limit
   write_key_file store_credentials mock_pushes reliability vm_rss_kb history_problems push_problems
-  server_log_count);
+  server_log_count $DEFAULT_AVAILABILITIES);
 
 my $json = JSON::PP->new->canonical;
+
+# $DEFAULT_AVAILABILITIES is the pickup point a hand-entered test product is stocked at: a push
+# carries the listing's pickup points and waits while it has none (an imported listing brings its
+# own), so tests that push give their products this one.
+our $DEFAULT_AVAILABILITIES = '[{"storeId":"PP1","available":"yes"}]';
 
 # start_mock starts the mock marketplace with one listening port per egress and returns a
 # DemperTest::Mock. Options: egresses => N, books => "path to TSV", synthetic => N.
@@ -170,18 +175,20 @@ sub demper_stats
 
 # insert_products inserts products due now (next_check_at = now()) and wakes the worker. Each
 # product is a hash: store (store id, default 1), code, sku (default "sku-<code>"), price, min,
-# max (undef = no ceiling), step (default 1).
+# max (undef = no ceiling), step (default 1), availabilities (JSON text, default
+# $DEFAULT_AVAILABILITIES).
 sub insert_products
 {
 	my ($node, @products) = @_;
 	return unless @products;
 	my @values = map {
-		sprintf("(%d, '%s', '%s', %d, %d, %s, %d, now())",
+		sprintf("(%d, '%s', '%s', %d, %d, %s, %d, '%s', now())",
 			$_->{store} // 1, $_->{code}, $_->{sku} // "sku-$_->{code}",
-			$_->{price}, $_->{min}, defined $_->{max} ? $_->{max} : 'NULL', $_->{step} // 1)
+			$_->{price}, $_->{min}, defined $_->{max} ? $_->{max} : 'NULL', $_->{step} // 1,
+			$_->{availabilities} // $DEFAULT_AVAILABILITIES)
 	} @products;
 	$node->safe_psql('postgres',
-		    "INSERT INTO demper.product (store_id, product_code, sku, price, min_price, max_price, step, next_check_at) VALUES "
+		    "INSERT INTO demper.product (store_id, product_code, sku, price, min_price, max_price, step, availabilities, next_check_at) VALUES "
 		  . join(',', @values)
 		  . '; SELECT demper.wake_workers()');
 	return;
@@ -339,6 +346,14 @@ sub mock_pushes
 {
 	my ($mock, $merchant) = @_;
 	my $all = $mock->get('/_mock/pushes')->{pushes} // [];
+	for my $push (@$all)
+	{
+		# A push in the cabinet's shape has no price of its own: the listing's price is the one
+		# its cities carry, all the same (undef when they differ, which no test expects).
+		next if defined $push->{price} || ref $push->{cityPrices} ne 'ARRAY' || !@{ $push->{cityPrices} };
+		my %values = map { $_->{value} => 1 } @{ $push->{cityPrices} };
+		$push->{price} = (keys %values)[0] if keys %values == 1;
+	}
 	return grep { !defined $merchant || $_->{merchantUid} eq $merchant } @$all;
 }
 
