@@ -57,7 +57,7 @@ double quiet_period_s(const ScheduleState& state, const ScheduleTuning& tuning) 
 }
 
 double stake_of(const ScheduleState& state, const ScheduleTuning& tuning) {
-    if (state.war && !state.undercut_leader) return tuning.war_stake;
+    if (state.war) return state.undercut_leader ? tuning.war_follow_stake : tuning.war_stake;
     switch (state.position) {
         case Position::alone: return tuning.stake_alone;
         case Position::first_clear: return tuning.stake_first_clear;
@@ -85,6 +85,29 @@ Bounds sane_bounds(const ScheduleBounds& bounds) {
     return {shortest, longest};
 }
 
+// unit_hash maps a state to [0, 1): a different value at every check of a product.
+double unit_hash(const ScheduleState& state) {
+    std::uint64_t x = state.watched_print ^ (static_cast<std::uint64_t>(state.observations) << 40);
+    std::uint64_t time_bits = 0;
+    static_assert(sizeof time_bits == sizeof state.last_at_s);
+    std::memcpy(&time_bits, &state.last_at_s, sizeof time_bits);
+    x ^= time_bits * 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return static_cast<double>(x >> 11) * 0x1.0p-53;
+}
+
+// bounded clamps an interval into the bounds, aiming `deadline_slack_share` short of the longest.
+double bounded(double interval, const ScheduleBounds& bounds, const ScheduleTuning& tuning) {
+    const Bounds b = sane_bounds(bounds);
+    const double slack = std::isfinite(tuning.deadline_slack_share)
+                             ? std::clamp(tuning.deadline_slack_share, 0.0, 0.5)
+                             : 0.0;
+    const double longest = std::max(b.shortest, b.longest * (1 - slack));
+    return std::clamp(std::isfinite(interval) ? interval : longest, b.shortest, longest);
+}
+
 }  // namespace
 
 Observation observation_of(double at_s, std::int64_t own_price, const PricingRule& rule,
@@ -102,7 +125,7 @@ Observation observation_of(double at_s, std::int64_t own_price, const PricingRul
 }
 
 double change_rate_per_s(const ScheduleState& state, const ScheduleTuning& tuning) {
-    const double prior_rate = positive_or(tuning.prior_rate_per_s, 1 / 21600.0);
+    const double prior_rate = positive_or(tuning.prior_rate_per_s, ScheduleTuning{}.prior_rate_per_s);
     const double prior_changes = std::max(0.0, tuning.prior_changes);
     const double changes = std::max(0.0, state.changes) + prior_changes;
     const double exposure = std::max(0.0, state.exposure_s) + prior_changes / prior_rate;
@@ -173,19 +196,40 @@ ScheduleState observe(const ScheduleState& state, const Observation& seen,
         }
     }
 
-    // The change rate of the watched offers (a running war's rival left out).
+    // The change rate of the watched offers (a running war's rival left out), each change weighed
+    // by what it did to the seller: an undercut takes first place, a raise leaves margin on the
+    // table, anything else among the watched offers only may lead to one of those.
     const std::string& ignored = state.war ? state.war->rival : std::string();
     const std::uint64_t print = fingerprint(seen.competitors, tuning.watched_offers, ignored);
-    bool changed = !first && print != state.watched_print;
-    if (round) changed = tuning.war_rounds_are_changes;
+    double weight = 0;
+    if (round) {
+        weight = tuning.war_rounds_are_changes ? 1 : 0;
+    } else if (!first && print != state.watched_print) {
+        const bool was_first = state.position == Position::first_thin ||
+                               state.position == Position::first_clear ||
+                               state.position == Position::alone;
+        const Offer* cheapest = nullptr;
+        for (const Offer& offer : seen.competitors) {
+            if (ignored.empty() || offer.merchant_id != ignored) {
+                cheapest = &offer;
+                break;
+            }
+        }
+        if (was_first && cheapest != nullptr && cheapest->price <= state.own_price)
+            weight = 1;
+        else if (cheapest != nullptr && state.leader_price > 0 && cheapest->price > state.leader_price)
+            weight = tuning.raise_weight;
+        else
+            weight = tuning.other_change_weight;
+    }
     if (!first) {
         const double rate = change_rate_per_s(state, tuning);
-        const double memory = positive_or(tuning.rate_memory_s, 43200);
+        const double memory = positive_or(tuning.rate_memory_s, ScheduleTuning{}.rate_memory_s);
         const double decay = std::exp(-dt / memory);
         double count = 0;
-        if (changed) {
+        if (weight > 0) {
             const double x = rate * dt;
-            count = x < 1e-9 ? 1 : std::min(kMaxHiddenChanges, x / -std::expm1(-x));
+            count = weight * (x < 1e-9 ? 1 : std::min(kMaxHiddenChanges, x / -std::expm1(-x)));
         }
         s.changes = std::max(0.0, state.changes) * decay + count;
         s.exposure_s = std::max(0.0, state.exposure_s) * decay + dt;
@@ -237,41 +281,43 @@ double base_interval_s(const ScheduleState& state, const ScheduleBounds& bounds,
     if (state.observations < std::max(1, tuning.min_observations))
         return positive_or(bounds.default_s, 900);
     const double weight = change_rate_per_s(state, tuning) * stake_of(state, tuning);
-    const double worth = positive_or(tuning.request_worth_s, 112.5);
+    const double worth = positive_or(tuning.request_worth_s, ScheduleTuning{}.request_worth_s);
     if (!(weight > 0)) return std::numeric_limits<double>::max();
     return std::sqrt(2 * worth / weight);
 }
 
 double next_interval_s(const ScheduleState& state, const ScheduleBounds& bounds, double pressure,
                        const ScheduleTuning& tuning) {
-    const Bounds b = sane_bounds(bounds);
-    const double scaled = base_interval_s(state, bounds, tuning) * positive_or(pressure, 1);
-    return std::clamp(std::isfinite(scaled) ? scaled : b.longest, b.shortest, b.longest);
+    const double jitter = std::isfinite(tuning.jitter_share) ? std::clamp(tuning.jitter_share, 0.0, 1.0) : 0.0;
+    const double spread = 1 + jitter * (unit_hash(state) - 0.5);
+    return bounded(base_interval_s(state, bounds, tuning) * positive_or(pressure, 1) * spread, bounds,
+                   tuning);
 }
 
-double demand_per_s(const std::vector<DemandGroup>& groups, double pressure) {
+double demand_per_s(const std::vector<DemandGroup>& groups, double pressure,
+                    const ScheduleTuning& tuning) {
     double demand = 0;
     for (const DemandGroup& g : groups) {
         if (!(g.products > 0)) continue;
         ScheduleBounds bounds;
         bounds.shortest_s = g.shortest_s;
         bounds.longest_s = g.longest_s;
-        const Bounds b = sane_bounds(bounds);
-        const double scaled = positive_or(g.base_interval_s, b.longest) * pressure;
-        demand += g.products / std::clamp(std::isfinite(scaled) ? scaled : b.longest, b.shortest, b.longest);
+        demand += g.products / bounded(positive_or(g.base_interval_s, bounds.longest_s) * pressure,
+                                       bounds, tuning);
     }
     return demand;
 }
 
-double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_s) {
+double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_s,
+                      const ScheduleTuning& tuning) {
     if (groups.empty() || !std::isfinite(budget_per_s) || budget_per_s <= 0) return 1;
-    if (demand_per_s(groups, kMaxPressure) >= budget_per_s) return kMaxPressure;
-    if (demand_per_s(groups, kMinPressure) <= budget_per_s) return kMinPressure;
+    if (demand_per_s(groups, kMaxPressure, tuning) >= budget_per_s) return kMaxPressure;
+    if (demand_per_s(groups, kMinPressure, tuning) <= budget_per_s) return kMinPressure;
     double low = std::log(kMinPressure);  // demand above the budget here
     double high = std::log(kMaxPressure); // and below it here
     for (int i = 0; i < 60; ++i) {
         const double mid = (low + high) / 2;
-        if (demand_per_s(groups, std::exp(mid)) > budget_per_s)
+        if (demand_per_s(groups, std::exp(mid), tuning) > budget_per_s)
             low = mid;
         else
             high = mid;

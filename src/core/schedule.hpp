@@ -32,8 +32,9 @@
 // - pressure: solve_pressure finds the one value that makes the catalogue's demand equal the
 //   budget. Stretching every base by the same factor is the optimum of the square-root rule; in
 //   seconds it stretches low-value products most, and they reach their longest interval first.
-//   A product is never scheduled beyond `longest` (the due queue and the rate limit decide when a
-//   late product is actually checked).
+//   A product is scheduled at most `deadline_slack_share` short of `longest` (5 %: the time it may
+//   wait for its turn under the rate limit), so its checks are never further apart than `longest`
+//   while the budget can carry every product's longest interval.
 //
 // ── Price war (DOMAIN.md §4: two repricers undercutting each other toward their floors) ──────────
 // Round: the last decision moved the seller down below the cheapest competitor R, and this check
@@ -87,18 +88,22 @@ enum class WarPolicy { follow, hold, keep_margin };
 // schedule"); the worker uses them as they are.
 struct ScheduleTuning {
     double request_worth_s = 112.5;        // product-seconds of first place one request is worth
-    double rate_memory_s = 12 * 3600.0;    // how fast old observations fade (e-folding time)
-    double prior_changes = 0.5;            // weight of the prior, in changes
-    double prior_rate_per_s = 1 / 21600.0; // the prior: one change of the watched offers per 6 h
+    double rate_memory_s = 3 * 86400.0;    // how fast old observations fade (e-folding time)
+    double prior_changes = 0.2;            // weight of the prior, in changes
+    double prior_rate_per_s = 1 / 10800.0; // the prior: one change of the watched offers per 3 h
     int min_observations = 2;              // fewer checks than this: no information yet
     int watched_offers = 3;                // the cheapest competitors whose changes count
+    double raise_weight = 0.3;             // a change that raised the cheapest counts this much,
+    double other_change_weight = 0.1;      // any other change of the watched offers this much
+                                           // (an undercut of a first place counts 1)
     double thin_margin_share = 0.01;       // first by at most max(2 steps, 1 % of the price): thin
     double stake_first_thin = 1.0;
     double stake_behind = 1.0;
     double stake_first_clear = 0.25;
-    double stake_behind_at_floor = 0.5;
+    double stake_behind_at_floor = 0.15;
     double stake_alone = 0.25;
     double war_stake = 0.1;                // a war under hold or keep_margin
+    double war_follow_stake = 0.5;         // a war the seller follows (it undercut the rival again)
     bool war_rounds_are_changes = true;    // under follow, a round counts as a change
     int war_rounds = 3;
     int war_rounds_known = 2;
@@ -106,6 +111,13 @@ struct ScheduleTuning {
     double round_gap_s = 6 * 3600.0;
     double quiet_s = 1800.0;
     double quiet_max_s = 24 * 3600.0;
+    // Intervals aim at most at longest × (1 − this): the rest is for the time a due product waits
+    // for its turn under the rate limit, so that checks are never further apart than `longest`.
+    double deadline_slack_share = 0.05;
+    // Each interval is spread by up to ±jitter_share / 2, from a hash of the state (deterministic):
+    // products that share an interval (all those at their longest) would otherwise come due in the
+    // same bursts forever, and a burst is what makes a due product wait for its turn.
+    double jitter_share = 0.1;
 };
 
 // Bounds of one product's interval, in seconds. default_s is the "no information yet" interval
@@ -190,8 +202,9 @@ double change_rate_per_s(const ScheduleState& state, const ScheduleTuning& tunin
 double base_interval_s(const ScheduleState& state, const ScheduleBounds& bounds,
                        const ScheduleTuning& tuning = {});
 
-// next_interval_s = clamp(base_interval_s · pressure, shortest, longest). A pressure that is not
-// a positive finite number counts as 1.
+// next_interval_s = clamp(base_interval_s · pressure · jitter, shortest, longest × (1 − slack)),
+// jitter in [1 − jitter_share / 2, 1 + jitter_share / 2) from a hash of the state. A pressure that
+// is not a positive finite number counts as 1.
 double next_interval_s(const ScheduleState& state, const ScheduleBounds& bounds, double pressure,
                        const ScheduleTuning& tuning = {});
 
@@ -208,14 +221,16 @@ constexpr double kMinPressure = 1.0 / 64;
 constexpr double kMaxPressure = 64;
 
 // demand_per_s is the checks per second the groups ask for at `pressure`.
-double demand_per_s(const std::vector<DemandGroup>& groups, double pressure);
+double demand_per_s(const std::vector<DemandGroup>& groups, double pressure,
+                    const ScheduleTuning& tuning = {});
 
 // solve_pressure returns the pressure in [kMinPressure, kMaxPressure] at which the demand equals
 // `budget_per_s` (requests per second for checks), or the nearest end when it cannot (every
 // product at its shortest interval still asks for less; or at their longest for more: then the
 // rate limit makes products late and the due queue serves the oldest first). 1 when there are no
 // groups or the budget is not a positive finite number.
-double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_s);
+double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_s,
+                      const ScheduleTuning& tuning = {});
 
 // What one check gives the worker to write.
 struct ScheduledDecision {

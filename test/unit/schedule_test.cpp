@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -52,19 +53,47 @@ Product product(std::int64_t price, std::int64_t floor, std::int64_t ceiling) {
     return p;
 }
 
+ScheduleTuning no_jitter() {
+    ScheduleTuning tuning;
+    tuning.jitter_share = 0;
+    return tuning;
+}
+
 TEST(Schedule, NoInformationMeansTheDefaultIntervalWithinTheBounds) {
     ScheduleState fresh;
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, 1), 900);
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, 2), 1800);
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 600, 900}, 1), 600);
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {1000, 7200, 900}, 1), 1000);
+    const ScheduleTuning exact = no_jitter();
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, 1, exact), 900);
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, 2, exact), 1800);
+    // At most 5 % short of the longest: the room for waiting in the due queue.
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 600, 900}, 1, exact), 570);
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {1000, 7200, 900}, 1, exact), 1000);
     // A pressure that is not a positive number counts as 1.
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, std::nan("")), 900);
-    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, -3), 900);
-    // One check is not information yet (min_observations = 2).
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, std::nan(""), exact), 900);
+    EXPECT_DOUBLE_EQ(next_interval_s(fresh, {30, 7200, 900}, -3, exact), 900);
+    // One check is not information yet (min_observations = 2); the jitter spreads it by ±5 %.
     Product p = product(1000, 900, 1200);
     p.check(0, book_of({{"A", 1001}}));
-    EXPECT_DOUBLE_EQ(p.last.interval_s, 900);
+    EXPECT_GE(p.last.interval_s, 855);
+    EXPECT_LT(p.last.interval_s, 945);
+    EXPECT_DOUBLE_EQ(p.last.base_interval_s, 900);
+}
+
+TEST(Schedule, TheJitterSpreadsProductsThatShareAnInterval) {
+    // Products at the same stage with the same interval come due at different times, spread
+    // over the jitter's whole range, and the same state always gets the same interval.
+    std::vector<double> intervals;
+    for (int i = 0; i < 1000; ++i) {
+        ScheduleState s;
+        s.observations = 1;
+        s.last_at_s = 1795392173.0 + i * 0.37;
+        intervals.push_back(next_interval_s(s, {30, 7200, 900}, 1));
+        ASSERT_DOUBLE_EQ(intervals.back(), next_interval_s(s, {30, 7200, 900}, 1));
+    }
+    const auto [low, high] = std::minmax_element(intervals.begin(), intervals.end());
+    EXPECT_GE(*low, 855);
+    EXPECT_LT(*high, 945);
+    EXPECT_LT(*low, 860);
+    EXPECT_GT(*high, 940);
 }
 
 TEST(Schedule, MovingOffersAreCheckedMoreOftenThanQuietOnes) {
@@ -94,13 +123,16 @@ TEST(Schedule, AFirstPlaceByAWideMarginWaitsLongerThanAThinOne) {
     ScheduleState at_floor = thin;
     at_floor.position = Position::behind_at_floor;
     const ScheduleBounds bounds{1, 1e9, 900};
-    const double t = next_interval_s(thin, bounds, 1);
-    EXPECT_NEAR(next_interval_s(clear, bounds, 1) / t, 2.0, 1e-9);  // stake 1/4: sqrt(4) longer
-    EXPECT_GT(next_interval_s(at_floor, bounds, 1), t);
+    const double t = base_interval_s(thin, bounds);
+    EXPECT_NEAR(base_interval_s(clear, bounds) / t, 2.0, 1e-9);  // stake 1/4: sqrt(4) longer
+    EXPECT_GT(base_interval_s(at_floor, bounds), t);
     // The square-root rule: four times the change rate, half the interval.
     ScheduleState busier = thin;
     busier.changes = 4 * thin.changes + 3 * ScheduleTuning{}.prior_changes;
-    EXPECT_NEAR(next_interval_s(busier, bounds, 1) / t, 0.5, 1e-9);
+    EXPECT_NEAR(base_interval_s(busier, bounds) / t, 0.5, 1e-9);
+    // The pressure scales the interval, the jitter spreads it by at most ±5 %.
+    EXPECT_NEAR(next_interval_s(thin, bounds, 3, no_jitter()), 3 * t, 1e-6);
+    EXPECT_NEAR(next_interval_s(thin, bounds, 3) / (3 * t), 1.0, 0.05);
 }
 
 TEST(Schedule, PositionAfterTheDecision) {
@@ -359,7 +391,7 @@ TEST(ScheduleState, AnythingElseReadsAsNoInformation) {
     auto minimal = parse_schedule_state("{\"v\":1}");
     ASSERT_TRUE(minimal);
     EXPECT_EQ(minimal->observations, 0);
-    EXPECT_DOUBLE_EQ(next_interval_s(*minimal, {30, 7200, 900}, 1), 900);
+    EXPECT_DOUBLE_EQ(base_interval_s(*minimal, {30, 7200, 900}), 900);
 }
 
 TEST(ScheduleState, AClockSteppingBackUndoesNothing) {
