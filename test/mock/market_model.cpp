@@ -461,6 +461,12 @@ MarketSummary MarketModel::summary(double t) {
     return s;
 }
 
+void MarketModel::keep_timeline(bool keep) {
+    if (keep && !keep_timeline_)
+        for (Product& p : products_) p.timeline.push_back({now_, p.seller_price, p.leader});
+    keep_timeline_ = keep;
+}
+
 std::string MarketModel::timeline_json(std::size_t product) const {
     const Product& p = products_[product];
     std::string out = "{\"code\":";

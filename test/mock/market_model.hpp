@@ -138,8 +138,8 @@ class MarketModel {
     MarketSummary summary(double t);
 
     // keep_timeline records, from now on, every change of each product's seller price and first
-    // place (for timeline_json).
-    void keep_timeline(bool keep) { keep_timeline_ = keep; }
+    // place (for timeline_json), starting with where each product is now.
+    void keep_timeline(bool keep);
     // timeline_json: {"code","floor","start_price","kind","points":[[t,seller_price,"first"],...]}
     // where "first" is the merchant in first place ("" for the seller).
     std::string timeline_json(std::size_t product) const;
