@@ -346,8 +346,8 @@ Reply ControlApi::set_http2(const HttpRequest& request) {
     return ok();
 }
 
-// market routes /_mock/market[/catalogue | /summary | /measure | /stop | /seller_prices |
-// /timeline/{code}] (README.md, "Simulated market").
+// market routes /_mock/market[/catalogue | /summary | /reactions | /measure | /stop | /seller_prices
+// | /timeline/{code}] (README.md, "Simulated market").
 Reply ControlApi::market(const HttpRequest& request, std::string_view what) {
     SimulatedMarket& market = marketplace_.market();
     const std::string& method = request.method;
@@ -369,6 +369,7 @@ Reply ControlApi::market(const HttpRequest& request, std::string_view what) {
     if (!market.running()) return error_reply(409, "no market runs (POST /_mock/market first)");
     if (what == "/catalogue" && method == "GET") return json_reply(200, market.catalogue_json());
     if (what == "/summary" && method == "GET") return json_reply(200, market.summary_json(now));
+    if (what == "/reactions" && method == "GET") return json_reply(200, market.reactions_json(now));
     if (what == "/measure" && method == "POST") {
         market.start_measuring(now);
         return ok();

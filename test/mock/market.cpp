@@ -218,6 +218,12 @@ std::string SimulatedMarket::summary_json(uint64_t now_ms) {
     return demper_market::MarketModel::summary_json(model_->summary(market_time(now_ms)));
 }
 
+std::string SimulatedMarket::reactions_json(uint64_t now_ms) {
+    if (!model_) return "{}";
+    model_->advance(market_time(now_ms));
+    return model_->reactions_json();
+}
+
 void SimulatedMarket::start_measuring(uint64_t now_ms) {
     if (model_) model_->start_measuring(market_time(now_ms));
 }

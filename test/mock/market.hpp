@@ -54,6 +54,7 @@ class SimulatedMarket {
     std::string status_json(uint64_t now_ms);
     std::string catalogue_json() const;
     std::string summary_json(uint64_t now_ms);
+    std::string reactions_json(uint64_t now_ms);
     void start_measuring(uint64_t now_ms);
     std::optional<std::string> timeline_json(const std::string& code, uint64_t now_ms);
 

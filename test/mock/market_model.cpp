@@ -503,6 +503,21 @@ std::string MarketModel::catalogue_json() const {
     return out;
 }
 
+std::string MarketModel::reactions_json() const {
+    std::string out = "{\"reactions\":{";
+    for (int k = 0; k < 3; ++k) {
+        if (k) out += ',';
+        out += '"' + std::string(kind_name(static_cast<Kind>(k))) + "\":[";
+        for (std::size_t i = 0; i < reactions_[k].size(); ++i) {
+            if (i) out += ',';
+            append_seconds(out, reactions_[k][i]);
+        }
+        out += ']';
+    }
+    out += "}}";
+    return out;
+}
+
 std::string MarketModel::summary_json(const MarketSummary& s) {
     std::string out = "{\"window_s\":";
     append_seconds(out, s.window_s);

@@ -146,6 +146,9 @@ class MarketModel {
     // catalogue_json: {"seller":..,"products":[{"code","start_price","floor","ceiling","kind"}]}
     std::string catalogue_json() const;
     static std::string summary_json(const MarketSummary& summary);
+    // reactions_json: {"reactions":{"quiet":[s,...],"active":[...],"bot":[...]}}, every answered
+    // undercut of the window by the kind of the competitor that undercut, in market seconds.
+    std::string reactions_json() const;
 
   private:
     struct Competitor {

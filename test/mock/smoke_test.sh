@@ -354,6 +354,7 @@ expect "a bot undercuts the seller within seconds" "$answered" "yes"
 expect "the undercut is in the ground truth" "$(market GET /summary | json 'd["by_kind"]["bot"]["undercuts"] >= 1 and d["answered"] == 0')" "True"
 curl -s -o /dev/null -X POST "$offers/$bot" -d '{}'
 expect "the next check answers it" "$(market GET /summary | json 'd["answered"] >= 1 and d["checks"] == 1 and d["reactions"]["count"] >= 1')" "True"
+expect "every reaction by kind" "$(market GET /reactions | json 'len(d["reactions"]["bot"]) >= 1')" "True"
 expect "the timeline shows the seller's prices and who was first" \
   "$(market GET "/timeline/$bot" | json 'd["points"][-1][2] != "" and any(p[1] == '"$((cheapest_other - 1))"' for p in d["points"])')" "True"
 expect "timeline of an unknown code" "$(status "$base/_mock/market/timeline/5")" "404"
