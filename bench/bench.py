@@ -1132,7 +1132,7 @@ def write_results(out, R, meta):
             ("several workers", "workers.png", wsum),
             ("adaptive schedule: first place lost", "market.png", R.get("market")),
             ("adaptive schedule: reactions to undercuts", "market_reactions.png", (R.get("market") or {}).get("live")),
-            ("adaptive schedule: first place by requests", "market_sim.png", (R.get("market") or {}).get("sim")))
+            ("adaptive schedule: first place by requests", "market_sim.png", (R.get("market") or {}).get("sims")))
             if k) + "\n")
         tps = small + R.get("large", []) + R.get("huge_tp", [])
         if tps:

@@ -12,7 +12,8 @@
 //   market_sim --quick                the same on a shorter window
 //   market_sim --mode adaptive --budget 5 --policy keep_margin --tune war_stake=0.2   one run
 // Options: --seed N --products N --budget R --hours H --warmup-hours H --shortest S --longest S
-// --default S --publish-delay S --csv FILE (one line per run) --tune name=value (ScheduleTuning).
+// --default S --publish-delay S --headroom H --csv FILE (one line per run) --tune name=value
+// (a ScheduleTuning field) --mix name=value (a MarketMix field, e.g. --mix seller_floor_min=0.6).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -309,6 +310,32 @@ void set_tuning(demper::core::ScheduleTuning& t, const std::string& assignment) 
     it->second();
 }
 
+void set_mix(MarketMix& m, const std::string& assignment) {
+    const std::size_t eq = assignment.find('=');
+    if (eq == std::string::npos) throw std::runtime_error("--mix expects name=value");
+    const std::string name = assignment.substr(0, eq);
+    const double v = std::stod(assignment.substr(eq + 1));
+    std::map<std::string, double*> fields = {
+        {"bot_share", &m.bot_share},
+        {"active_share", &m.active_share},
+        {"mean_competitors", &m.mean_competitors},
+        {"other_active_share", &m.other_active_share},
+        {"quiet_gap_min_s", &m.quiet_gap_min_s},
+        {"quiet_gap_max_s", &m.quiet_gap_max_s},
+        {"active_gap_min_s", &m.active_gap_min_s},
+        {"active_gap_max_s", &m.active_gap_max_s},
+        {"active_undercut_share", &m.active_undercut_share},
+        {"bot_reaction_min_s", &m.bot_reaction_min_s},
+        {"bot_reaction_max_s", &m.bot_reaction_max_s},
+        {"seller_floor_min", &m.seller_floor_min},
+        {"seller_floor_max", &m.seller_floor_max},
+        {"seller_ceiling", &m.seller_ceiling},
+    };
+    auto it = fields.find(name);
+    if (it == fields.end()) throw std::runtime_error("unknown mix field " + name);
+    *it->second = v;
+}
+
 struct Options {
     MarketMix mix;
     SimConfig base;
@@ -360,6 +387,8 @@ Options parse(int argc, char** argv) {
             o.base.policy = *p;
         } else if (name == "--tune") {
             set_tuning(o.base.tuning, value());
+        } else if (name == "--mix") {
+            set_mix(o.mix, value());
         } else if (name == "--csv") {
             o.csv = value();
         } else if (name == "--help" || name == "-h") {

@@ -112,6 +112,25 @@ TEST(Schedule, MovingOffersAreCheckedMoreOftenThanQuietOnes) {
     EXPECT_EQ(busy.state.position, Position::first_thin);
 }
 
+TEST(Schedule, AnUndercutWeighsMoreThanAMoveBehindTheSeller) {
+    // The same number of changes: one product's leader undercuts the seller between every two
+    // checks, the other's third offer moves up and down behind it.
+    Product undercut = product(10000, 5000, 12000);
+    Product behind = product(10000, 5000, 12000);
+    std::int64_t third = 10500;
+    for (int i = 0; i < 40; ++i) {
+        const double at = i * 900.0;
+        undercut.check(at, book_of({{"A", undercut.price - 5}, {"B", 10300}, {"C", 10500}}));
+        third += (i % 2 == 0) ? 50 : -50;
+        behind.check(at, book_of({{"A", 10100}, {"B", 10300}, {"C", third}}));
+    }
+    const ScheduleTuning tuning;
+    const double ratio = change_rate_per_s(undercut.state) / change_rate_per_s(behind.state);
+    EXPECT_GT(ratio, 0.5 / tuning.other_change_weight);  // about 1 / other_change_weight
+    EXPECT_LT(base_interval_s(undercut.state, undercut.how.bounds),
+              base_interval_s(behind.state, behind.how.bounds) / 2);
+}
+
 TEST(Schedule, AFirstPlaceByAWideMarginWaitsLongerThanAThinOne) {
     ScheduleState thin;
     thin.observations = 10;
