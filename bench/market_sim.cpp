@@ -1,4 +1,5 @@
-// market_sim: the adaptive schedule against fixed intervals, offline, over the same simulated market.
+// market_sim: the adaptive schedule against fixed intervals, offline, over the same simulated
+// market.
 //
 // The market is the mock's model (test/mock/market_model.hpp, the same code the mock serves); the
 // seller is demper's own code: core::decide_price for fixed intervals, core::decide_and_schedule
@@ -8,9 +9,9 @@
 // oldest first, so no 1 s window ever holds more than the budget. Virtual time: a simulated day
 // of 10,000 products takes seconds.
 //
-//   market_sim                        the standard experiment (bench/README.md, "Adaptive schedule")
-//   market_sim --quick                the same on a shorter window
-//   market_sim --mode adaptive --budget 5 --policy keep_margin --tune war_stake=0.2   one run
+//   market_sim                        the standard experiment (bench/README.md, "Adaptive
+//   schedule") market_sim --quick                the same on a shorter window market_sim --mode
+//   adaptive --budget 5 --policy keep_margin --tune war_stake=0.2   one run
 // Options: --seed N --products N --budget R --hours H --warmup-hours H --shortest S --longest S
 // --default S --publish-delay S --headroom H --csv FILE (one line per run) --tune name=value
 // (a ScheduleTuning field) --mix name=value (a MarketMix field, e.g. --mix seller_floor_min=0.6).
@@ -59,7 +60,7 @@ struct SimResult {
     SimConfig config;
     MarketSummary market;
     double fixed_interval_s = 0;
-    std::size_t max_window = 0;     // most requests in any 1 s window, over the whole run
+    std::size_t max_window = 0;  // most requests in any 1 s window, over the whole run
     double mean_pressure = 0;
     double wall_s = 0;
     std::uint64_t checks_by_kind[3] = {0, 0, 0};  // measured window
@@ -105,8 +106,9 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
     std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
     // A new catalogue's first checks are spread over one interval, and never faster than the budget
     // carries them (the first round would otherwise leave a wave that comes back every interval).
-    const double first_spread =
-        config.mode == Mode::fixed ? fixed_interval : std::max(config.bounds.default_s, fixed_interval);
+    const double first_spread = config.mode == Mode::fixed
+                                    ? fixed_interval
+                                    : std::max(config.bounds.default_s, fixed_interval);
     for (std::size_t i = 0; i < n; ++i) {
         const demper_market::Listing& l = market.listing(i);
         price[i] = l.start_price;
@@ -149,8 +151,8 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
         const std::size_t product = due.top().second;
         if (measuring) result.max_late_s = std::max(result.max_late_s, t - due.top().first);
         if (std::getenv("MARKET_SIM_TRACE") && std::fmod(t, 600) < spacing)
-            std::printf("trace t %.0f late %.1f pressure %.3f queue %zu\n", t, t - due.top().first, pressure,
-                        due.size());
+            std::printf("trace t %.0f late %.1f pressure %.3f queue %zu\n", t, t - due.top().first,
+                        pressure, due.size());
         due.pop();
         next_send = t + spacing;
         while (!window.empty() && window.front() <= t - 1) window.pop_front();
@@ -171,9 +173,8 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
 
         how.at_s = t;
         how.pressure = pressure;
-        const demper::core::ScheduledDecision scheduled =
-            demper::core::decide_and_schedule(states[product], price[product], rules[product], book, how,
-                                              config.tuning);
+        const demper::core::ScheduledDecision scheduled = demper::core::decide_and_schedule(
+            states[product], price[product], rules[product], book, how, config.tuning);
         states[product] = scheduled.state;
         base[product] = scheduled.base_interval_s;
         const std::int64_t decided = scheduled.decision.new_price;
@@ -186,52 +187,60 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
         due.push({t + interval, product});
     }
     result.market = market.summary(end);
-    result.mean_pressure = pressure_samples ? pressure_sum / static_cast<double>(pressure_samples) : 1;
-    result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    result.mean_pressure =
+        pressure_samples ? pressure_sum / static_cast<double>(pressure_samples) : 1;
+    result.wall_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;
 }
 
 const char* mode_name(Mode mode) { return mode == Mode::fixed ? "fixed" : "adaptive"; }
 
 void print_header() {
-    std::printf("%-26s %7s %9s %7s %8s %8s %8s %8s %8s %6s %7s %7s %8s %5s\n", "run", "budget", "requests",
-                "first", "lost", "winlost", "p50 s", "p95 s", "p95x s", "floor", "margin", "mbot", "maxgap",
-                "win1s");
+    std::printf("%-26s %7s %9s %7s %8s %8s %8s %8s %8s %6s %7s %7s %8s %5s\n", "run", "budget",
+                "requests", "first", "lost", "winlost", "p50 s", "p95 s", "p95x s", "floor",
+                "margin", "mbot", "maxgap", "win1s");
 }
 
 void print_result(const SimResult& r) {
     const MarketSummary& m = r.market;
     const auto& ex = m.by_kind[static_cast<int>(demper_market::Kind::active)].reactions;
-    std::printf("%-26s %7.2f %9llu %7.4f %8.4f %8.4f %8.0f %8.0f %8.0f %6llu %7.3f %7.3f %8.0f %5zu\n",
-                r.config.label.c_str(), r.config.budget_rps, static_cast<unsigned long long>(m.checks),
-                m.first_share, 1 - m.first_share, m.winnable_lost_share, m.reactions.p50_s, m.reactions.p95_s,
-                ex.p95_s, static_cast<unsigned long long>(m.floor_moves), m.margin_kept,
-                m.by_kind[static_cast<int>(demper_market::Kind::bot)].margin_kept, m.max_unchecked_s,
-                r.max_window);
+    std::printf(
+        "%-26s %7.2f %9llu %7.4f %8.4f %8.4f %8.0f %8.0f %8.0f %6llu %7.3f %7.3f %8.0f %5zu\n",
+        r.config.label.c_str(), r.config.budget_rps, static_cast<unsigned long long>(m.checks),
+        m.first_share, 1 - m.first_share, m.winnable_lost_share, m.reactions.p50_s,
+        m.reactions.p95_s, ex.p95_s, static_cast<unsigned long long>(m.floor_moves), m.margin_kept,
+        m.by_kind[static_cast<int>(demper_market::Kind::bot)].margin_kept, m.max_unchecked_s,
+        r.max_window);
     if (std::getenv("MARKET_SIM_VERBOSE")) {
         for (int k = 0; k < 3; ++k) {
             const auto& ks = m.by_kind[k];
-            std::printf("    %-6s products %5zu  requests %5.1f %%  first %.4f  winnable lost %.4f  undercuts %6llu  "
-                        "reaction p50 %5.0f p95 %5.0f  margin %.3f\n",
-                        demper_market::kind_name(static_cast<demper_market::Kind>(k)), ks.products,
-                        100.0 * static_cast<double>(r.checks_by_kind[k]) / std::max<double>(1, static_cast<double>(m.checks)),
-                        ks.first_share, ks.winnable_lost_share, static_cast<unsigned long long>(ks.undercuts),
-                        ks.reactions.p50_s, ks.reactions.p95_s, ks.margin_kept);
+            std::printf(
+                "    %-6s products %5zu  requests %5.1f %%  first %.4f  winnable lost %.4f  "
+                "undercuts %6llu  "
+                "reaction p50 %5.0f p95 %5.0f  margin %.3f\n",
+                demper_market::kind_name(static_cast<demper_market::Kind>(k)), ks.products,
+                100.0 * static_cast<double>(r.checks_by_kind[k]) /
+                    std::max<double>(1, static_cast<double>(m.checks)),
+                ks.first_share, ks.winnable_lost_share,
+                static_cast<unsigned long long>(ks.undercuts), ks.reactions.p50_s,
+                ks.reactions.p95_s, ks.margin_kept);
         }
-        std::printf("    pressure %.3f, floor time %.4f, longest wait for a turn %.1f s\n", r.mean_pressure,
-                    m.floor_time_share, r.max_late_s);
+        std::printf("    pressure %.3f, floor time %.4f, longest wait for a turn %.1f s\n",
+                    r.mean_pressure, m.floor_time_share, r.max_late_s);
     }
     std::fflush(stdout);
 }
 
 void write_csv_header(FILE* csv) {
     if (csv == nullptr) return;
-    std::fprintf(csv,
-                 "run,mode,policy,budget_rps,requests,requests_per_s,first_share,lost_share,"
-                 "winnable_lost_share,undercuts,answered,reaction_p50_s,reaction_p95_s,active_p50_s,"
-                 "active_p95_s,bot_p50_s,bot_p95_s,quiet_p95_s,floor_moves,floor_time_share,margin_kept,"
-                 "bot_margin_kept,bot_first_share,active_first_share,quiet_first_share,max_unchecked_s,"
-                 "longest_s,max_requests_1s,mean_pressure,fixed_interval_s\n");
+    std::fprintf(
+        csv,
+        "run,mode,policy,budget_rps,requests,requests_per_s,first_share,lost_share,"
+        "winnable_lost_share,undercuts,answered,reaction_p50_s,reaction_p95_s,active_p50_s,"
+        "active_p95_s,bot_p50_s,bot_p95_s,quiet_p95_s,floor_moves,floor_time_share,margin_kept,"
+        "bot_margin_kept,bot_first_share,active_first_share,quiet_first_share,max_unchecked_s,"
+        "longest_s,max_requests_1s,mean_pressure,fixed_interval_s\n");
 }
 
 void write_csv(FILE* csv, const SimResult& r) {
@@ -240,19 +249,23 @@ void write_csv(FILE* csv, const SimResult& r) {
     const auto& active = m.by_kind[static_cast<int>(demper_market::Kind::active)];
     const auto& bot = m.by_kind[static_cast<int>(demper_market::Kind::bot)];
     const auto& quiet = m.by_kind[static_cast<int>(demper_market::Kind::quiet)];
-    std::fprintf(csv,
-                 "%s,%s,%s,%.3f,%llu,%.4f,%.6f,%.6f,%.6f,%llu,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%.6f,"
-                 "%.4f,%.4f,%.6f,%.6f,%.6f,%.1f,%.1f,%zu,%.4f,%.1f\n",
-                 r.config.label.c_str(), mode_name(r.config.mode), demper::core::war_policy_name(r.config.policy),
-                 r.config.budget_rps, static_cast<unsigned long long>(m.checks),
-                 static_cast<double>(m.checks) / std::max(1.0, m.window_s), m.first_share, 1 - m.first_share,
-                 m.winnable_lost_share, static_cast<unsigned long long>(m.undercuts),
-                 static_cast<unsigned long long>(m.answered), m.reactions.p50_s, m.reactions.p95_s,
-                 active.reactions.p50_s, active.reactions.p95_s, bot.reactions.p50_s, bot.reactions.p95_s,
-                 quiet.reactions.p95_s, static_cast<unsigned long long>(m.floor_moves), m.floor_time_share,
-                 m.margin_kept, bot.margin_kept, bot.first_share, active.first_share, quiet.first_share,
-                 m.max_unchecked_s, r.config.mode == Mode::fixed ? r.fixed_interval_s : r.config.bounds.longest_s,
-                 r.max_window, r.mean_pressure, r.fixed_interval_s);
+    std::fprintf(
+        csv,
+        "%s,%s,%s,%.3f,%llu,%.4f,%.6f,%.6f,%.6f,%llu,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%"
+        ".6f,"
+        "%.4f,%.4f,%.6f,%.6f,%.6f,%.1f,%.1f,%zu,%.4f,%.1f\n",
+        r.config.label.c_str(), mode_name(r.config.mode),
+        demper::core::war_policy_name(r.config.policy), r.config.budget_rps,
+        static_cast<unsigned long long>(m.checks),
+        static_cast<double>(m.checks) / std::max(1.0, m.window_s), m.first_share, 1 - m.first_share,
+        m.winnable_lost_share, static_cast<unsigned long long>(m.undercuts),
+        static_cast<unsigned long long>(m.answered), m.reactions.p50_s, m.reactions.p95_s,
+        active.reactions.p50_s, active.reactions.p95_s, bot.reactions.p50_s, bot.reactions.p95_s,
+        quiet.reactions.p95_s, static_cast<unsigned long long>(m.floor_moves), m.floor_time_share,
+        m.margin_kept, bot.margin_kept, bot.first_share, active.first_share, quiet.first_share,
+        m.max_unchecked_s,
+        r.config.mode == Mode::fixed ? r.fixed_interval_s : r.config.bounds.longest_s, r.max_window,
+        r.mean_pressure, r.fixed_interval_s);
     std::fflush(csv);
 }
 
@@ -260,14 +273,16 @@ void write_csv(FILE* csv, const SimResult& r) {
 // requests at which the first share reaches `share` (linear between the bracketing runs); 0 when
 // no run reaches it.
 double requests_to_match(std::vector<SimResult> runs, double share) {
-    std::sort(runs.begin(), runs.end(),
-              [](const SimResult& a, const SimResult& b) { return a.market.checks < b.market.checks; });
+    std::sort(runs.begin(), runs.end(), [](const SimResult& a, const SimResult& b) {
+        return a.market.checks < b.market.checks;
+    });
     for (std::size_t i = 0; i < runs.size(); ++i) {
         const double s = runs[i].market.first_share;
         if (s < share) continue;
         const double r = static_cast<double>(runs[i].market.checks);
         if (i == 0) return r;
-        const double s0 = runs[i - 1].market.first_share, r0 = static_cast<double>(runs[i - 1].market.checks);
+        const double s0 = runs[i - 1].market.first_share,
+                     r0 = static_cast<double>(runs[i - 1].market.checks);
         return s == s0 ? r : r0 + (r - r0) * (share - s0) / (s - s0);
     }
     return 0;
@@ -418,11 +433,12 @@ int experiment(const Options& o, FILE* csv) {
         c.policy = policy;
         return c;
     };
-    std::printf("market: %zu products, seed %llu, budget %.1f req/s, warm-up %.0f h, measured %.0f h; "
-                "bounds %.0f..%.0f s (no information: %.0f s)\n",
-                o.mix.products, static_cast<unsigned long long>(o.mix.seed), budget, o.base.warmup_s / 3600,
-                o.base.measure_s / 3600, o.base.bounds.shortest_s, o.base.bounds.longest_s,
-                o.base.bounds.default_s);
+    std::printf(
+        "market: %zu products, seed %llu, budget %.1f req/s, warm-up %.0f h, measured %.0f h; "
+        "bounds %.0f..%.0f s (no information: %.0f s)\n",
+        o.mix.products, static_cast<unsigned long long>(o.mix.seed), budget, o.base.warmup_s / 3600,
+        o.base.measure_s / 3600, o.base.bounds.shortest_s, o.base.bounds.longest_s,
+        o.base.bounds.default_s);
     print_header();
     std::vector<SimResult> fixed, adaptive;
     fixed.push_back(run(o, config("fixed", Mode::fixed, 1, WarPolicy::follow), csv));
@@ -439,10 +455,14 @@ int experiment(const Options& o, FILE* csv) {
     }
     std::vector<SimResult> wars;
     for (WarPolicy policy : {WarPolicy::hold, WarPolicy::keep_margin}) {
-        wars.push_back(run(o, config(std::string("fixed ") + demper::core::war_policy_name(policy), Mode::fixed, 1,
-                                     policy), csv));
-        wars.push_back(run(o, config(std::string("adaptive ") + demper::core::war_policy_name(policy),
-                                     Mode::adaptive, 1, policy), csv));
+        wars.push_back(run(o,
+                           config(std::string("fixed ") + demper::core::war_policy_name(policy),
+                                  Mode::fixed, 1, policy),
+                           csv));
+        wars.push_back(run(o,
+                           config(std::string("adaptive ") + demper::core::war_policy_name(policy),
+                                  Mode::adaptive, 1, policy),
+                           csv));
     }
 
     const MarketSummary& f = fixed[0].market;
@@ -458,35 +478,53 @@ int experiment(const Options& o, FILE* csv) {
     std::size_t max_window = 0;
     for (const auto* set : {&adaptive, &fixed, &wars})
         for (const SimResult& r : *set) {
-            if (r.config.mode == Mode::adaptive) max_gap = std::max(max_gap, r.market.max_unchecked_s);
+            if (r.config.mode == Mode::adaptive)
+                max_gap = std::max(max_gap, r.market.max_unchecked_s);
             max_window = std::max(max_window, r.max_window);
         }
     std::printf("\ntargets (issue 17), adaptive vs fixed at the same budget:\n");
-    std::printf("  requests: fixed %llu, adaptive %llu\n", static_cast<unsigned long long>(f.checks),
+    std::printf("  requests: fixed %llu, adaptive %llu\n",
+                static_cast<unsigned long long>(f.checks),
                 static_cast<unsigned long long>(a.checks));
-    std::printf("  product-time lost from first place: fixed %.4f, adaptive %.4f: %.1f %% less (target >= 30 %%) %s\n",
-                1 - f.first_share, 1 - a.first_share, lost_cut * 100, lost_cut >= 0.3 ? "PASS" : "MISS");
-    std::printf("    of it winnable (a price at or above the floor would be first): fixed %.4f, adaptive %.4f: %.1f %% less\n",
-                f.winnable_lost_share, a.winnable_lost_share, winnable_cut * 100);
-    std::printf("  p95 reaction to an undercut: fixed %.0f s, adaptive %.0f s: %.2f of fixed (target <= 0.5) %s\n",
-                f.reactions.p95_s, a.reactions.p95_s, p95_ratio, p95_ratio <= 0.5 ? "PASS" : "MISS");
-    std::printf("    undercuts by active competitors only: fixed p50 %.0f / p95 %.0f s, adaptive p50 %.0f / p95 %.0f s\n",
-                fa.p50_s, fa.p95_s, aa.p50_s, aa.p95_s);
+    std::printf(
+        "  product-time lost from first place: fixed %.4f, adaptive %.4f: %.1f %% less (target >= "
+        "30 %%) %s\n",
+        1 - f.first_share, 1 - a.first_share, lost_cut * 100, lost_cut >= 0.3 ? "PASS" : "MISS");
+    std::printf(
+        "    of it winnable (a price at or above the floor would be first): fixed %.4f, adaptive "
+        "%.4f: %.1f %% less\n",
+        f.winnable_lost_share, a.winnable_lost_share, winnable_cut * 100);
+    std::printf(
+        "  p95 reaction to an undercut: fixed %.0f s, adaptive %.0f s: %.2f of fixed (target <= "
+        "0.5) %s\n",
+        f.reactions.p95_s, a.reactions.p95_s, p95_ratio, p95_ratio <= 0.5 ? "PASS" : "MISS");
+    std::printf(
+        "    undercuts by active competitors only: fixed p50 %.0f / p95 %.0f s, adaptive p50 %.0f "
+        "/ p95 %.0f s\n",
+        fa.p50_s, fa.p95_s, aa.p50_s, aa.p95_s);
     if (match > 0)
-        std::printf("  requests adaptive needs for fixed's first-place share (%.4f): %.0f = %.2f of fixed's (target <= 0.5) %s\n",
-                    f.first_share, match, match_share, match_share <= 0.5 ? "PASS" : "MISS");
+        std::printf(
+            "  requests adaptive needs for fixed's first-place share (%.4f): %.0f = %.2f of "
+            "fixed's (target <= 0.5) %s\n",
+            f.first_share, match, match_share, match_share <= 0.5 ? "PASS" : "MISS");
     else
-        std::printf("  requests adaptive needs for fixed's first-place share: more than were tried\n");
-    std::printf("  longest a product went unchecked (adaptive runs): %.0f s (longest interval %.0f s) %s\n", max_gap,
-                o.base.bounds.longest_s, max_gap <= o.base.bounds.longest_s ? "PASS" : "MISS");
-    std::printf("  most requests in any 1 s window (every run): %zu (budget %.0f) %s\n", max_window, budget,
-                static_cast<double>(max_window) <= budget ? "PASS" : "MISS");
-    std::printf("  price wars: margin kept on bot products (follow / hold / keep_margin): fixed %.3f / %.3f / %.3f, "
-                "adaptive %.3f / %.3f / %.3f\n",
-                f.by_kind[2].margin_kept, wars[0].market.by_kind[2].margin_kept, wars[2].market.by_kind[2].margin_kept,
-                a.by_kind[2].margin_kept, wars[1].market.by_kind[2].margin_kept, wars[3].market.by_kind[2].margin_kept);
-    const bool pass = ((lost_cut >= 0.3 && p95_ratio <= 0.5) || (match > 0 && match_share <= 0.5)) &&
-                      max_gap <= o.base.bounds.longest_s && static_cast<double>(max_window) <= budget;
+        std::printf(
+            "  requests adaptive needs for fixed's first-place share: more than were tried\n");
+    std::printf(
+        "  longest a product went unchecked (adaptive runs): %.0f s (longest interval %.0f s) %s\n",
+        max_gap, o.base.bounds.longest_s, max_gap <= o.base.bounds.longest_s ? "PASS" : "MISS");
+    std::printf("  most requests in any 1 s window (every run): %zu (budget %.0f) %s\n", max_window,
+                budget, static_cast<double>(max_window) <= budget ? "PASS" : "MISS");
+    std::printf(
+        "  price wars: margin kept on bot products (follow / hold / keep_margin): fixed %.3f / "
+        "%.3f / %.3f, "
+        "adaptive %.3f / %.3f / %.3f\n",
+        f.by_kind[2].margin_kept, wars[0].market.by_kind[2].margin_kept,
+        wars[2].market.by_kind[2].margin_kept, a.by_kind[2].margin_kept,
+        wars[1].market.by_kind[2].margin_kept, wars[3].market.by_kind[2].margin_kept);
+    const bool pass =
+        ((lost_cut >= 0.3 && p95_ratio <= 0.5) || (match > 0 && match_share <= 0.5)) &&
+        max_gap <= o.base.bounds.longest_s && static_cast<double>(max_window) <= budget;
     std::printf("verdict: %s\n", pass ? "PASS" : "MISS");
     return pass ? 0 : 1;
 }
@@ -504,7 +542,8 @@ int main(int argc, char** argv) {
             status = experiment(o, csv);
         } else {
             SimConfig c = o.base;
-            c.label = std::string(mode_name(c.mode)) + " " + demper::core::war_policy_name(c.policy);
+            c.label =
+                std::string(mode_name(c.mode)) + " " + demper::core::war_policy_name(c.policy);
             print_header();
             run(o, c, csv);
         }

@@ -18,8 +18,8 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr int kMaxObservations = 1'000'000;
 constexpr double kLongestGapS = 30 * 86400.0;  // a longer silence counts as this long
-constexpr double kMaxHiddenChanges = 3;         // most changes one interval is counted as
-constexpr double kShortestIntervalS = 1;        // no bound can ask for less
+constexpr double kMaxHiddenChanges = 3;        // most changes one interval is counted as
+constexpr double kShortestIntervalS = 1;       // no bound can ask for less
 
 // fingerprint hashes the cheapest `watched` offers (merchant and price), leaving out `ignored`
 // (the rival of a running war: its loop is counted as rounds, not as market changes). FNV-1a.
@@ -59,12 +59,18 @@ double quiet_period_s(const ScheduleState& state, const ScheduleTuning& tuning) 
 double stake_of(const ScheduleState& state, const ScheduleTuning& tuning) {
     if (state.war) return state.undercut_leader ? tuning.war_follow_stake : tuning.war_stake;
     switch (state.position) {
-        case Position::alone: return tuning.stake_alone;
-        case Position::first_clear: return tuning.stake_first_clear;
-        case Position::first_thin: return tuning.stake_first_thin;
-        case Position::behind: return tuning.stake_behind;
-        case Position::behind_at_floor: return tuning.stake_behind_at_floor;
-        case Position::unknown: break;
+        case Position::alone:
+            return tuning.stake_alone;
+        case Position::first_clear:
+            return tuning.stake_first_clear;
+        case Position::first_thin:
+            return tuning.stake_first_thin;
+        case Position::behind:
+            return tuning.stake_behind;
+        case Position::behind_at_floor:
+            return tuning.stake_behind_at_floor;
+        case Position::unknown:
+            break;
     }
     return 1;
 }
@@ -125,7 +131,8 @@ Observation observation_of(double at_s, std::int64_t own_price, const PricingRul
 }
 
 double change_rate_per_s(const ScheduleState& state, const ScheduleTuning& tuning) {
-    const double prior_rate = positive_or(tuning.prior_rate_per_s, ScheduleTuning{}.prior_rate_per_s);
+    const double prior_rate =
+        positive_or(tuning.prior_rate_per_s, ScheduleTuning{}.prior_rate_per_s);
     const double prior_changes = std::max(0.0, tuning.prior_changes);
     const double changes = std::max(0.0, state.changes) + prior_changes;
     const double exposure = std::max(0.0, state.exposure_s) + prior_changes / prior_rate;
@@ -145,11 +152,13 @@ ScheduleState observe(const ScheduleState& state, const Observation& seen,
 
     // Rounds: did the leader we undercut answer by cutting below us by about a step?
     bool round = false;
-    if (!first && state.undercut_leader && leader != nullptr && leader->merchant_id == state.leader &&
-        leader->price < state.leader_price && leader->price <= state.own_price) {
+    if (!first && state.undercut_leader && leader != nullptr &&
+        leader->merchant_id == state.leader && leader->price < state.leader_price &&
+        leader->price <= state.own_price) {
         const double cut = static_cast<double>(state.own_price - leader->price);
-        const double tolerance = std::max(3.0 * static_cast<double>(step),
-                                          tuning.war_cut_share * static_cast<double>(state.own_price));
+        const double tolerance =
+            std::max(3.0 * static_cast<double>(step),
+                     tuning.war_cut_share * static_cast<double>(state.own_price));
         round = cut <= tolerance;
     }
     if (round) {
@@ -217,7 +226,8 @@ ScheduleState observe(const ScheduleState& state, const Observation& seen,
         }
         if (was_first && cheapest != nullptr && cheapest->price <= state.own_price)
             weight = 1;
-        else if (cheapest != nullptr && state.leader_price > 0 && cheapest->price > state.leader_price)
+        else if (cheapest != nullptr && state.leader_price > 0 &&
+                 cheapest->price > state.leader_price)
             weight = tuning.raise_weight;
         else
             weight = tuning.other_change_weight;
@@ -256,19 +266,20 @@ WarVerdict war_verdict(const ScheduleState& observed, WarPolicy policy) {
 }
 
 ScheduleState record_decision(const ScheduleState& observed, const PriceDecision& decision,
-                              const std::vector<Offer>& considered,
-                              const ScheduleTuning& tuning) {
+                              const std::vector<Offer>& considered, const ScheduleTuning& tuning) {
     ScheduleState s = observed;
     const std::int64_t price = decision.new_price;
     s.own_price = price;
-    s.undercut_leader = !s.leader.empty() && price < s.leader_price && price < decision.current_price;
+    s.undercut_leader =
+        !s.leader.empty() && price < s.leader_price && price < decision.current_price;
     if (s.undercut_leader && s.rounds == 0) s.rounds_from_price = decision.current_price;
     if (considered.empty()) {
         s.position = Position::alone;
     } else if (price < considered.front().price) {
         const double margin = static_cast<double>(considered.front().price - price);
-        const double thin = std::max(2.0 * static_cast<double>(std::max<std::int64_t>(1, decision.step)),
-                                     tuning.thin_margin_share * static_cast<double>(price));
+        const double thin =
+            std::max(2.0 * static_cast<double>(std::max<std::int64_t>(1, decision.step)),
+                     tuning.thin_margin_share * static_cast<double>(price));
         s.position = margin <= thin ? Position::first_thin : Position::first_clear;
     } else {
         s.position = price <= decision.floor ? Position::behind_at_floor : Position::behind;
@@ -288,10 +299,11 @@ double base_interval_s(const ScheduleState& state, const ScheduleBounds& bounds,
 
 double next_interval_s(const ScheduleState& state, const ScheduleBounds& bounds, double pressure,
                        const ScheduleTuning& tuning) {
-    const double jitter = std::isfinite(tuning.jitter_share) ? std::clamp(tuning.jitter_share, 0.0, 1.0) : 0.0;
+    const double jitter =
+        std::isfinite(tuning.jitter_share) ? std::clamp(tuning.jitter_share, 0.0, 1.0) : 0.0;
     const double spread = 1 + jitter * (unit_hash(state) - 0.5);
-    return bounded(base_interval_s(state, bounds, tuning) * positive_or(pressure, 1) * spread, bounds,
-                   tuning);
+    return bounded(base_interval_s(state, bounds, tuning) * positive_or(pressure, 1) * spread,
+                   bounds, tuning);
 }
 
 double demand_per_s(const std::vector<DemandGroup>& groups, double pressure,
@@ -313,8 +325,8 @@ double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_
     if (groups.empty() || !std::isfinite(budget_per_s) || budget_per_s <= 0) return 1;
     if (demand_per_s(groups, kMaxPressure, tuning) >= budget_per_s) return kMaxPressure;
     if (demand_per_s(groups, kMinPressure, tuning) <= budget_per_s) return kMinPressure;
-    double low = std::log(kMinPressure);  // demand above the budget here
-    double high = std::log(kMaxPressure); // and below it here
+    double low = std::log(kMinPressure);   // demand above the budget here
+    double high = std::log(kMaxPressure);  // and below it here
     for (int i = 0; i < 60; ++i) {
         const double mid = (low + high) / 2;
         if (demand_per_s(groups, std::exp(mid), tuning) > budget_per_s)
@@ -339,8 +351,8 @@ ScheduledDecision decide_and_schedule(const ScheduleState& state, std::int64_t c
     std::vector<Offer> without_rival;
     if (out.war.at_war && how.war_policy == WarPolicy::hold) {
         // Hold only a price inside the bounds the rule would keep it in.
-        const bool inside = current_price >= plain.floor &&
-                            (!plain.ceiling || current_price <= *plain.ceiling);
+        const bool inside =
+            current_price >= plain.floor && (!plain.ceiling || current_price <= *plain.ceiling);
         if (inside && plain.new_price < current_price) {
             out.decision.new_price = current_price;
             out.decision.changed = false;
@@ -368,7 +380,9 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-void put_key(JsonWriter& w, const char* key) { w.Key(key, static_cast<rapidjson::SizeType>(std::strlen(key))); }
+void put_key(JsonWriter& w, const char* key) {
+    w.Key(key, static_cast<rapidjson::SizeType>(std::strlen(key)));
+}
 
 void put_text(JsonWriter& w, const std::string& text) {
     w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
@@ -450,7 +464,8 @@ std::string to_text(const ScheduleState& state) {
     put_key(w, "e");
     put_number(w, state.exposure_s);
     char print[17];
-    std::snprintf(print, sizeof print, "%016llx", static_cast<unsigned long long>(state.watched_print));
+    std::snprintf(print, sizeof print, "%016llx",
+                  static_cast<unsigned long long>(state.watched_print));
     put_key(w, "w");
     w.String(print);
     put_key(w, "p");
@@ -505,24 +520,23 @@ std::string to_text(const ScheduleState& state) {
 std::optional<ScheduleState> parse_schedule_state(std::string_view text) {
     if (text.empty() || text.find('\0') != std::string_view::npos) return std::nullopt;
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
-        text.data(), text.size());
+    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(text.data(),
+                                                                                      text.size());
     if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
     std::int64_t version = 0;
     if (!read_int64(doc, "v", version) || version != kFormatVersion) return std::nullopt;
     ScheduleState s;
     std::string print, position;
-    const bool ok = read_int(doc, "n", s.observations, 0, kMaxObservations) &&
-                    read_number(doc, "t", s.last_at_s) && read_number(doc, "c", s.changes) &&
-                    read_number(doc, "e", s.exposure_s) && read_text(doc, "w", print) &&
-                    read_text(doc, "p", position) && read_int64(doc, "o", s.own_price) &&
-                    read_text(doc, "l", s.leader) && read_int64(doc, "lp", s.leader_price) &&
-                    read_bool(doc, "u", s.undercut_leader) &&
-                    read_int(doc, "r", s.rounds, 0, kMaxObservations) &&
-                    read_number(doc, "rt", s.round_at_s) &&
-                    read_int64(doc, "rf", s.rounds_from_price) &&
-                    read_text(doc, "kr", s.known_rival) &&
-                    read_int(doc, "kw", s.wars_with_known_rival, 0, 1000);
+    const bool ok =
+        read_int(doc, "n", s.observations, 0, kMaxObservations) &&
+        read_number(doc, "t", s.last_at_s) && read_number(doc, "c", s.changes) &&
+        read_number(doc, "e", s.exposure_s) && read_text(doc, "w", print) &&
+        read_text(doc, "p", position) && read_int64(doc, "o", s.own_price) &&
+        read_text(doc, "l", s.leader) && read_int64(doc, "lp", s.leader_price) &&
+        read_bool(doc, "u", s.undercut_leader) &&
+        read_int(doc, "r", s.rounds, 0, kMaxObservations) && read_number(doc, "rt", s.round_at_s) &&
+        read_int64(doc, "rf", s.rounds_from_price) && read_text(doc, "kr", s.known_rival) &&
+        read_int(doc, "kw", s.wars_with_known_rival, 0, 1000);
     if (!ok || s.changes < 0 || s.exposure_s < 0) return std::nullopt;
     if (!print.empty()) {
         if (print.size() > 16 || print.find_first_not_of("0123456789abcdef") != std::string::npos)
@@ -592,21 +606,30 @@ std::string schedule_explain_json(const ScheduledDecision& scheduled, double pre
 
 const char* position_name(Position position) {
     switch (position) {
-        case Position::unknown: return "unknown";
-        case Position::alone: return "alone";
-        case Position::first_clear: return "first_clear";
-        case Position::first_thin: return "first_thin";
-        case Position::behind: return "behind";
-        case Position::behind_at_floor: return "behind_at_floor";
+        case Position::unknown:
+            return "unknown";
+        case Position::alone:
+            return "alone";
+        case Position::first_clear:
+            return "first_clear";
+        case Position::first_thin:
+            return "first_thin";
+        case Position::behind:
+            return "behind";
+        case Position::behind_at_floor:
+            return "behind_at_floor";
     }
     return "unknown";
 }
 
 const char* war_policy_name(WarPolicy policy) {
     switch (policy) {
-        case WarPolicy::follow: return "follow";
-        case WarPolicy::hold: return "hold";
-        case WarPolicy::keep_margin: return "keep_margin";
+        case WarPolicy::follow:
+            return "follow";
+        case WarPolicy::hold:
+            return "hold";
+        case WarPolicy::keep_margin:
+            return "keep_margin";
     }
     return "follow";
 }

@@ -12,29 +12,35 @@
 // a step. A *price war* is several rounds in a row with the same rival.
 //
 // ── How the interval is chosen ──────────────────────────────────────────────────────────────────
-// A rival's undercut costs the seller first place until its next check; with watched offers
-// changing at rate λ (per second) and a check every I seconds, the seller loses about λ·I/2 of each
-// second, and pays 1/I requests per second. Minimising the loss over the whole catalogue for a
-// fixed number of requests gives the square-root rule (the Lagrange condition of that sum):
+// A rival's undercut costs the seller first place until its next check; with undercuts coming at
+// rate λ (per second) and a check every I seconds, the seller loses about λ·I/2 of each second,
+// and pays 1/I requests per second. Minimising the loss over the whole catalogue for a fixed
+// number of requests gives the square-root rule (the Lagrange condition of that sum):
 //     base     = sqrt(2 · request_worth_s / (λ · stake))
-//     interval = clamp(base · pressure, shortest, longest)
-// - λ: changes of the watched offers per second, an exponentially weighted estimate over the
-//   checks (memory `rate_memory_s`), each interval counted once when it saw a change (scaled up
-//   for the changes a long interval hides: λΔ / (1 − e^(−λΔ)), at most 3), pulled toward a prior
-//   of `prior_rate_per_s` with the weight of `prior_changes` changes.
-// - stake: what a move would cost the seller where it stands now (Position below): 1 when it is
-//   first by a thin margin or behind and able to answer; less when first by a wide margin, behind
-//   at its floor (only a rival's raise matters) or alone. A product at war whose last decision did
-//   not undercut the rival (hold, keep_margin) weighs `war_stake`: answering the rival faster
+//     interval = clamp(base · pressure · jitter, shortest, longest · (1 − deadline_slack_share))
+// - λ: the rate of changes of the watched offers (the `watched_offers` cheapest competitors, a
+//   running war's rival left out), each change weighed by what it did: 1 when it undercut the
+//   seller's first place, `raise_weight` when it raised the cheapest, `other_change_weight` for
+//   any other move among them; a round counts 1 (`war_rounds_are_changes`). An exponentially
+//   weighted average over the checks (memory `rate_memory_s`); a changed interval counts the
+//   changes a long interval hides (λΔ / (1 − e^(−λΔ)), at most 3); a prior of `prior_rate_per_s`
+//   with the weight of `prior_changes` changes.
+// - stake: what a move would cost the seller where it stands after the decision (Position below):
+//   1 when it is first by a thin margin or behind and able to answer; less when first by a wide
+//   margin, alone, or behind at its floor (only a rival's raise can change that). At war: the
+//   seller undercut the rival again (follow) `war_follow_stake`, each check buying the seconds the
+//   rival takes to answer; it did not (hold, keep_margin) `war_stake`: answering the rival faster
 //   only feeds the loop.
-// - Until `min_observations` checks were seen there is no information: the interval is
-//   ScheduleBounds::default_s (demper.check_interval) times the pressure, within the bounds.
+// - Until `min_observations` checks were seen there is no information: the base is
+//   ScheduleBounds::default_s (demper.check_interval).
 // - pressure: solve_pressure finds the one value that makes the catalogue's demand equal the
 //   budget. Stretching every base by the same factor is the optimum of the square-root rule; in
 //   seconds it stretches low-value products most, and they reach their longest interval first.
-//   A product is scheduled at most `deadline_slack_share` short of `longest` (5 %: the time it may
-//   wait for its turn under the rate limit), so its checks are never further apart than `longest`
-//   while the budget can carry every product's longest interval.
+// - The longest bound is aimed `deadline_slack_share` short (5 %: the time a due product may wait
+//   for its turn under the rate limit), so checks are never further apart than `longest` while the
+//   budget can carry every product at its longest; and each interval is spread by ±jitter_share/2
+//   from a hash of the state (deterministic), or the products that share an interval (all those at
+//   their longest) would come due in the same bursts forever.
 //
 // ── Price war (DOMAIN.md §4: two repricers undercutting each other toward their floors) ──────────
 // Round: the last decision moved the seller down below the cheapest competitor R, and this check
@@ -42,10 +48,9 @@
 // seller's price) below the seller's price. A check where R did not answer, or where another
 // merchant leads, ends the run of rounds; rounds more than `round_gap_s` apart do not add up.
 // `war_rounds` rounds in a row (`war_rounds_known` with a rival already met in a war) declare the
-// war. It ends when the rival leaves the watched offers' leader position and the book, or when the
-// rival's price has not moved for its quiet period: quiet_s, doubled for every earlier war with the
-// same rival (a bot that restarts the loop every time waits longer each time), at most
-// quiet_max_s. The store's WarPolicy says what a war does to the decision:
+// war. It ends when the rival is no longer among the competitors, or when the rival's price has
+// not moved for its quiet period: quiet_s, doubled for every earlier war with the same rival (a
+// bot that restarts the loop every time waits longer each time), at most quiet_max_s. The store's WarPolicy says what a war does to the decision:
 //   follow       decide as always (today's behaviour); explain() still names the war.
 //   hold         never lower the price below where it is while the war lasts (raises still
 //                follow the market): reason price_war_hold when that held the price.
@@ -87,37 +92,32 @@ enum class WarPolicy { follow, hold, keep_margin };
 // Tuning of the policy. The defaults are what bench/market_sim chose (bench/README.md, "Adaptive
 // schedule"); the worker uses them as they are.
 struct ScheduleTuning {
-    double request_worth_s = 112.5;        // product-seconds of first place one request is worth
-    double rate_memory_s = 3 * 86400.0;    // how fast old observations fade (e-folding time)
-    double prior_changes = 0.2;            // weight of the prior, in changes
-    double prior_rate_per_s = 1 / 10800.0; // the prior: one change of the watched offers per 3 h
-    int min_observations = 2;              // fewer checks than this: no information yet
-    int watched_offers = 3;                // the cheapest competitors whose changes count
-    double raise_weight = 0.3;             // a change that raised the cheapest counts this much,
-    double other_change_weight = 0.1;      // any other change of the watched offers this much
-                                           // (an undercut of a first place counts 1)
-    double thin_margin_share = 0.01;       // first by at most max(2 steps, 1 % of the price): thin
+    double request_worth_s = 112.5;         // product-seconds of first place one request is worth
+    double rate_memory_s = 3 * 86400.0;     // how fast old observations fade (e-folding time)
+    double prior_changes = 0.2;             // weight of the prior, in changes
+    double prior_rate_per_s = 1 / 10800.0;  // the prior: one change of the watched offers per 3 h
+    int min_observations = 2;               // fewer checks than this: no information yet
+    int watched_offers = 3;                 // the cheapest competitors whose changes count
+    double raise_weight = 0.3;              // a change that raised the cheapest counts this much,
+    double other_change_weight = 0.1;       // any other change of the watched offers this much
+                                            // (an undercut of a first place counts 1)
+    double thin_margin_share = 0.01;        // first by at most max(2 steps, 1 % of the price): thin
     double stake_first_thin = 1.0;
     double stake_behind = 1.0;
     double stake_first_clear = 0.25;
     double stake_behind_at_floor = 0.15;
     double stake_alone = 0.25;
-    double war_stake = 0.1;                // a war under hold or keep_margin
-    double war_follow_stake = 0.5;         // a war the seller follows (it undercut the rival again)
-    bool war_rounds_are_changes = true;    // under follow, a round counts as a change
+    double war_stake = 0.1;              // at war, the seller did not undercut the rival again
+    double war_follow_stake = 0.5;       // at war, the seller undercut the rival again (follow)
+    bool war_rounds_are_changes = true;  // under follow, a round counts as a change
     int war_rounds = 3;
     int war_rounds_known = 2;
-    double war_cut_share = 0.05;           // a rival's cut of up to 5 % below the seller is a step
+    double war_cut_share = 0.05;  // a rival's cut of up to 5 % below the seller is a step
     double round_gap_s = 6 * 3600.0;
     double quiet_s = 1800.0;
     double quiet_max_s = 24 * 3600.0;
-    // Intervals aim at most at longest × (1 − this): the rest is for the time a due product waits
-    // for its turn under the rate limit, so that checks are never further apart than `longest`.
-    double deadline_slack_share = 0.05;
-    // Each interval is spread by up to ±jitter_share / 2, from a hash of the state (deterministic):
-    // products that share an interval (all those at their longest) would otherwise come due in the
-    // same bursts forever, and a burst is what makes a due product wait for its turn.
-    double jitter_share = 0.1;
+    double deadline_slack_share = 0.05;  // intervals aim at most at longest × (1 − this)
+    double jitter_share = 0.1;           // each interval spread by ±jitter_share / 2
 };
 
 // Bounds of one product's interval, in seconds. default_s is the "no information yet" interval
@@ -131,38 +131,38 @@ struct ScheduleBounds {
 
 // The price-war loop a product is in, if any.
 struct PriceWar {
-    std::string rival;               // merchant id of the other seller in the loop
-    double since_s = 0;              // when the war was declared
-    std::int64_t from_price = 0;     // the seller's price when the rounds began
-    std::int64_t rival_price = 0;    // the rival's price when last seen
-    double rival_moved_s = 0;        // when the rival's price last changed (or the war began)
+    std::string rival;             // merchant id of the other seller in the loop
+    double since_s = 0;            // when the war was declared
+    std::int64_t from_price = 0;   // the seller's price when the rounds began
+    std::int64_t rival_price = 0;  // the rival's price when last seen
+    double rival_moved_s = 0;      // when the rival's price last changed (or the war began)
 };
 
 struct ScheduleState {
-    int observations = 0;            // checks seen (saturates at 1,000,000)
-    double last_at_s = 0;            // when the last one was made
-    double changes = 0;              // decayed count of intervals that saw the watched offers move
-    double exposure_s = 0;           // decayed time those intervals covered
-    std::uint64_t watched_print = 0; // fingerprint of the watched offers last seen (0: none)
+    int observations = 0;             // checks seen (saturates at 1,000,000)
+    double last_at_s = 0;             // when the last one was made
+    double changes = 0;               // decayed count of intervals that saw the watched offers move
+    double exposure_s = 0;            // decayed time those intervals covered
+    std::uint64_t watched_print = 0;  // fingerprint of the watched offers last seen (0: none)
     Position position = Position::unknown;
-    std::int64_t own_price = 0;      // the seller's price after the last decision
-    std::string leader;              // the cheapest competitor at the last check ("" when none)
+    std::int64_t own_price = 0;  // the seller's price after the last decision
+    std::string leader;          // the cheapest competitor at the last check ("" when none)
     std::int64_t leader_price = 0;
-    bool undercut_leader = false;    // the last decision moved down below the leader
-    int rounds = 0;                  // rounds in a row with `leader`
-    double round_at_s = 0;           // when the last round was seen
+    bool undercut_leader = false;        // the last decision moved down below the leader
+    int rounds = 0;                      // rounds in a row with `leader`
+    double round_at_s = 0;               // when the last round was seen
     std::int64_t rounds_from_price = 0;  // the seller's price before the first of those rounds
     std::optional<PriceWar> war;
-    std::string known_rival;         // the rival of the latest war, kept after it ends
+    std::string known_rival;  // the rival of the latest war, kept after it ends
     int wars_with_known_rival = 0;
 };
 
 // What one check saw, before its decision.
 struct Observation {
-    double at_s = 0;                  // when the check was claimed
-    std::int64_t own_price = 0;       // the seller's price as the check found it (product.price)
-    std::int64_t step = 1;            // the rule's step in tenge (the war's "by a step")
-    std::vector<Offer> competitors;   // competitors_of(rule, book): cheapest first
+    double at_s = 0;                 // when the check was claimed
+    std::int64_t own_price = 0;      // the seller's price as the check found it (product.price)
+    std::int64_t step = 1;           // the rule's step in tenge (the war's "by a step")
+    std::vector<Offer> competitors;  // competitors_of(rule, book): cheapest first
 };
 
 // observation_of builds the Observation of a check from the rule and the book it decides on.
@@ -180,7 +180,7 @@ struct WarVerdict {
     WarPolicy policy = WarPolicy::follow;
     std::string rival;
     double since_s = 0;
-    int wars_with_rival = 0;          // this one included
+    int wars_with_rival = 0;  // this one included
     std::int64_t from_price = 0;
 };
 
@@ -234,17 +234,17 @@ double solve_pressure(const std::vector<DemandGroup>& groups, double budget_per_
 
 // What one check gives the worker to write.
 struct ScheduledDecision {
-    PriceDecision decision;   // the price to write, after the war policy
-    std::string reason;       // the reason code to store: price_war_hold / price_war_keep_margin
-                              // when the war policy changed the outcome, else the rule's reason
+    PriceDecision decision;  // the price to write, after the war policy
+    std::string reason;      // the reason code to store: price_war_hold / price_war_keep_margin
+                             // when the war policy changed the outcome, else the rule's reason
     WarVerdict war;
-    ScheduleState state;      // the product's new state (to_text it into its column)
-    double interval_s = 0;    // the next check, this long after this check's claim
+    ScheduleState state;    // the product's new state (to_text it into its column)
+    double interval_s = 0;  // the next check, this long after this check's claim
     double base_interval_s = 0;
 };
 
 struct CheckSchedule {
-    double at_s = 0;                         // when the check was claimed
+    double at_s = 0;  // when the check was claimed
     WarPolicy war_policy = WarPolicy::follow;
     ScheduleBounds bounds;
     double pressure = 1;

@@ -346,8 +346,8 @@ Reply ControlApi::set_http2(const HttpRequest& request) {
     return ok();
 }
 
-// market routes /_mock/market[/catalogue | /summary | /reactions | /measure | /stop | /seller_prices
-// | /timeline/{code}] (README.md, "Simulated market").
+// market routes /_mock/market[/catalogue | /summary | /reactions | /measure | /stop |
+// /seller_prices | /timeline/{code}] (README.md, "Simulated market").
 Reply ControlApi::market(const HttpRequest& request, std::string_view what) {
     SimulatedMarket& market = marketplace_.market();
     const std::string& method = request.method;

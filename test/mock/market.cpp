@@ -62,12 +62,14 @@ std::optional<MarketStart> market_start_from_json(const JsonValue& body, std::st
     for (const Field& f : fields) {
         if (!read_number(body, f.name, *f.value) || *f.value < f.low || *f.value > f.high) {
             char message[160];
-            std::snprintf(message, sizeof message, "%s must be a number in [%g, %g]", f.name, f.low, f.high);
+            std::snprintf(message, sizeof message, "%s must be a number in [%g, %g]", f.name, f.low,
+                          f.high);
             error = message;
             return std::nullopt;
         }
     }
-    if (!read_unsigned_member(body, "seed", mix.seed) || !read_unsigned_member(body, "products", products) ||
+    if (!read_unsigned_member(body, "seed", mix.seed) ||
+        !read_unsigned_member(body, "products", products) ||
         !read_unsigned_member(body, "first_code", mix.first_code) || products == 0 ||
         products > kMaxMarketProducts || mix.first_code == 0) {
         error = "seed, products (1..1000000) and first_code (positive) must be integers";
@@ -89,9 +91,10 @@ std::optional<MarketStart> market_start_from_json(const JsonValue& body, std::st
         start.timeline = timeline->boolean;
     }
     if (mix.quiet_gap_min_s > mix.quiet_gap_max_s || mix.active_gap_min_s > mix.active_gap_max_s ||
-        mix.bot_reaction_min_s > mix.bot_reaction_max_s || mix.seller_floor_min > mix.seller_floor_max ||
-        mix.bot_share + mix.active_share > 1) {
-        error = "each *_min must not exceed its *_max, and bot_share + active_share must not exceed 1";
+        mix.bot_reaction_min_s > mix.bot_reaction_max_s ||
+        mix.seller_floor_min > mix.seller_floor_max || mix.bot_share + mix.active_share > 1) {
+        error =
+            "each *_min must not exceed its *_max, and bot_share + active_share must not exceed 1";
         return std::nullopt;
     }
     return start;
@@ -143,7 +146,8 @@ void SimulatedMarket::checked(const std::string& code, uint64_t now_ms) {
     model_->record_check(*product, t);
 }
 
-void SimulatedMarket::pushed(const std::string& merchant_uid, const JsonValue& item, uint64_t now_ms) {
+void SimulatedMarket::pushed(const std::string& merchant_uid, const JsonValue& item,
+                             uint64_t now_ms) {
     if (!model_ || merchant_uid != settings_.mix.seller) return;
     const JsonValue* sku = item.find("sku");
     if (sku == nullptr || sku->type != JsonValue::Type::string) return;
@@ -164,7 +168,8 @@ void SimulatedMarket::pushed(const std::string& merchant_uid, const JsonValue& i
     ++pushes_applied_;
 }
 
-bool SimulatedMarket::set_seller_prices(const JsonValue& body, uint64_t now_ms, std::string& error) {
+bool SimulatedMarket::set_seller_prices(const JsonValue& body, uint64_t now_ms,
+                                        std::string& error) {
     if (!model_) {
         error = "no market runs (POST /_mock/market first)";
         return false;
@@ -182,7 +187,8 @@ bool SimulatedMarket::set_seller_prices(const JsonValue& body, uint64_t now_ms, 
         auto value = price ? price->as_int() : std::nullopt;
         auto product = text ? product_of(*text) : std::nullopt;
         if (!product || !value || *value < 10) {
-            error = "each price needs the code of a market product and an integer price of at least 10";
+            error =
+                "each price needs the code of a market product and an integer price of at least 10";
             return false;
         }
         updates.emplace_back(*product, *value);
@@ -198,11 +204,13 @@ std::string SimulatedMarket::status_json(uint64_t now_ms) {
     const double t = market_time(now_ms);
     model_->advance(t);
     char numbers[160];
-    std::snprintf(numbers, sizeof numbers, ",\"market_time_s\":%.3f,\"time_scale\":%g,\"publish_delay_s\":%g",
-                  t, settings_.time_scale, settings_.publish_delay_s);
+    std::snprintf(numbers, sizeof numbers,
+                  ",\"market_time_s\":%.3f,\"time_scale\":%g,\"publish_delay_s\":%g", t,
+                  settings_.time_scale, settings_.publish_delay_s);
     std::string out = "{\"running\":true,\"seed\":" + std::to_string(settings_.mix.seed) +
                       ",\"products\":" + std::to_string(model_->size()) +
-                      ",\"first_code\":" + std::to_string(settings_.mix.first_code) + ",\"seller\":";
+                      ",\"first_code\":" + std::to_string(settings_.mix.first_code) +
+                      ",\"seller\":";
     append_json_string(out, settings_.mix.seller);
     out += numbers;
     out += ",\"pushes_applied\":" + std::to_string(pushes_applied_) + "}";
@@ -228,7 +236,8 @@ void SimulatedMarket::start_measuring(uint64_t now_ms) {
     if (model_) model_->start_measuring(market_time(now_ms));
 }
 
-std::optional<std::string> SimulatedMarket::timeline_json(const std::string& code, uint64_t now_ms) {
+std::optional<std::string> SimulatedMarket::timeline_json(const std::string& code,
+                                                          uint64_t now_ms) {
     auto product = product_of(code);
     if (!product) return std::nullopt;
     model_->advance(market_time(now_ms));

@@ -1,5 +1,5 @@
-// market.hpp: the mock's simulated market (POST /_mock/market): the model of market_model.hpp on the
-// mock's clock.
+// market.hpp: the mock's simulated market (POST /_mock/market): the model of market_model.hpp on
+// the mock's clock.
 //
 // While a market runs, the offers of its products (codes first_code .. first_code + products − 1)
 // come from the model at the moment of the request, the seller's own offer included. The model sees
@@ -27,7 +27,7 @@ struct MarketStart {
     demper_market::MarketMix mix;
     double time_scale = 1;
     double publish_delay_s = 0;  // market seconds from a push to the price competitors see
-    bool timeline = false;       // keep every product's timeline (GET /_mock/market/timeline/{code})
+    bool timeline = false;  // keep every product's timeline (GET /_mock/market/timeline/{code})
 };
 
 // market_start_from_json reads the body of POST /_mock/market; nullopt and `error` when invalid.
@@ -46,8 +46,8 @@ class SimulatedMarket {
     void checked(const std::string& code, uint64_t now_ms);
     // pushed takes one accepted push item of `merchant_uid`: the seller's new price.
     void pushed(const std::string& merchant_uid, const JsonValue& item, uint64_t now_ms);
-    // set_seller_prices is POST /_mock/market/seller_prices {"prices":[{"code","price"}]}; false and
-    // `error` when invalid (nothing is applied then).
+    // set_seller_prices is POST /_mock/market/seller_prices {"prices":[{"code","price"}]}; false
+    // and `error` when invalid (nothing is applied then).
     bool set_seller_prices(const JsonValue& body, uint64_t now_ms, std::string& error);
 
     // The control API's reads; each advances the market to `now_ms` first.

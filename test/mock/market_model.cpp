@@ -17,13 +17,13 @@ constexpr double kMedianBasePrice = 20000;  // ₸: a typical product card
 constexpr double kBasePriceSpread = 1.2;    // sigma of the log of the base price
 constexpr double kMinBasePrice = 200;
 constexpr double kMaxBasePrice = 5'000'000;
-constexpr double kWalkSigma = 0.03;         // a random move: about ±3 %
-constexpr double kWalkReversion = 0.2;      // pulled back toward the base price
+constexpr double kWalkSigma = 0.03;     // a random move: about ±3 %
+constexpr double kWalkReversion = 0.2;  // pulled back toward the base price
 constexpr int kMaxCompetitors = 12;
-constexpr int kBotMerchants = 40;           // a few repricer bots sell many products each
+constexpr int kBotMerchants = 40;  // a few repricer bots sell many products each
 constexpr int kOtherMerchants = 5000;
-constexpr int kStreamSlots = 64;            // random streams per product: one per competitor, one
-constexpr int kProductStream = 63;          // for building the product
+constexpr int kStreamSlots = 64;    // random streams per product: one per competitor, one
+constexpr int kProductStream = 63;  // for building the product
 
 std::uint64_t mix64(std::uint64_t x) {
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -63,12 +63,14 @@ int poisson(std::uint64_t& state, double mean) {
 }
 
 std::int64_t whole(double price) {
-    return std::max<std::int64_t>(kMarketplaceMinPrice, static_cast<std::int64_t>(std::llround(price)));
+    return std::max<std::int64_t>(kMarketplaceMinPrice,
+                                  static_cast<std::int64_t>(std::llround(price)));
 }
 
 std::uint64_t stream_of(std::uint64_t seed, std::size_t product, int slot) {
     return mix64(seed * 0x9E3779B97F4A7C15ULL ^
-                 mix64(static_cast<std::uint64_t>(product) * kStreamSlots + static_cast<std::uint64_t>(slot) + 1));
+                 mix64(static_cast<std::uint64_t>(product) * kStreamSlots +
+                       static_cast<std::uint64_t>(slot) + 1));
 }
 
 void append_string(std::string& out, std::string_view text) {
@@ -106,7 +108,8 @@ Reactions reactions_of(std::vector<float> samples) {
     if (samples.empty()) return r;
     std::sort(samples.begin(), samples.end());
     auto rank = [&samples](double p) {
-        const std::size_t k = static_cast<std::size_t>(std::ceil(p * static_cast<double>(samples.size())));
+        const std::size_t k =
+            static_cast<std::size_t>(std::ceil(p * static_cast<double>(samples.size())));
         return static_cast<double>(samples[std::min(samples.size() - 1, k == 0 ? 0 : k - 1)]);
     };
     r.p50_s = rank(0.5);
@@ -131,9 +134,12 @@ void append_reactions(std::string& out, const Reactions& r) {
 
 const char* kind_name(Kind kind) {
     switch (kind) {
-        case Kind::quiet: return "quiet";
-        case Kind::active: return "active";
-        case Kind::bot: return "bot";
+        case Kind::quiet:
+            return "quiet";
+        case Kind::active:
+            return "active";
+        case Kind::bot:
+            return "bot";
     }
     return "quiet";
 }
@@ -154,22 +160,27 @@ void MarketModel::build(std::size_t index) {
                                                                : Kind::quiet;
     int count = std::min(kMaxCompetitors, 1 + poisson(r, mix_.mean_competitors - 1));
     if (kind == Kind::bot) count = std::max(count, 2);
-    const double base = std::clamp(
-        std::exp(std::log(kMedianBasePrice) + kBasePriceSpread * normal(r)), kMinBasePrice, kMaxBasePrice);
+    const double base =
+        std::clamp(std::exp(std::log(kMedianBasePrice) + kBasePriceSpread * normal(r)),
+                   kMinBasePrice, kMaxBasePrice);
     for (int j = 0; j < count; ++j) {
         Competitor c;
         c.stream = stream_of(mix_.seed, index, j);
         if (j == 0)
             c.kind = kind;
         else
-            c.kind = kind != Kind::quiet && uniform(r) < mix_.other_active_share ? Kind::active : Kind::quiet;
+            c.kind = kind != Kind::quiet && uniform(r) < mix_.other_active_share ? Kind::active
+                                                                                 : Kind::quiet;
         c.base = whole(base);
         c.ceiling = whole(base * 1.3);
         if (c.kind == Kind::bot) {
             c.price = whole(base * between(r, 1.0, 1.03));
             c.floor = whole(base * between(r, 0.75, 0.95));
-            const double share = between(r, 0.001, 0.01);  // most bots step by a share of the price,
-            c.step = uniform(r) < 0.3 ? 1 : std::max<std::int64_t>(1, std::llround(base * share));  // some by 1 ₸
+            const double share =
+                between(r, 0.001, 0.01);  // most bots step by a share of the price,
+            c.step = uniform(r) < 0.3
+                         ? 1
+                         : std::max<std::int64_t>(1, std::llround(base * share));  // some by 1 ₸
             c.reaction_s = log_between(r, mix_.bot_reaction_min_s, mix_.bot_reaction_max_s);
         } else {
             c.price = whole(base * between(r, 1.01, 1.15));
@@ -184,7 +195,8 @@ void MarketModel::build(std::size_t index) {
             const int pick = static_cast<int>(uniform(r) * pool) + attempt;
             c.merchant = std::to_string((c.kind == Kind::bot ? 30090000 : 30100000) + pick);
             bool taken = false;
-            for (const Competitor& other : p.competitors) taken = taken || other.merchant == c.merchant;
+            for (const Competitor& other : p.competitors)
+                taken = taken || other.merchant == c.merchant;
             if (!taken) break;
         }
         p.competitors.push_back(std::move(c));
@@ -197,8 +209,9 @@ void MarketModel::build(std::size_t index) {
     p.listing.floor = std::min(p.listing.start_price,
                                whole(static_cast<double>(p.listing.start_price) *
                                      between(r, mix_.seller_floor_min, mix_.seller_floor_max)));
-    p.listing.ceiling = std::max(p.listing.start_price,
-                                 whole(static_cast<double>(p.listing.start_price) * mix_.seller_ceiling));
+    p.listing.ceiling =
+        std::max(p.listing.start_price,
+                 whole(static_cast<double>(p.listing.start_price) * mix_.seller_ceiling));
     p.seller_price = p.listing.start_price;
     rank(p);
     by_code_.emplace(p.listing.code, index);
@@ -206,7 +219,8 @@ void MarketModel::build(std::size_t index) {
         Competitor& c = p.competitors[j];
         if (c.kind == Kind::bot) {  // a bot looks at the book it starts with
             c.reaction_pending = true;
-            push(c.reaction_s, static_cast<std::uint32_t>(index), static_cast<std::int32_t>(j), EventType::reaction);
+            push(c.reaction_s, static_cast<std::uint32_t>(index), static_cast<std::int32_t>(j),
+                 EventType::reaction);
         } else {
             push(-c.mean_gap_s * std::log(1 - uniform(c.stream)), static_cast<std::uint32_t>(index),
                  static_cast<std::int32_t>(j), EventType::move);
@@ -283,9 +297,10 @@ void MarketModel::move(Product& p, std::size_t j, double t) {
         }
     }
     if (!undercut) {
-        const double pull = std::pow(static_cast<double>(c.base) / static_cast<double>(c.price), kWalkReversion);
-        price = std::clamp(whole(static_cast<double>(c.price) * std::exp(kWalkSigma * z) * pull), c.floor,
-                           c.ceiling);
+        const double pull =
+            std::pow(static_cast<double>(c.base) / static_cast<double>(c.price), kWalkReversion);
+        price = std::clamp(whole(static_cast<double>(c.price) * std::exp(kWalkSigma * z) * pull),
+                           c.floor, c.ceiling);
     }
     const double gap = -c.mean_gap_s * std::log(1 - uniform(c.stream));
     push(t + gap, static_cast<std::uint32_t>(&p - products_.data()), static_cast<std::int32_t>(j),
@@ -313,7 +328,8 @@ void MarketModel::rank(Product& p) {
     for (std::size_t k = 0; k < p.competitors.size(); ++k) {
         const Competitor& c = p.competitors[k];
         if (c.price < cheapest ||
-            (c.price == cheapest && c.merchant < p.competitors[static_cast<std::size_t>(leader)].merchant)) {
+            (c.price == cheapest &&
+             c.merchant < p.competitors[static_cast<std::size_t>(leader)].merchant)) {
             cheapest = c.price;
             leader = static_cast<int>(k);
         }
@@ -386,7 +402,8 @@ void MarketModel::record_check(std::size_t product, double t) {
     p.max_gap = std::max(p.max_gap, t - p.last_check);
     p.last_check = std::max(p.last_check, t);
     if (p.undercut_at >= 0) {
-        reactions_[static_cast<int>(p.undercut_by)].push_back(static_cast<float>(t - p.undercut_at));
+        reactions_[static_cast<int>(p.undercut_by)].push_back(
+            static_cast<float>(t - p.undercut_at));
         p.undercut_at = -1;
     }
 }
@@ -422,7 +439,8 @@ MarketSummary MarketModel::summary(double t) {
     for (Product& p : products_) {
         account(p, t);
         const int k = static_cast<int>(p.listing.kind);
-        const double norm = static_cast<double>(p.listing.start_price - p.listing.floor) * s.window_s;
+        const double norm =
+            static_cast<double>(p.listing.start_price - p.listing.floor) * s.window_s;
         first += p.first_s;
         winnable += p.winnable_lost_s;
         at_floor += p.floor_s;
@@ -480,7 +498,9 @@ std::string MarketModel::timeline_json(std::size_t product) const {
         out += '[';
         append_seconds(out, point.t);
         out += ',' + std::to_string(point.seller_price) + ',';
-        append_string(out, point.first < 0 ? std::string() : p.competitors[static_cast<std::size_t>(point.first)].merchant);
+        append_string(out, point.first < 0
+                               ? std::string()
+                               : p.competitors[static_cast<std::size_t>(point.first)].merchant);
         out += ']';
     }
     out += "]}";
@@ -496,8 +516,10 @@ std::string MarketModel::catalogue_json() const {
         if (i) out += ',';
         out += "{\"code\":";
         append_string(out, l.code);
-        out += ",\"start_price\":" + std::to_string(l.start_price) + ",\"floor\":" + std::to_string(l.floor) +
-               ",\"ceiling\":" + std::to_string(l.ceiling) + ",\"kind\":\"" + kind_name(l.kind) + "\"}";
+        out += ",\"start_price\":" + std::to_string(l.start_price) +
+               ",\"floor\":" + std::to_string(l.floor) +
+               ",\"ceiling\":" + std::to_string(l.ceiling) + ",\"kind\":\"" + kind_name(l.kind) +
+               "\"}";
     }
     out += "]}";
     return out;
@@ -543,7 +565,8 @@ std::string MarketModel::summary_json(const MarketSummary& s) {
     for (int k = 0; k < 3; ++k) {
         const KindSummary& ks = s.by_kind[k];
         if (k) out += ',';
-        out += '"' + std::string(kind_name(static_cast<Kind>(k))) + "\":{\"products\":" + std::to_string(ks.products);
+        out += '"' + std::string(kind_name(static_cast<Kind>(k))) +
+               "\":{\"products\":" + std::to_string(ks.products);
         out += ",\"first_share\":";
         append_number(out, ks.first_share);
         out += ",\"winnable_lost_share\":";

@@ -45,22 +45,22 @@ const char* kind_name(Kind kind);
 struct MarketMix {
     std::uint64_t seed = 1;
     std::size_t products = 10000;
-    std::uint64_t first_code = 1;      // product card ids first_code, first_code + 1, ...
-    std::string seller = "OWN1";       // the seller's merchant id (its offer is in every book)
-    double bot_share = 0.05;           // products with a repricer bot among their competitors
-    double active_share = 0.25;        // products with an active competitor (and no bot)
-    double mean_competitors = 3.5;     // 1 + Poisson(mean − 1), at most 12
-    double other_active_share = 0.2;   // chance that any further competitor is active
-    double quiet_gap_min_s = 86400;    // mean time between a quiet competitor's moves,
+    std::uint64_t first_code = 1;           // product card ids first_code, first_code + 1, ...
+    std::string seller = "OWN1";            // the seller's merchant id (its offer is in every book)
+    double bot_share = 0.05;                // products with a repricer bot among their competitors
+    double active_share = 0.25;             // products with an active competitor (and no bot)
+    double mean_competitors = 3.5;          // 1 + Poisson(mean − 1), at most 12
+    double other_active_share = 0.2;        // chance that any further competitor is active
+    double quiet_gap_min_s = 86400;         // mean time between a quiet competitor's moves,
     double quiet_gap_max_s = 30 * 86400.0;  // log-uniform in [min, max]
-    double active_gap_min_s = 1200;    // the same for active competitors
+    double active_gap_min_s = 1200;         // the same for active competitors
     double active_gap_max_s = 8 * 3600.0;
     double active_undercut_share = 0.5;  // share of an active competitor's moves that undercut
-    double bot_reaction_min_s = 2;     // a bot answers a change this long after it (log-uniform)
+    double bot_reaction_min_s = 2;       // a bot answers a change this long after it (log-uniform)
     double bot_reaction_max_s = 60;
-    double seller_floor_min = 0.82;    // the seller's floor is its start price times U(min, max)
+    double seller_floor_min = 0.82;  // the seller's floor is its start price times U(min, max)
     double seller_floor_max = 0.95;
-    double seller_ceiling = 1.25;      // and its ceiling its start price times this
+    double seller_ceiling = 1.25;  // and its ceiling its start price times this
 };
 
 struct Quote {
@@ -95,17 +95,17 @@ struct KindSummary {
 struct MarketSummary {
     double window_s = 0;
     std::size_t products = 0;
-    std::uint64_t checks = 0;             // record_check calls in the window
-    double first_share = 0;               // of product-time
-    double winnable_lost_share = 0;       // of product-time
+    std::uint64_t checks = 0;        // record_check calls in the window
+    double first_share = 0;          // of product-time
+    double winnable_lost_share = 0;  // of product-time
     std::uint64_t undercuts = 0;
-    std::uint64_t answered = 0;           // undercuts followed by a check within the window
-    Reactions reactions;                  // all answered undercuts
-    std::uint64_t floor_moves = 0;        // the seller's price set onto its floor
+    std::uint64_t answered = 0;     // undercuts followed by a check within the window
+    Reactions reactions;            // all answered undercuts
+    std::uint64_t floor_moves = 0;  // the seller's price set onto its floor
     double floor_time_share = 0;
     double margin_kept = 0;
-    double max_unchecked_s = 0;           // longest gap between two checks of a product (the
-                                          // window's start and end count as checks)
+    double max_unchecked_s = 0;  // longest gap between two checks of a product (the
+                                 // window's start and end count as checks)
     std::uint64_t seller_changes = 0;
     KindSummary by_kind[3];
 };
@@ -205,7 +205,8 @@ class MarketModel {
     void apply(const Event& event);
     void move(Product& product, std::size_t competitor, double t);
     void react(Product& product, std::size_t competitor, double t);
-    // rank finds who is first (the seller when strictly the cheapest) and whether first is winnable.
+    // rank finds who is first (the seller when strictly the cheapest) and whether first is
+    // winnable.
     void rank(Product& product);
     // changed: re-rank after a price change at `t` by `who` (-1: the seller) and wake the bots.
     void changed(std::uint32_t index, int who, double t);

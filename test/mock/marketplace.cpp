@@ -99,7 +99,8 @@ Reply Marketplace::handle_offers(const HttpRequest& request, const Arrival& arri
     if (request.method != "POST") return method_not_allowed();
     std::optional<OfferBook> market_book = market_.book_for(product, arrival.at_ms);
     OfferBook scratch;
-    Reply reply = offers_answer(request, market_book ? *market_book : catalogue_.book_of(product, scratch));
+    Reply reply =
+        offers_answer(request, market_book ? *market_book : catalogue_.book_of(product, scratch));
     if (auto fault = faults_.take(product)) return apply_fault(*fault, std::move(reply));
     if (market_book && reply.status == 200) market_.checked(product, arrival.at_ms);
     return reply;

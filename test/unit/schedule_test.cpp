@@ -17,7 +17,8 @@ constexpr const char* kOwn = "OWN";
 
 OfferBook book_of(std::vector<std::pair<std::string, std::int64_t>> offers) {
     OfferBook book;
-    for (auto& [merchant, price] : offers) book.offers.push_back({merchant, "Shop " + merchant, price, "TOMORROW"});
+    for (auto& [merchant, price] : offers)
+        book.offers.push_back({merchant, "Shop " + merchant, price, "TOMORROW"});
     book.total = static_cast<std::int64_t>(book.offers.size());
     return book;
 }
@@ -192,9 +193,9 @@ TEST(Schedule, EveryIntervalStaysWithinItsBoundsWhateverThePressure) {
 
 TEST(Schedule, PressureMakesTheDemandFitTheBudget) {
     std::vector<DemandGroup> groups = {
-        {60, 30, 7200, 500},     // busy products
-        {900, 30, 7200, 3000},   // no information yet
-        {20000, 30, 7200, 6500}, // quiet ones: at their longest already
+        {60, 30, 7200, 500},      // busy products
+        {900, 30, 7200, 3000},    // no information yet
+        {20000, 30, 7200, 6500},  // quiet ones: at their longest already
     };
     for (double budget : {2.0, 5.0, 10.0, 20.0}) {
         const double p = solve_pressure(groups, budget);
@@ -401,9 +402,10 @@ TEST(ScheduleState, TextRoundTripsAndStaysSmall) {
 }
 
 TEST(ScheduleState, AnythingElseReadsAsNoInformation) {
-    for (const char* text : {"", "null", "[]", "{}", "{\"v\":2,\"n\":3}", "{\"v\":1,\"n\":-1}",
-                             "{\"v\":1,\"n\":\"3\"}", "{\"v\":1,\"w\":\"xyz\"}", "{\"v\":1,\"p\":\"sideways\"}",
-                             "{\"v\":1,\"war\":{\"since\":1}}", "{\"v\":1,\"c\":-1}", "{\"v\":1,", "garbage"}) {
+    for (const char* text :
+         {"", "null", "[]", "{}", "{\"v\":2,\"n\":3}", "{\"v\":1,\"n\":-1}",
+          "{\"v\":1,\"n\":\"3\"}", "{\"v\":1,\"w\":\"xyz\"}", "{\"v\":1,\"p\":\"sideways\"}",
+          "{\"v\":1,\"war\":{\"since\":1}}", "{\"v\":1,\"c\":-1}", "{\"v\":1,", "garbage"}) {
         EXPECT_FALSE(parse_schedule_state(text)) << text;
     }
     EXPECT_FALSE(parse_schedule_state(std::string_view("{\"v\":1}\0x", 9)));
