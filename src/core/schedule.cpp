@@ -20,6 +20,12 @@ constexpr int kMaxObservations = 1'000'000;
 constexpr double kLongestGapS = 30 * 86400.0;  // a longer silence counts as this long
 constexpr double kMaxHiddenChanges = 3;        // most changes one interval is counted as
 constexpr double kShortestIntervalS = 1;       // no bound can ask for less
+constexpr double kClockStepS = 86400;          // an observation this much earlier: the clock moved
+// A stored state beyond these is not one this code wrote (a time past the year 5000, more changes
+// or exposure than its memory can hold): it reads as no information.
+constexpr double kMaxStoredTimeS = 1e11;
+constexpr double kMaxStoredChanges = 1e9;
+constexpr double kMaxStoredExposureS = 1e10;
 
 // fingerprint hashes the cheapest `watched` offers (merchant and price), leaving out `ignored`
 // (the rival of a running war: its loop is counted as rounds, not as market changes). FNV-1a.
@@ -104,6 +110,17 @@ double unit_hash(const ScheduleState& state) {
     return static_cast<double>(x >> 11) * 0x1.0p-53;
 }
 
+// shifted moves every time of a state by `delta` seconds.
+ScheduleState shifted(ScheduleState state, double delta) {
+    state.last_at_s += delta;
+    if (state.rounds > 0) state.round_at_s += delta;
+    if (state.war) {
+        state.war->since_s += delta;
+        state.war->rival_moved_s += delta;
+    }
+    return state;
+}
+
 // bounded clamps an interval into the bounds, aiming `deadline_slack_share` short of the longest.
 double bounded(double interval, const ScheduleBounds& bounds, const ScheduleTuning& tuning) {
     const Bounds b = sane_bounds(bounds);
@@ -140,10 +157,17 @@ double change_rate_per_s(const ScheduleState& state, const ScheduleTuning& tunin
     return std::max(changes / exposure, 1e-12);
 }
 
-ScheduleState observe(const ScheduleState& state, const Observation& seen,
+ScheduleState observe(const ScheduleState& stored, const Observation& seen,
                       const ScheduleTuning& tuning) {
+    const bool first = stored.observations <= 0;
+    // A clock that stepped back by more than a day (a restored server, another clock): the state's
+    // times move with it, so that the gaps between them keep their meaning, and this check
+    // teaches no rate. A smaller step back counts as no time passed.
+    const bool clock_stepped =
+        !first && std::isfinite(seen.at_s) && seen.at_s < stored.last_at_s - kClockStepS;
+    const ScheduleState state =
+        clock_stepped ? shifted(stored, seen.at_s - stored.last_at_s) : stored;
     ScheduleState s = state;
-    const bool first = state.observations <= 0;
     double at = first ? 0 : state.last_at_s;  // a time that is not a number: no advance
     if (std::isfinite(seen.at_s)) at = first ? seen.at_s : std::max(seen.at_s, state.last_at_s);
     const double dt = first ? 0 : std::clamp(at - state.last_at_s, 0.0, kLongestGapS);
@@ -393,7 +417,8 @@ void put_text(JsonWriter& w, const std::string& text) {
 void put_number(JsonWriter& w, double value, int decimals = 3) {
     if (!std::isfinite(value)) value = 0;
     const double scale = std::pow(10.0, decimals);
-    const double rounded = std::round(value * scale) / scale;
+    // Rounded only where that is exact and idempotent (k / scale with k below 2^53).
+    const double rounded = std::fabs(value) < 1e12 ? std::round(value * scale) / scale : value;
     if (std::fabs(rounded) < 9e15 && rounded == std::floor(rounded))
         w.Int64(static_cast<std::int64_t>(rounded));
     else
@@ -537,7 +562,11 @@ std::optional<ScheduleState> parse_schedule_state(std::string_view text) {
         read_int(doc, "r", s.rounds, 0, kMaxObservations) && read_number(doc, "rt", s.round_at_s) &&
         read_int64(doc, "rf", s.rounds_from_price) && read_text(doc, "kr", s.known_rival) &&
         read_int(doc, "kw", s.wars_with_known_rival, 0, 1000);
-    if (!ok || s.changes < 0 || s.exposure_s < 0) return std::nullopt;
+    auto plausible_time = [](double t) { return std::fabs(t) <= kMaxStoredTimeS; };
+    if (!ok || s.changes < 0 || s.exposure_s < 0 || s.changes > kMaxStoredChanges ||
+        s.exposure_s > kMaxStoredExposureS || !plausible_time(s.last_at_s) ||
+        !plausible_time(s.round_at_s))
+        return std::nullopt;
     if (!print.empty()) {
         if (print.size() > 16 || print.find_first_not_of("0123456789abcdef") != std::string::npos)
             return std::nullopt;
@@ -555,7 +584,8 @@ std::optional<ScheduleState> parse_schedule_state(std::string_view text) {
             !read_number(it->value, "since", war.since_s) ||
             !read_int64(it->value, "from", war.from_price) ||
             !read_int64(it->value, "rp", war.rival_price) ||
-            !read_number(it->value, "rm", war.rival_moved_s)) {
+            !read_number(it->value, "rm", war.rival_moved_s) || !plausible_time(war.since_s) ||
+            !plausible_time(war.rival_moved_s)) {
             return std::nullopt;
         }
         s.war = war;

@@ -405,7 +405,11 @@ TEST(ScheduleState, AnythingElseReadsAsNoInformation) {
     for (const char* text :
          {"", "null", "[]", "{}", "{\"v\":2,\"n\":3}", "{\"v\":1,\"n\":-1}",
           "{\"v\":1,\"n\":\"3\"}", "{\"v\":1,\"w\":\"xyz\"}", "{\"v\":1,\"p\":\"sideways\"}",
-          "{\"v\":1,\"war\":{\"since\":1}}", "{\"v\":1,\"c\":-1}", "{\"v\":1,", "garbage"}) {
+          "{\"v\":1,\"war\":{\"since\":1}}", "{\"v\":1,\"c\":-1}", "{\"v\":1,", "garbage",
+                             // values this code never writes: a time past the year 5000, more
+                             // changes or exposure than its memory holds
+                             "{\"v\":1,\"t\":1.8e55}", "{\"v\":1,\"c\":2e9}", "{\"v\":1,\"e\":1e11}",
+                             "{\"v\":1,\"war\":{\"rival\":\"B\",\"since\":0,\"rm\":-1e12}}"}) {
         EXPECT_FALSE(parse_schedule_state(text)) << text;
     }
     EXPECT_FALSE(parse_schedule_state(std::string_view("{\"v\":1}\0x", 9)));
@@ -426,6 +430,30 @@ TEST(ScheduleState, AClockSteppingBackUndoesNothing) {
     p.check(std::nan(""), book_of({{"A", 1100}}));
     EXPECT_TRUE(std::isfinite(p.last.interval_s));
     EXPECT_TRUE(std::isfinite(p.state.last_at_s));
+}
+
+TEST(ScheduleState, AClockSteppingBackADayOrMoreMovesTheStateWithIt) {
+    Product p = product(10000, 8000, 12000);
+    p.how.war_policy = WarPolicy::hold;
+    Bot bot{9990, 7000};
+    double at = 1795392173;
+    for (; !p.last.war.at_war; at += 600) {
+        ASSERT_LT(at, 1795392173 + 6000);
+        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
+        bot.answer(p.price);
+    }
+    const ScheduleState before = p.state;
+    // The clock is now a year earlier (a restored server): ten minutes later on that clock.
+    const double year = 365 * 86400.0;
+    p.check(at - year, book_of({{"BOT", bot.price}, {"C", 11000}}));
+    EXPECT_EQ(p.state.last_at_s, at - year);
+    EXPECT_TRUE(p.last.war.at_war);
+    EXPECT_NEAR(p.state.war->since_s, before.war->since_s - (before.last_at_s - (at - year)), 1e-6);
+    EXPECT_DOUBLE_EQ(p.state.exposure_s, before.exposure_s);  // the step teaches no time
+    // The war's quiet period still runs on the new clock.
+    const double quiet = ScheduleTuning{}.quiet_s;
+    p.check(at - year + quiet + 1, book_of({{"BOT", bot.price}, {"C", 11000}}));
+    EXPECT_FALSE(p.last.war.at_war);
 }
 
 TEST(ScheduleState, NamesParseBack) {
