@@ -25,7 +25,11 @@ import urllib.request
 
 import asyncpg
 
-PGBIN = "/usr/lib/postgresql/15/bin"
+import market_bench
+
+# BENCH_PGBIN: the binaries of a private copy of PostgreSQL (scripts/dev-tree.sh), whose own lib
+# directory holds the demper.so to measure, instead of the system's.
+PGBIN = os.environ.get("BENCH_PGBIN", "/usr/lib/postgresql/15/bin")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HZ = os.sysconf("SC_CLK_TCK")
@@ -36,19 +40,24 @@ if QUICK:
     CFG = dict(small=10_000, small_runs=3, baseline_runs=2, large=100_000, large_runs=2,
                huge=1_000_000, huge_due=10_000, huge_runs=3, rate_seconds=20, rate_runs=1,
                fresh_n=1000, fresh_interval=15, fresh_seconds=50, claim_reps=10,
-               ceiling_runs=1, ceiling_duration="4s", profile_seconds=6, workers_runs=2)
+               ceiling_runs=1, ceiling_duration="4s", profile_seconds=6, workers_runs=2,
+               market_products=250, market_scale=40, market_warmup=3600, market_measure=5400, market_budget=10,
+               market_seed=1)
 else:
     CFG = dict(small=10_000, small_runs=5, baseline_runs=3, large=1_000_000, large_runs=2,
                huge=10_000_000, huge_due=10_000, huge_runs=5, rate_seconds=60, rate_runs=2,
                fresh_n=10_000, fresh_interval=30, fresh_seconds=150, claim_reps=19,
-               ceiling_runs=3, ceiling_duration="8s", profile_seconds=10, workers_runs=3)
+               ceiling_runs=3, ceiling_duration="8s", profile_seconds=10, workers_runs=3,
+               market_products=500, market_scale=20, market_warmup=3600, market_measure=7200, market_budget=10,
+               market_seed=1)
 CFG.update({k[6:].lower(): int(v) for k, v in os.environ.items()
             if k.startswith("BENCH_") and k[6:].lower() in CFG and v.isdigit()})
 
 # Benchmark 7: demper.workers values (BENCH_WORKER_COUNTS=1,2,4,8); the first is the reference of the ratio.
 WORKER_COUNTS = tuple(int(x) for x in os.environ.get("BENCH_WORKER_COUNTS", "1,2,4").split(",") if x.strip())
 # BENCH_ONLY=workers,rate runs only those benchmarks (names below; see bench/README.md).
-BENCHMARKS = ("ceiling", "throughput", "baseline", "workers", "claim", "rate", "freshness", "large", "profile")
+BENCHMARKS = ("ceiling", "throughput", "baseline", "workers", "claim", "rate", "freshness", "market", "large",
+              "profile")
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
 
 TARGETS = dict(checks_per_s=5000, ratio=10, worker_us=50, fresh_p99=1.1, claim_ratio=2.0,
@@ -941,8 +950,9 @@ def git_state():
 
 def library_state():
     """The installed demper.so (what the bench measures: BENCH_SKIP_SETUP=1 does not rebuild it)."""
-    libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True).stdout.strip() \
-        or "/usr/lib/postgresql/15/lib"
+    pg_config = os.path.join(PGBIN, "pg_config")
+    libdir = subprocess.run([pg_config if os.path.exists(pg_config) else "pg_config", "--pkglibdir"],
+                            capture_output=True, text=True).stdout.strip() or "/usr/lib/postgresql/15/lib"
     path = os.path.join(libdir, "demper.so")
     try:
         st = os.stat(path)
@@ -1088,6 +1098,9 @@ def write_results(out, R, meta):
                 f"{best['checks_per_s']:,.0f} vs {bt2:,.0f} checks/s, same bench run, minutes apart; the workers "
                 f"run against a mock that also logs each request")
 
+    if R.get("market"):
+        market_bench.summary_rows(R["market"], row)
+
     git0, git1, lib = meta["git"], meta.get("git_end", meta["git"]), meta["library"]
     with open(os.path.join(out, "SUMMARY.md"), "w") as f:
         f.write(f"# demper benchmark results ({'QUICK smoke run' if QUICK else 'full run'}"
@@ -1116,7 +1129,11 @@ def write_results(out, R, meta):
             ("throughput", "throughput.png", small or R.get("large") or R.get("huge_tp")),
             ("throughput over a large run", "large_run.png", R.get("series")),
             ("staleness", "staleness.png", fr), ("rate", "rate.png", rate),
-            ("several workers", "workers.png", wsum)) if k) + "\n")
+            ("several workers", "workers.png", wsum),
+            ("adaptive schedule: first place lost", "market.png", R.get("market")),
+            ("adaptive schedule: reactions to undercuts", "market_reactions.png", (R.get("market") or {}).get("live")),
+            ("adaptive schedule: first place by requests", "market_sim.png", (R.get("market") or {}).get("sims")))
+            if k) + "\n")
         tps = small + R.get("large", []) + R.get("huge_tp", [])
         if tps:
             f.write("## Throughput runs (every run)\n\n| run | products | seconds | checks/s | worker us/check "
@@ -1193,6 +1210,8 @@ def write_results(out, R, meta):
                 f.write(f"| {k} | {v:.1f} % |\n")
             f.write("\nBy shared object (self): " + ", ".join(f"{d} {v:.1f} %" for d, v in pr["dsos"]) +
                     "\n\nFull report: profile_worker.txt.\n")
+        if R.get("market"):
+            f.write(market_bench.summary_section(R["market"]))
         f.write("\n## Load average at each measurement\n\n")
         for what, la in LOADS:
             f.write(f"- {what}: {la}\n")
@@ -1259,6 +1278,8 @@ def write_results(out, R, meta):
             for w in wsum:
                 f.write(f"{w['workers']} {w['checks_per_s']:.0f} {w['min']:.0f} {w['max']:.0f} {w['ratio']:.3f} "
                         f"{w['worker_us']:.1f} {wsum[0]['checks_per_s'] * w['workers'] / wsum[0]['workers']:.0f}\n")
+    if R.get("market"):
+        market_bench.write_data(R["market"], out)
     with open(os.path.join(out, "results.json"), "w") as f:
         strip = lambda d: {k: v for k, v in d.items() if k not in ("gap_list", "plan")}
         json.dump({k: ([strip(x) for x in v] if isinstance(v, list) and v and isinstance(v[0], dict)
@@ -1283,6 +1304,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--mock", required=True)
+    ap.add_argument("--market-sim", default=os.path.join(ROOT, "build", "market_sim"))
     args = ap.parse_args()
     unknown = ONLY - set(BENCHMARKS)
     if unknown:
@@ -1349,7 +1371,12 @@ def main():
             log("== freshness")
             R["fresh"] = freshness_run(db, mock_logged, CFG["fresh_n"], CFG["fresh_interval"], CFG["fresh_seconds"])
             drain(db)
-        set_conf(db, offers_url=mock.url, check_interval="7d")
+        if want("market"):
+            log("== adaptive schedule: fixed vs adaptive over a simulated market")
+            ctx = market_bench.Ctx(log, set_conf, wait_quiet, Mock, CFG, NOTES, QUICK)
+            R["market"] = market_bench.run(ctx, db, args.work, args.mock, args.market_sim, args.out)
+            drain(db)
+        set_conf(db, offers_url=mock.url, check_interval="7d", batch_size=1000)
 
         if want("large"):
             log(f"== {CFG['large']:,} products: throughput, worker memory")

@@ -102,3 +102,56 @@ if (has('rate.csv')) {
   plot outdir.'/rate.csv' using 1:2 with steps lw 2 title 'requests in the window', \
        rate with lines dt 2 title 'rate', rate+burst with lines dt 3 lc rgb 'red' title 'rate + burst'
 }
+
+# Benchmark 8 (adaptive schedule): whitespace-separated data files without headers.
+set datafile separator whitespace
+set key noautotitle
+unset xlabel
+set xrange [*:*]
+set yrange [*:*]
+
+if (has('market_runs.dat')) {
+  set output outdir.'/market.png'
+  set title 'Product-time lost from first place (winnable: a price at or above the floor would have been first)'
+  set style data histograms
+  set style histogram rowstacked
+  set style fill solid 0.7 border -1
+  set boxwidth 0.6
+  set ylabel 'share of product-time'
+  set yrange [0:*]
+  set key top right
+  plot outdir.'/market_runs.dat' using 2:xtic(1) title 'winnable' lc rgb '#d9822b', \
+       '' using 3 title 'competitors below the floor' lc rgb '#9a9a9a'
+  set style data lines
+  set key default
+  set key noautotitle
+}
+
+if (has('market_reactions_fixed.dat')) {
+  set output outdir.'/market_reactions.png'
+  set title 'Time from a rival''s undercut to the seller''s next check (live runs, market seconds): cumulative share'
+  set xlabel 'market seconds'
+  set ylabel 'share of undercuts'
+  set yrange [0:1.02]
+  set xrange [0:*]
+  set key bottom right
+  runs = ''
+  do for [run in 'fixed adaptive adaptive_half adaptive_keep_margin'] {
+    if (has('market_reactions_'.run.'.dat')) { runs = runs.' '.run }
+  }
+  plot for [run in runs] outdir.'/market_reactions_'.run.'.dat' using 1:2 with lines lw 2 title run
+  set key default
+  set key noautotitle
+}
+
+if (has('market_sim_curve.dat')) {
+  set output outdir.'/market_sim.png'
+  set title 'Simulator: share of product-time in first place by requests per second'
+  set xlabel 'requests per second'
+  set ylabel 'first-place share'
+  set yrange [*:*]
+  set xrange [0:*]
+  set key bottom right
+  plot outdir.'/market_sim_curve.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title 'fixed intervals', \
+       '' index 1 using 1:2 with linespoints lw 2 pt 5 title 'adaptive'
+}

@@ -34,6 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cp "$mock" "$work/demper_mock"
+sim="$root/build/market_sim"   # benchmark 8's simulator (built with the mock)
+[ -x "$sim" ] && cp "$sim" "$work/market_sim"
 mkdir -p "$work/results"
 chown -R postgres:postgres "$work"
 chmod 700 "$work"
@@ -42,7 +44,8 @@ status=0
 runuser -u postgres -- env PATH="/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
   HOME="$work" BENCH_QUICK="${BENCH_QUICK:-0}" BENCH_WAIT_MAX="${BENCH_WAIT_MAX:-900}" \
   $(env | grep -E '^BENCH_[A-Z_]+=' | grep -vE '^BENCH_(QUICK|WAIT_MAX)=' || true) \
-  /usr/bin/python3 "$here/bench.py" --work "$work" --out "$work/results" --mock "$work/demper_mock" || status=$?
+  /usr/bin/python3 "$here/bench.py" --work "$work" --out "$work/results" --mock "$work/demper_mock" \
+  --market-sim "$work/market_sim" || status=$?
 
 dest="$here/results"
 [ "${BENCH_QUICK:-0}" = 1 ] && dest="$here/results/quick"   # a smoke run never replaces a full run's figures

@@ -4,7 +4,8 @@
 #   promtool   the Prometheus alert rules (check and unit tests) and the dashboard's queries
 #   unit       GoogleTest units of src/core (no server)
 #   sanitize   the same units built with ASan + UBSan
-#   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers), bounded time each
+#   fuzz       libFuzzer targets (offers and price rule; the cabinet's parsers; the schedule state),
+#              bounded time each
 #   mock       test/mock/smoke_test.sh: the mock marketplace end to end
 #   regress    pg_regress: the SQL API on a temporary instance with demper preloaded
 #   tap        TAP (PostgreSQL::Test::Cluster): the worker against the mock marketplace
@@ -97,10 +98,11 @@ fuzz_run() {
 }
 if CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -DDEMPER_FUZZ=ON -DDEMPER_BUILD_EXTENSION=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/fuzz-build.log" 2>&1 &&
-   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule fuzz_cabinet \
+   cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_offers_rule fuzz_cabinet fuzz_schedule \
      >>"$logs/fuzz-build.log" 2>&1; then
   fuzz_run fuzz_offers_rule "$root/test/fuzz/corpus/offers"
   fuzz_run fuzz_cabinet "$root/test/fuzz/corpus/cabinet"
+  fuzz_run fuzz_schedule "$root/test/fuzz/corpus/schedule"
 else
   tail -20 "$logs/fuzz-build.log"; layer_report fuzz 0 1
 fi

@@ -61,6 +61,7 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
     if (starts_with(what, "offers/") && what.size() > 7)
         return offers(request, std::string(what.substr(7)));
     if (starts_with(what, "cabinet/") && what.size() > 8) return cabinet(request, what.substr(8));
+    if (what == "market" || starts_with(what, "market/")) return market(request, what.substr(6));
     if (method == "GET") {
         if (what == "stats") return json_reply(200, marketplace_.stats_json());
         if (what == "pushes") return json_reply(200, marketplace_.pushes_json());
@@ -93,9 +94,10 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
 }
 
 Reply ControlApi::offers(const HttpRequest& request, const std::string& code) {
-    if (request.method == "GET") {
+    if (request.method == "GET") {  // a read, never a check of a market product
+        std::optional<OfferBook> market_book = marketplace_.market().book_for(code, now_ms());
         OfferBook scratch;
-        const OfferBook& book = catalogue_.book_of(code, scratch);
+        const OfferBook& book = market_book ? *market_book : catalogue_.book_of(code, scratch);
         return json_reply(200, render_offers_page(book, std::max<size_t>(book.size(), 1), 0));
     }
     if (request.method != "PUT") return error_reply(405, "use GET or PUT");
@@ -348,6 +350,49 @@ Reply ControlApi::set_http2(const HttpRequest& request) {
         return error_reply(400, "expected refuse (bool)");
     switches_.refuse_http2 = refuse;
     return ok();
+}
+
+// market routes /_mock/market[/catalogue | /summary | /reactions | /measure | /stop |
+// /seller_prices | /timeline/{code}] (README.md, "Simulated market").
+Reply ControlApi::market(const HttpRequest& request, std::string_view what) {
+    SimulatedMarket& market = marketplace_.market();
+    const std::string& method = request.method;
+    const uint64_t now = now_ms();
+    if (what.empty() && method == "GET") return json_reply(200, market.status_json(now));
+    if (what.empty() && method == "POST") {
+        auto body = body_object(request);
+        if (!body) return not_an_object();
+        std::string error;
+        auto start = market_start_from_json(*body, error);
+        if (!start) return error_reply(400, error);
+        market.start(*start, now);
+        return json_reply(200, market.status_json(now));
+    }
+    if (what == "/stop" && method == "POST") {
+        market.stop();
+        return ok();
+    }
+    if (!market.running()) return error_reply(409, "no market runs (POST /_mock/market first)");
+    if (what == "/catalogue" && method == "GET") return json_reply(200, market.catalogue_json());
+    if (what == "/summary" && method == "GET") return json_reply(200, market.summary_json(now));
+    if (what == "/reactions" && method == "GET") return json_reply(200, market.reactions_json(now));
+    if (what == "/measure" && method == "POST") {
+        market.start_measuring(now);
+        return ok();
+    }
+    if (what == "/seller_prices" && method == "POST") {
+        auto body = body_object(request);
+        if (!body) return not_an_object();
+        std::string error;
+        if (!market.set_seller_prices(*body, now, error)) return error_reply(400, error);
+        return ok();
+    }
+    if (starts_with(what, "/timeline/") && method == "GET") {
+        auto timeline = market.timeline_json(percent_decode(what.substr(10)), now);
+        if (!timeline) return error_reply(404, "not a product of the market");
+        return json_reply(200, std::move(*timeline));
+    }
+    return error_reply(404, "unknown control endpoint or method (see test/mock/README.md)");
 }
 
 }  // namespace demper_mock

@@ -51,6 +51,7 @@ class ControlApi {
     Reply set_cabinet_fault(const HttpRequest& request, const std::string& merchant_uid);
     Reply set_jobs(const HttpRequest& request);
     Reply set_http2(const HttpRequest& request);
+    Reply market(const HttpRequest& request, std::string_view what);
 };
 
 }  // namespace demper_mock

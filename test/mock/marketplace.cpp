@@ -98,8 +98,12 @@ Reply Marketplace::handle_offers(const HttpRequest& request, const Arrival& arri
     last_offers_head_ = request.head;
     if (egress_banned(arrival)) return error_reply(egress_ban_.status, "Access denied");
     if (request.method != "POST") return method_not_allowed();
-    Reply reply = offers_answer(request, product);
+    std::optional<OfferBook> market_book = market_.book_for(product, arrival.at_ms);
+    OfferBook scratch;
+    Reply reply =
+        offers_answer(request, market_book ? *market_book : catalogue_.book_of(product, scratch));
     if (auto fault = faults_.take(product)) return apply_fault(*fault, std::move(reply));
+    if (market_book && reply.status == 200) market_.checked(product, arrival.at_ms);
     return reply;
 }
 
@@ -118,7 +122,7 @@ bool Marketplace::egress_banned(const Arrival& arrival) {
     return verdict != BanTracker::Verdict::allowed;
 }
 
-Reply Marketplace::offers_answer(const HttpRequest& request, const std::string& product) const {
+Reply Marketplace::offers_answer(const HttpRequest& request, const OfferBook& book) const {
     int64_t limit = kDefaultOffersLimit;
     int64_t page = 0;
     if (!request.body.empty()) {  // an empty body means all defaults
@@ -133,8 +137,6 @@ Reply Marketplace::offers_answer(const HttpRequest& request, const std::string& 
         return error_reply(400, "limit must be between 1 and 64");
     }
     if (page < 0) return error_reply(400, "page must not be negative");
-    OfferBook scratch;
-    const OfferBook& book = catalogue_.book_of(product, scratch);
     return json_reply(
         200, render_offers_page(book, static_cast<size_t>(limit), static_cast<size_t>(page)));
 }
@@ -190,6 +192,7 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
     for (size_t i = 0; i < items.size(); ++i) {
         std::string job_id = cabinets_.submit(*merchant_uid, endpoint, *items[i], arrival.at_ms);
         record_push(*items[i], *merchant_uid, endpoint, job_id, arrival);
+        market_.pushed(*merchant_uid, *items[i], arrival.at_ms);
         if (i) answer += ',';
         answer += "{\"id\":";
         append_json_string(answer, job_id);

@@ -25,6 +25,7 @@
 #include "cabinet.hpp"
 #include "faults.hpp"
 #include "http_server.hpp"
+#include "market.hpp"
 #include "offer_book.hpp"
 #include "request_log.hpp"
 
@@ -72,6 +73,7 @@ class Marketplace {
     FaultTable& faults() { return faults_; }
     // cabinet_faults are keyed "<uid>/list/<true|false>/<page>" and "<uid>/details/<sku>".
     FaultTable& cabinet_faults() { return cabinet_faults_; }
+    SimulatedMarket& market() { return market_; }
     void set_egress_ban(const EgressBanRule& rule);
     void set_push_limits(const PushLimits& limits) { push_limits_ = limits; }
     MerchantSession& merchant_session(const std::string& merchant_uid) {
@@ -84,7 +86,8 @@ class Marketplace {
     std::string pushes_json() const;
     // pushes_array is the JSON array of the pushes accepted for `merchant_uid` (all when empty).
     std::string pushes_array(const std::string& merchant_uid) const;
-    // reset returns everything but offer books and merchant sessions to its startup state.
+    // reset returns everything but offer books, merchant sessions and the simulated market to its
+    // startup state.
     void reset();
 
   private:
@@ -129,10 +132,11 @@ class Marketplace {
     std::unordered_map<std::string, BanTracker> push_bans_;
     std::vector<Push> pushes_;
     Stats stats_;
+    SimulatedMarket market_;
 
     Reply handle_offers(const HttpRequest& request, const Arrival& arrival,
                         const std::string& product);
-    Reply offers_answer(const HttpRequest& request, const std::string& product) const;
+    Reply offers_answer(const HttpRequest& request, const OfferBook& book) const;
     bool egress_banned(const Arrival& arrival);
     Reply handle_push(const HttpRequest& request, const Arrival& arrival, PushEndpoint endpoint);
     void record_push(const JsonValue& item, const std::string& merchant_uid, PushEndpoint endpoint,

@@ -303,6 +303,67 @@ curl -s -o /dev/null -m 0.3 -X POST "$offers/1" -d '{}' || true
 control POST fault '{"mode":"none"}'
 expect "alive after a client left" "$(status -X POST "$offers/1" -d '{}')" "200"
 
+# The simulated market: seeded books, the seller's price from pushes and the control call, bots that
+# answer within (market) seconds, the ground truth.
+market() { curl -s -X "$1" "$base/_mock/market$2" -d "${3:-}"; }
+expect "no market yet" "$(status "$base/_mock/market/summary")" "409"
+expect "bad market body" "$(status -X POST "$base/_mock/market" -d '{"products":0}')" "400"
+expect "bad mix" "$(status -X POST "$base/_mock/market" -d '{"bot_share":0.8,"active_share":0.5}')" "400"
+market POST "" '{"seed":11,"products":300,"first_code":70001,"seller":"SELLER","time_scale":20,"timeline":true}' >/dev/null
+catalogue_a=$(market GET /catalogue | md5sum)
+market POST "" '{"seed":11,"products":300,"first_code":70001,"seller":"SELLER","time_scale":20,"timeline":true}' >/dev/null
+expect "same seed, same catalogue" "$(market GET /catalogue | md5sum)" "$catalogue_a"
+# A quiet product's competitors move days of market time apart: its book is still the first one.
+quiet=$(market GET /catalogue | json '[p["code"] for p in d["products"] if p["kind"] == "quiet"][0]')
+book_a=$(curl -s -X POST "$offers/$quiet" -d '{}' | json '[(o["merchantId"], o["price"]) for o in d["offers"]]')
+market POST "" '{"seed":12,"products":300,"first_code":70001,"seller":"SELLER","time_scale":20}' >/dev/null
+[ "$(market GET /catalogue | md5sum)" != "$catalogue_a" ] || fail "another seed, another catalogue"
+echo "ok - another seed, another catalogue"
+market POST "" '{"seed":11,"products":300,"first_code":70001,"seller":"SELLER","time_scale":20,"timeline":true}' >/dev/null
+expect "same seed, same first book" \
+  "$(curl -s -X POST "$offers/$quiet" -d '{}' | json '[(o["merchantId"], o["price"]) for o in d["offers"]]')" "$book_a"
+expect "the seller is in the book, cheapest first at the start" \
+  "$(curl -s -X POST "$offers/$quiet" -d '{}' | json 'd["offers"][0]["merchantId"], d["offers"][0]["price"] < d["offers"][1]["price"]')" \
+  "SELLER True"
+expect "codes outside the market keep their books" "$(curl -s -X POST "$offers/777" -d '{}' | json 'd["total"]')" "3"
+kinds=$(market GET /catalogue | json '" ".join(sorted(set(p["kind"] for p in d["products"])))')
+expect "every kind of product" "$kinds" "active bot quiet"
+bot=$(market GET /catalogue | json '[p["code"] for p in d["products"] if p["kind"] == "bot"][0]')
+seller_price() { curl -s -X POST "$offers/$1" -d '{}' | json '[o["price"] for o in d["offers"] if o["merchantId"] == "SELLER"][0]'; }
+market POST /seller_prices "{\"prices\":[{\"code\":\"$quiet\",\"price\":12345}]}" >/dev/null
+expect "seller price from the control call" "$(seller_price "$quiet")" "12345"
+control PUT merchant/SELLER '{"session":"s1","sid":"t1"}'
+curl -s -o /dev/null -X POST "$base/pricefeed/upload/merchant/process" -H 'Cookie: mc-session=s1; mc-sid=t1' \
+  -d "{\"merchantUid\":\"SELLER\",\"sku\":\"${quiet}_100\",\"model\":\"x\",\"cityPrices\":[{\"cityId\":\"750000000\",\"value\":23456}]}"
+expect "seller price from a push" "$(seller_price "$quiet")" "23456"
+curl -s -o /dev/null -X POST "$base/pricefeed/upload/merchant/process" -H 'Cookie: mc-session=s1; mc-sid=t1' \
+  -d "{\"merchantUid\":\"OTHER\",\"sku\":\"${quiet}_100\",\"cityPrices\":[{\"cityId\":\"750000000\",\"value\":99}]}"
+expect "another merchant's push is not the seller's price" "$(seller_price "$quiet")" "23456"
+expect "the market counts the seller's pushes" "$(market GET "" | json 'd["pushes_applied"]')" "1"
+# A bot answers the seller's undercut within a minute of market time (3 s here at 20x): poll.
+market POST /measure >/dev/null
+cheapest_other=$(curl -s "$base/_mock/offers/$bot" | json 'min(o["price"] for o in d["offers"] if o["merchantId"] != "SELLER")')
+market POST /seller_prices "{\"prices\":[{\"code\":\"$bot\",\"price\":$((cheapest_other - 1))}]}" >/dev/null
+answered=no
+for _ in $(seq 100); do
+  first=$(curl -s "$base/_mock/offers/$bot" | json 'd["offers"][0]["merchantId"]')   # /_mock/ reads are no checks
+  if [ "$first" != "SELLER" ]; then answered=yes; break; fi
+  sleep 0.1
+done
+expect "a bot undercuts the seller within seconds" "$answered" "yes"
+expect "the undercut is in the ground truth" "$(market GET /summary | json 'd["by_kind"]["bot"]["undercuts"] >= 1 and d["answered"] == 0')" "True"
+curl -s -o /dev/null -X POST "$offers/$bot" -d '{}'
+expect "the next check answers it" "$(market GET /summary | json 'd["answered"] >= 1 and d["checks"] == 1 and d["reactions"]["count"] >= 1')" "True"
+expect "every reaction by kind" "$(market GET /reactions | json 'len(d["reactions"]["bot"]) >= 1')" "True"
+expect "the timeline shows the seller's prices and who was first" \
+  "$(market GET "/timeline/$bot" | json 'd["points"][-1][2] != "" and any(p[1] == '"$((cheapest_other - 1))"' for p in d["points"])')" "True"
+expect "timeline of an unknown code" "$(status "$base/_mock/market/timeline/5")" "404"
+control POST fault "{\"product\":\"$bot\",\"mode\":\"status\",\"status\":503,\"count\":1}"
+curl -s -o /dev/null -X POST "$offers/$bot" -d '{}'
+expect "a faulted answer is no check" "$(market GET /summary | json 'd["checks"]')" "1"
+market POST /stop >/dev/null
+expect "stopped: the codes are unknown again" "$(curl -s -X POST "$offers/$bot" -d '{}' | json 'd["total"]')" "0"
+
 # The log: one line per marketplace request, none for control requests.
 control POST log/flush
 expect "log has no control lines" "$(grep -c '/_mock/' "$work/requests.log" || true)" "0"
