@@ -297,12 +297,15 @@ def run(ctx, db, work, mock_binary, sim_binary, out):
         ctx.set_conf(db, enabled="off", **({"adaptive_intervals": "off"} if feats["adaptive"] else {}))
         db.exe("UPDATE demper.product SET next_check_at = now() + interval '30 days' WHERE store_id = $1", store)
     finally:
-        # The last pushes go to the market's mock while it still answers: a push to a stopped mock is
-        # retried, and the drain after this benchmark would wait for it.
-        deadline = time.time() + 60
-        while time.time() < deadline and db.val(
-                "SELECT count(*) FROM demper.outbox o JOIN demper.store s ON s.id = o.store_id "
-                "WHERE s.merchant_id = $1 AND o.status = 'pending'", SELLER) > 0:
+        # What the worker still holds (checks claimed before it was disabled, the last pushes) goes
+        # to the market's mock while it still answers: a request to a stopped mock waits behind the
+        # breaker until its lease ends, and the drain after this benchmark would wait for it.
+        ctx.set_conf(db, enabled="off")
+        deadline = time.time() + 120
+        while time.time() < deadline and (
+                db.val("SELECT in_flight + queued FROM demper.demper_stats()") > 0 or db.val(
+                    "SELECT count(*) FROM demper.outbox o JOIN demper.store s ON s.id = o.store_id "
+                    "WHERE s.merchant_id = $1 AND o.status = 'pending'", SELLER) > 0):
             time.sleep(0.5)
         db.exe("DELETE FROM demper.outbox o USING demper.store s "
                "WHERE s.id = o.store_id AND s.merchant_id = $1 AND o.status = 'pending'", SELLER)

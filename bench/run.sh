@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: demper's benchmark suite, one command (see bench/README.md).
-#   bash bench/run.sh                  # full run, ~25-30 minutes
+#   bash bench/run.sh                  # full run, ~25-30 minutes plus benchmark 8's live runs
 #   BENCH_QUICK=1 bash bench/run.sh    # smoke run, ~3-4 minutes
 #   BENCH_QUICK=1 BENCH_SKIP_SETUP=1 BENCH_ONLY=workers bash bench/run.sh   # one benchmark
 # As root on Debian 12: installs what is missing, builds and installs demper (scripts/setup.sh),
