@@ -385,6 +385,7 @@ CREATE FUNCTION demper.demper_stats(
     OUT push_latency_p95_ms  float8,
     OUT push_latency_p99_ms  float8,
     OUT checks_per_second    float8,
+    OUT schedule_pressure    float8,
     OUT stats_reset      timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'demper_stats'
@@ -466,6 +467,7 @@ BEGIN
             (31, 'demper_offers_off_sale_total', 'counter', 'Offers the marketplace took off sale after a price push.', stats.offers_off_sale),
             (32, 'demper_catalogue_syncs_total', 'counter', 'Catalogue imports from a cabinet started.', stats.catalogue_syncs),
             (33, 'demper_catalogue_sync_failures_total', 'counter', 'Catalogue imports that ended with an error.', stats.catalogue_sync_failures),
+            (34, 'demper_schedule_pressure', 'gauge', 'The adaptive schedule''s pressure: every product''s interval is stretched (above 1) or shrunk (below 1) by it to fit the request budget; 1 when demper.adaptive_intervals is off.', stats.schedule_pressure),
             (27, 'demper_active_products', 'gauge', 'Active products.', backlog.active_products)
         ) AS v(ord, family, type, help, value),
         LATERAL (SELECT v.family, v.type, v.help, v.family AS sample, '' AS labels, v.value, v.ord, 0::numeric AS seq) m
@@ -781,3 +783,139 @@ GRANT UPDATE (product_code, model, brand, city_id, bot_active, inputs_version, a
 GRANT SELECT, INSERT, UPDATE ON demper.catalogue_sync_state TO demper_worker;
 GRANT UPDATE (verify_status, verify_after, verified_at, verify_detail, waiting_for)
     ON demper.outbox TO demper_worker;
+
+
+-- ============================================================================================
+-- 0.7.0: the adaptive schedule (issue 17)
+-- ============================================================================================
+-- Stores and products gain the bounds of their checks' intervals and stores a war policy; the
+-- due queue keeps each product's interval at pressure 1 and bounds for the pressure query; a
+-- product keeps what its checks taught and the rival of its price war.
+ALTER TABLE demper.store ADD COLUMN check_interval_min interval,
+    ADD COLUMN check_interval_max interval,
+    ADD COLUMN war_policy text NOT NULL DEFAULT 'follow',
+    ADD CONSTRAINT store_check_interval_bounds CHECK (
+        (check_interval_min IS NULL OR (check_interval_min >= interval '1 second' AND check_interval_min <= interval '7 days'))
+        AND (check_interval_max IS NULL OR (check_interval_max >= interval '1 second' AND check_interval_max <= interval '7 days'))
+        AND (check_interval_min IS NULL OR check_interval_max IS NULL OR check_interval_min <= check_interval_max)),
+    ADD CONSTRAINT store_war_policy_known CHECK (war_policy IN ('follow', 'hold', 'keep_margin'));
+ALTER TABLE demper.product ADD COLUMN check_interval_min interval,
+    ADD COLUMN check_interval_max interval,
+    ADD COLUMN schedule_state text,
+    ADD COLUMN war_rival text,
+    ADD CONSTRAINT product_check_interval_bounds CHECK (
+        (check_interval_min IS NULL OR (check_interval_min >= interval '1 second' AND check_interval_min <= interval '7 days'))
+        AND (check_interval_max IS NULL OR (check_interval_max >= interval '1 second' AND check_interval_max <= interval '7 days'))
+        AND (check_interval_min IS NULL OR check_interval_max IS NULL OR check_interval_min <= check_interval_max));
+ALTER TABLE demper.schedule ADD COLUMN base_interval_s real,
+    ADD COLUMN shortest_s real,
+    ADD COLUMN longest_s real;
+
+-- validate_schedule_settings: clear errors for a store's or a product's schedule settings (the
+-- tables' constraints hold the same rules).
+CREATE FUNCTION demper.validate_schedule_settings() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.check_interval_min < interval '1 second' OR NEW.check_interval_min > interval '7 days'
+       OR NEW.check_interval_max < interval '1 second' OR NEW.check_interval_max > interval '7 days' THEN
+        RAISE EXCEPTION 'check_interval_min and check_interval_max must be between 1 second and 7 days'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('%s "%s" has check_interval_min %s and check_interval_max %s.',
+                                  CASE TG_TABLE_NAME WHEN 'store' THEN 'Store' ELSE 'Product' END,
+                                  coalesce(to_jsonb(NEW) ->> 'sku', to_jsonb(NEW) ->> 'name'),
+                                  coalesce(NEW.check_interval_min::text, 'NULL'),
+                                  coalesce(NEW.check_interval_max::text, 'NULL'));
+    END IF;
+    IF NEW.check_interval_min > NEW.check_interval_max THEN
+        RAISE EXCEPTION 'check_interval_min must not be above check_interval_max'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('%s "%s" has check_interval_min %s and check_interval_max %s.',
+                                  CASE TG_TABLE_NAME WHEN 'store' THEN 'Store' ELSE 'Product' END,
+                                  coalesce(to_jsonb(NEW) ->> 'sku', to_jsonb(NEW) ->> 'name'),
+                                  NEW.check_interval_min, NEW.check_interval_max),
+                  HINT = 'They bound the time between two checks: the shortest comes first.';
+    END IF;
+    IF TG_TABLE_NAME = 'store' THEN
+        IF NEW.war_policy IS DISTINCT FROM 'follow' AND NEW.war_policy IS DISTINCT FROM 'hold'
+           AND NEW.war_policy IS DISTINCT FROM 'keep_margin' THEN
+            RAISE EXCEPTION 'unknown war policy "%"', NEW.war_policy
+                USING ERRCODE = 'check_violation',
+                      HINT = 'Use follow (undercut as ever), hold (never lower the price during a price war) or keep_margin (leave the rival out of the competitors).';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER store_validate_schedule
+    BEFORE INSERT OR UPDATE OF check_interval_min, check_interval_max, war_policy ON demper.store
+    FOR EACH ROW EXECUTE FUNCTION demper.validate_schedule_settings();
+CREATE TRIGGER product_validate_schedule
+    BEFORE INSERT OR UPDATE OF check_interval_min, check_interval_max ON demper.product
+    FOR EACH ROW
+    WHEN (NEW.check_interval_min IS NOT NULL OR NEW.check_interval_max IS NOT NULL)
+    EXECUTE FUNCTION demper.validate_schedule_settings();
+
+COMMENT ON COLUMN demper.product.check_interval_min IS
+    'Adaptive schedule: the shortest time between two checks of this product (NULL: its store''s, else demper.check_interval_min)';
+COMMENT ON COLUMN demper.product.check_interval_max IS
+    'Adaptive schedule: the longest time between two checks of this product (NULL: its store''s, else demper.check_interval_max)';
+COMMENT ON COLUMN demper.product.schedule_state IS
+    'Adaptive schedule: what the product''s checks taught (written by the worker; NULL: no information yet)';
+COMMENT ON COLUMN demper.product.war_rival IS
+    'The merchant id of the rival in the price war this product is in (NULL: none)';
+COMMENT ON COLUMN demper.store.war_policy IS
+    'What a price war does to this store''s decisions: follow, hold or keep_margin';
+
+CREATE OR REPLACE VIEW demper.product_status WITH (security_invoker = true) AS
+SELECT p.id,
+       s.name  AS store,
+       p.sku,
+       p.product_code,
+       coalesce(p.city_id, s.city_id) AS city_id,
+       p.price,
+       p.min_price,
+       p.max_price,
+       (p.price <= greatest(p.min_price, 10)) AS at_floor,
+       p.last_competitor_price,
+       p.last_reason,
+       p.last_decided_price,
+       p.last_check_time,
+       p.next_check_at,
+       p.check_failures,
+       p.last_error_class,
+       p.last_error,
+       p.bot_active,
+       p.strategy,
+       s.approval_mode,
+       demper.in_working_hours(s.work_start, s.work_end, s.timezone) AS in_working_hours,
+       p.war_rival
+  FROM demper.product p
+  JOIN demper.store s ON s.id = p.store_id
+ ORDER BY (p.price <= greatest(p.min_price, 10)) DESC, p.check_failures DESC, p.id;
+
+CREATE OR REPLACE VIEW demper.store_stats WITH (security_invoker = true) AS
+SELECT s.id AS store_id, s.name AS store, s.merchant_id,
+       coalesce(c.checks_ok, 0) AS checks_ok, coalesce(c.checks_failed, 0) AS checks_failed,
+       coalesce(c.price_changes, 0) AS price_changes, coalesce(c.price_up, 0) AS price_up,
+       coalesce(c.price_down, 0) AS price_down, coalesce(c.floor_hits, 0) AS floor_hits,
+       coalesce(c.budget_deferred, 0) AS budget_deferred, coalesce(c.proposals, 0) AS proposals,
+       coalesce(c.pushes_ok, 0) AS pushes_ok, coalesce(c.pushes_failed, 0) AS pushes_failed,
+       (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active) AS active_products,
+       (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active
+           AND p.price <= greatest(p.min_price, 10)) AS at_floor,
+       (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active
+           AND p.war_rival IS NOT NULL) AS products_at_war,
+       s.war_policy
+  FROM demper.store s
+  LEFT JOIN demper.store_counters() c ON c.store_id = s.id;
+
+-- The adaptive schedule: readers see a store's bounds and war policy, admins set them (a product's
+-- with the product); the worker writes what a check taught and the interval it chose.
+GRANT SELECT (check_interval_min, check_interval_max, war_policy) ON demper.store TO demper_reader;
+GRANT UPDATE (check_interval_min, check_interval_max, war_policy) ON demper.store TO demper_admin;
+GRANT UPDATE (schedule_state, war_rival) ON demper.product TO demper_worker;
+GRANT UPDATE (base_interval_s, shortest_s, longest_s) ON demper.schedule TO demper_worker;
+REVOKE ALL ON FUNCTION demper.validate_schedule_settings() FROM PUBLIC;

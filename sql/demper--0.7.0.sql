@@ -129,7 +129,19 @@ CREATE TABLE demper.store (
     -- the seller's own floor rule for listings imported from the cabinet: NULL = none (they wait,
     -- inactive, for a min_price); else a new listing's floor is this share of its price, in percent
     import_floor_percent  numeric,
+    -- the adaptive schedule (demper.adaptive_intervals): the bounds of its products' intervals
+    -- (NULL: demper.check_interval_min / _max; a product's own bounds come first), and what a
+    -- price war does to its decisions: follow (as ever), hold (never lower), keep_margin (leave
+    -- the rival out of the competitors)
+    check_interval_min    interval,
+    check_interval_max    interval,
+    war_policy            text        NOT NULL DEFAULT 'follow',
     CONSTRAINT store_name_not_blank CHECK (btrim(name, E' \t\r\n') <> ''),
+    CONSTRAINT store_check_interval_bounds CHECK (
+        (check_interval_min IS NULL OR (check_interval_min >= interval '1 second' AND check_interval_min <= interval '7 days'))
+        AND (check_interval_max IS NULL OR (check_interval_max >= interval '1 second' AND check_interval_max <= interval '7 days'))
+        AND (check_interval_min IS NULL OR check_interval_max IS NULL OR check_interval_min <= check_interval_max)),
+    CONSTRAINT store_war_policy_known CHECK (war_policy IN ('follow', 'hold', 'keep_margin')),
     CONSTRAINT store_merchant_id_format CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$'),
     CONSTRAINT store_city_id_format CHECK (city_id ~ '^[0-9]{9}$'),
     CONSTRAINT store_max_delivery_duration_known CHECK (max_delivery_duration IS NULL OR max_delivery_duration IN
@@ -276,6 +288,14 @@ CREATE TABLE demper.product (
     cabinet_synced_at     timestamptz,
     cabinet_updated_at    text,
     cabinet_archived      boolean     NOT NULL DEFAULT false,
+    -- the adaptive schedule (demper.adaptive_intervals): the bounds of this product's interval
+    -- (NULL: its store's, else demper.check_interval_min / _max); what its checks taught (written
+    -- by the worker: how often its competitors move, where it stood, the price war it may be in;
+    -- NULL or unreadable = no information yet); and the rival of the price war it is in (NULL: none)
+    check_interval_min    interval,
+    check_interval_max    interval,
+    schedule_state        text,
+    war_rival             text,
     CONSTRAINT product_price_at_least_10 CHECK (price >= 10),
     CONSTRAINT product_min_price_at_least_10 CHECK (min_price >= 10),
     CONSTRAINT product_max_price_not_below_min_price CHECK (max_price IS NULL OR max_price >= min_price),
@@ -294,6 +314,10 @@ CREATE TABLE demper.product (
     CONSTRAINT product_city_id_format CHECK (city_id IS NULL OR demper.is_city_id(city_id)),
     CONSTRAINT product_floor_before_repricing CHECK (min_price IS NOT NULL OR NOT bot_active),
     CONSTRAINT product_availabilities_array CHECK (availabilities IS NULL OR jsonb_typeof(availabilities) = 'array'),
+    CONSTRAINT product_check_interval_bounds CHECK (
+        (check_interval_min IS NULL OR (check_interval_min >= interval '1 second' AND check_interval_min <= interval '7 days'))
+        AND (check_interval_max IS NULL OR (check_interval_max >= interval '1 second' AND check_interval_max <= interval '7 days'))
+        AND (check_interval_min IS NULL OR check_interval_max IS NULL OR check_interval_min <= check_interval_max)),
     -- Bounds no real listing reaches, so that nothing computed from these overflows.
     CONSTRAINT product_prices_sane CHECK (price <= 10000000000 AND min_price <= 10000000000
         AND (max_price IS NULL OR max_price <= 10000000000) AND step <= 10000000000
@@ -446,7 +470,12 @@ CREATE TABLE demper.schedule (
     product_id    bigint      PRIMARY KEY REFERENCES demper.product (id) ON DELETE CASCADE,
     next_check_at timestamptz NOT NULL,
     lease_token   bigint,
-    lease_until   timestamptz
+    lease_until   timestamptz,
+    -- the adaptive schedule, as the apply last wrote it: the product's interval at pressure 1 and
+    -- its bounds, in seconds (NULL: not known yet); the pressure query reads these alone
+    base_interval_s real,
+    shortest_s      real,
+    longest_s       real
 );
 COMMENT ON TABLE demper.schedule IS
     'The due queue: one row per active product (bot_active), its next check and, while a worker checks it, the lease';
@@ -962,6 +991,7 @@ CREATE FUNCTION demper.demper_stats(
     OUT push_latency_p95_ms  float8,
     OUT push_latency_p99_ms  float8,
     OUT checks_per_second    float8,
+    OUT schedule_pressure    float8,
     OUT stats_reset      timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'demper_stats'
@@ -1082,7 +1112,8 @@ SELECT p.id,
        p.bot_active,
        p.strategy,
        s.approval_mode,
-       demper.in_working_hours(s.work_start, s.work_end, s.timezone) AS in_working_hours
+       demper.in_working_hours(s.work_start, s.work_end, s.timezone) AS in_working_hours,
+       p.war_rival
   FROM demper.product p
   JOIN demper.store s ON s.id = p.store_id
  ORDER BY (p.price <= greatest(p.min_price, 10)) DESC, p.check_failures DESC, p.id;
@@ -1138,7 +1169,10 @@ SELECT s.id AS store_id, s.name AS store, s.merchant_id,
        coalesce(c.pushes_ok, 0) AS pushes_ok, coalesce(c.pushes_failed, 0) AS pushes_failed,
        (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active) AS active_products,
        (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active
-           AND p.price <= greatest(p.min_price, 10)) AS at_floor
+           AND p.price <= greatest(p.min_price, 10)) AS at_floor,
+       (SELECT count(*) FROM demper.product p WHERE p.store_id = s.id AND p.bot_active
+           AND p.war_rival IS NOT NULL) AS products_at_war,
+       s.war_policy
   FROM demper.store s
   LEFT JOIN demper.store_counters() c ON c.store_id = s.id;
 
@@ -1205,6 +1239,68 @@ SELECT s.id AS store_id, s.name AS store, s.merchant_id,
          WHERE p.store_id = s.id AND p.cabinet_synced_at IS NOT NULL AND p.min_price IS NULL) AS waiting_for_floor
   FROM demper.store s
   LEFT JOIN demper.catalogue_sync_state c ON c.store_id = s.id;
+
+-- ============================================================================================
+-- The adaptive schedule: intervals where prices move, and price wars
+-- ============================================================================================
+
+-- validate_schedule_settings: clear errors for a store's or a product's schedule settings (the
+-- tables' constraints hold the same rules).
+CREATE FUNCTION demper.validate_schedule_settings() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.check_interval_min < interval '1 second' OR NEW.check_interval_min > interval '7 days'
+       OR NEW.check_interval_max < interval '1 second' OR NEW.check_interval_max > interval '7 days' THEN
+        RAISE EXCEPTION 'check_interval_min and check_interval_max must be between 1 second and 7 days'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('%s "%s" has check_interval_min %s and check_interval_max %s.',
+                                  CASE TG_TABLE_NAME WHEN 'store' THEN 'Store' ELSE 'Product' END,
+                                  coalesce(to_jsonb(NEW) ->> 'sku', to_jsonb(NEW) ->> 'name'),
+                                  coalesce(NEW.check_interval_min::text, 'NULL'),
+                                  coalesce(NEW.check_interval_max::text, 'NULL'));
+    END IF;
+    IF NEW.check_interval_min > NEW.check_interval_max THEN
+        RAISE EXCEPTION 'check_interval_min must not be above check_interval_max'
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('%s "%s" has check_interval_min %s and check_interval_max %s.',
+                                  CASE TG_TABLE_NAME WHEN 'store' THEN 'Store' ELSE 'Product' END,
+                                  coalesce(to_jsonb(NEW) ->> 'sku', to_jsonb(NEW) ->> 'name'),
+                                  NEW.check_interval_min, NEW.check_interval_max),
+                  HINT = 'They bound the time between two checks: the shortest comes first.';
+    END IF;
+    IF TG_TABLE_NAME = 'store' THEN
+        IF NEW.war_policy IS DISTINCT FROM 'follow' AND NEW.war_policy IS DISTINCT FROM 'hold'
+           AND NEW.war_policy IS DISTINCT FROM 'keep_margin' THEN
+            RAISE EXCEPTION 'unknown war policy "%"', NEW.war_policy
+                USING ERRCODE = 'check_violation',
+                      HINT = 'Use follow (undercut as ever), hold (never lower the price during a price war) or keep_margin (leave the rival out of the competitors).';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER store_validate_schedule
+    BEFORE INSERT OR UPDATE OF check_interval_min, check_interval_max, war_policy ON demper.store
+    FOR EACH ROW EXECUTE FUNCTION demper.validate_schedule_settings();
+CREATE TRIGGER product_validate_schedule
+    BEFORE INSERT OR UPDATE OF check_interval_min, check_interval_max ON demper.product
+    FOR EACH ROW
+    WHEN (NEW.check_interval_min IS NOT NULL OR NEW.check_interval_max IS NOT NULL)
+    EXECUTE FUNCTION demper.validate_schedule_settings();
+
+COMMENT ON COLUMN demper.product.check_interval_min IS
+    'Adaptive schedule: the shortest time between two checks of this product (NULL: its store''s, else demper.check_interval_min)';
+COMMENT ON COLUMN demper.product.check_interval_max IS
+    'Adaptive schedule: the longest time between two checks of this product (NULL: its store''s, else demper.check_interval_max)';
+COMMENT ON COLUMN demper.product.schedule_state IS
+    'Adaptive schedule: what the product''s checks taught (written by the worker; NULL: no information yet)';
+COMMENT ON COLUMN demper.product.war_rival IS
+    'The merchant id of the rival in the price war this product is in (NULL: none)';
+COMMENT ON COLUMN demper.store.war_policy IS
+    'What a price war does to this store''s decisions: follow, hold or keep_margin';
 
 -- ============================================================================================
 -- Retention and metrics
@@ -1330,6 +1426,7 @@ BEGIN
             (31, 'demper_offers_off_sale_total', 'counter', 'Offers the marketplace took off sale after a price push.', stats.offers_off_sale),
             (32, 'demper_catalogue_syncs_total', 'counter', 'Catalogue imports from a cabinet started.', stats.catalogue_syncs),
             (33, 'demper_catalogue_sync_failures_total', 'counter', 'Catalogue imports that ended with an error.', stats.catalogue_sync_failures),
+            (34, 'demper_schedule_pressure', 'gauge', 'The adaptive schedule''s pressure: every product''s interval is stretched (above 1) or shrunk (below 1) by it to fit the request budget; 1 when demper.adaptive_intervals is off.', stats.schedule_pressure),
             (27, 'demper_active_products', 'gauge', 'Active products.', backlog.active_products)
         ) AS v(ord, family, type, help, value),
         LATERAL (SELECT v.family, v.type, v.help, v.family AS sample, '' AS labels, v.value, v.ord, 0::numeric AS seq) m
@@ -1537,3 +1634,11 @@ GRANT UPDATE (product_code, model, brand, city_id, bot_active, inputs_version, a
 GRANT SELECT, INSERT, UPDATE ON demper.catalogue_sync_state TO demper_worker;
 GRANT UPDATE (verify_status, verify_after, verified_at, verify_detail, waiting_for)
     ON demper.outbox TO demper_worker;
+
+-- The adaptive schedule: readers see a store's bounds and war policy, admins set them (a product's
+-- with the product); the worker writes what a check taught and the interval it chose.
+GRANT SELECT (check_interval_min, check_interval_max, war_policy) ON demper.store TO demper_reader;
+GRANT UPDATE (check_interval_min, check_interval_max, war_policy) ON demper.store TO demper_admin;
+GRANT UPDATE (schedule_state, war_rival) ON demper.product TO demper_worker;
+GRANT UPDATE (base_interval_s, shortest_s, longest_s) ON demper.schedule TO demper_worker;
+REVOKE ALL ON FUNCTION demper.validate_schedule_settings() FROM PUBLIC;

@@ -1218,6 +1218,8 @@ void HttpEngine::cancel_all() {
 
 const EngineCounters& HttpEngine::counters() const { return impl_->counters; }
 
+std::size_t HttpEngine::egress_count() const { return impl_->egresses.size(); }
+
 EngineSnapshot HttpEngine::snapshot() const {
     const Impl& s = *impl_;
     const double now = now_s();

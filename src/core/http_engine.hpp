@@ -245,6 +245,8 @@ class HttpEngine {
     const EngineCounters& counters() const;
     // snapshot gives counters plus per-host and per-egress state, for stats and tests.
     EngineSnapshot snapshot() const;
+    // egress_count is how many egresses requests go out through (1 without proxies).
+    std::size_t egress_count() const;
 
   private:
     struct Impl;

@@ -42,7 +42,10 @@ WITH due AS (
 SELECT p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_id,
        p.store_id, p.strategy, p.step_percent::float8 AS step_percent, p.position, p.cost_price,
        p.min_margin_percent::float8 AS min_margin_percent, p.floor_action, p.no_competitor_action,
-       p.max_change_percent::float8 AS max_change_percent, p.inputs_version
+       p.max_change_percent::float8 AS max_change_percent, p.inputs_version, p.schedule_state,
+       extract(epoch FROM p.check_interval)::float8 AS own_interval_s, p.priority,
+       extract(epoch FROM p.check_interval_min)::float8 AS interval_min_s,
+       extract(epoch FROM p.check_interval_max)::float8 AS interval_max_s
   FROM leased JOIN demper.product p ON p.id = leased.product_id
 )SQL";
 #define DEMPER_CLAIM_PARAMS(F) F(limit, INT4OID) F(lease_token, INT8OID) F(lease_seconds, FLOAT8OID)
@@ -51,7 +54,9 @@ SELECT p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_i
     F(max_price, INT8OID) F(step, INT8OID) F(city_id, TEXTOID) F(store_id, INT8OID)              \
     F(strategy, TEXTOID) F(step_percent, FLOAT8OID) F(position, INT4OID) F(cost_price, INT8OID)  \
     F(min_margin_percent, FLOAT8OID) F(floor_action, TEXTOID) F(no_competitor_action, TEXTOID)   \
-    F(max_change_percent, FLOAT8OID) F(inputs_version, INT8OID)
+    F(max_change_percent, FLOAT8OID) F(inputs_version, INT8OID) F(schedule_state, TEXTOID)          \
+    F(own_interval_s, FLOAT8OID) F(priority, BOOLOID) F(interval_min_s, FLOAT8OID)               \
+    F(interval_max_s, FLOAT8OID)
 DEMPER_DECLARE_FIELDS(ClaimParam, DEMPER_CLAIM_PARAMS)
 DEMPER_DECLARE_FIELDS(ClaimColumn, DEMPER_CLAIM_COLUMNS)
 
@@ -76,7 +81,9 @@ SELECT s.id, s.merchant_id, s.city_id, s.active,
                                            AND o.owner_role IS NOT DISTINCT FROM s.owner_role)
                                   || s.ignored_merchants, ',') AS excluded_merchants,
        s.max_delivery_duration, s.outlier_share::float8 AS outlier_share,
-       demper.store_hours(s) AS hours
+       demper.store_hours(s) AS hours,
+       extract(epoch FROM s.check_interval_min)::float8 AS interval_min_s,
+       extract(epoch FROM s.check_interval_max)::float8 AS interval_max_s, s.war_policy
   FROM demper.store s
  WHERE s.id = ANY ($store_ids)
 )SQL";
@@ -84,7 +91,7 @@ SELECT s.id, s.merchant_id, s.city_id, s.active,
 #define DEMPER_STORES_COLUMNS(F)                                                            \
     F(id, INT8OID) F(merchant_id, TEXTOID) F(city_id, TEXTOID) F(active, BOOLOID)           \
     F(excluded_merchants, TEXTOID) F(max_delivery_duration, TEXTOID) F(outlier_share, FLOAT8OID) \
-    F(hours, TEXTOID)
+    F(hours, TEXTOID) F(interval_min_s, FLOAT8OID) F(interval_max_s, FLOAT8OID) F(war_policy, TEXTOID)
 DEMPER_DECLARE_FIELDS(StoresParam, DEMPER_STORES_PARAMS)
 DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 
@@ -99,6 +106,12 @@ DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 // decision says (the rule never goes below the floor it saw, and the floor it saw is the floor now
 // or the decision is dropped: this is the last line of defence).
 #define DEMPER_ABOVE_FLOOR "(g.new_price = g.seen_price OR g.new_price >= greatest(p.min_price, 10))"
+
+// A decision stands (its price written, proposed, or recorded in a dry run) unless the inputs
+// changed, it fell below the floor, or the store's change budget deferred it (inside the upd of
+// the apply, where p is the row before the update).
+#define DEMPER_DECISION_STANDS                                                               \
+    "(" DEMPER_SAME_INPUTS " AND " DEMPER_ABOVE_FLOOR " AND (NOT g.over_budget OR $dry_run))"
 
 // The interval until a product's next check: its own, else the priority or the global one.
 #define DEMPER_INTERVAL                                                                      \
@@ -117,10 +130,12 @@ WITH raw AS (
                   $new_prices::int8[], $competitor_prices::int8[], $reasons::text[],
                   $error_classes::text[], $error_texts::text[], $seen_prices::int8[],
                   $seen_mins::int8[], $seen_maxes::int8[], $seen_steps::int8[], $store_ids::int8[],
-                  $explains::json[], $seen_versions::int8[], $claimed_ats::timestamptz[])
+                  $explains::json[], $seen_versions::int8[], $claimed_ats::timestamptz[],
+                  $schedule_states::text[], $next_intervals::float8[], $base_intervals::float8[],
+                  $shortests::float8[], $longests::float8[], $war_rivals::text[])
         AS raw(id, lease_token, ok, skipped, new_price, competitor_price, reason, error_class,
                error_text, seen_price, seen_min, seen_max, seen_step, store_id, explain, seen_version,
-               claimed_at)
+               claimed_at, schedule_state, next_interval, base_interval, shortest, longest, war_rival)
 ), stores AS (
     -- Once per store of the batch: whether it is open now, its change budget left, and what the
     -- outbox and proposal steps below need (so they join a handful of rows, never the store table
@@ -152,7 +167,11 @@ WITH raw AS (
            CASE WHEN raw.ok AND NOT coalesce(b.open, false)
                 THEN coalesce(b.closed_reason, 'store_inactive') ELSE raw.reason END AS reason,
            raw.error_class, raw.error_text, raw.seen_price, raw.seen_min, raw.seen_max,
-           raw.seen_step, raw.store_id, raw.explain, raw.seen_version, raw.claimed_at
+           raw.seen_step, raw.store_id, raw.explain, raw.seen_version, raw.claimed_at,
+           -- the adaptive schedule's outcome ('' and 0: none, the fixed interval)
+           nullif(raw.schedule_state, '') AS schedule_state,
+           CASE WHEN raw.next_interval > 0 THEN raw.next_interval END AS next_interval,
+           raw.base_interval, raw.shortest, raw.longest, nullif(raw.war_rival, '') AS war_rival
       FROM raw LEFT JOIN stores b ON b.store_id = raw.store_id
 ), locked AS (
     -- A product row a user's open transaction holds is skipped, not waited for: its outcome is
@@ -185,8 +204,10 @@ WITH raw AS (
                    THEN demper.next_opening((SELECT s FROM demper.store s WHERE s.id = p.store_id))
                         + random() * least()SQL" DEMPER_INTERVAL R"SQL(, interval '5 minutes')
                -- A check's interval runs from its claim, not from its apply (which waits for
-               -- its batch): checks of a product start one interval apart.
-               WHEN g.ok THEN greatest(now(), g.claimed_at + )SQL" DEMPER_INTERVAL R"SQL()
+               -- its batch): checks of a product start one interval apart. The adaptive
+               -- schedule's interval when it chose one.
+               WHEN g.ok THEN greatest(now(), g.claimed_at + coalesce(make_interval(secs => g.next_interval),
+                                                                      )SQL" DEMPER_INTERVAL R"SQL())
                WHEN g.skipped THEN now() + )SQL" DEMPER_INTERVAL R"SQL(
                ELSE now() + least()SQL" DEMPER_INTERVAL R"SQL(,
                                   make_interval(secs => 10 * pg_catalog.power(2, least(p.check_failures, 12))))
@@ -207,20 +228,31 @@ WITH raw AS (
            last_competitor_price = CASE WHEN g.ok THEN g.competitor_price
                                         ELSE p.last_competitor_price END,
            last_decided_price = CASE WHEN g.ok THEN g.new_price ELSE p.last_decided_price END,
-           last_explain = CASE WHEN g.ok THEN g.explain ELSE p.last_explain END
+           last_explain = CASE WHEN g.ok THEN g.explain ELSE p.last_explain END,
+           -- What the check taught the schedule stays only with a decision that stands (applied,
+           -- proposed or dry run); a dropped, deferred or refused one leaves it as it was.
+           schedule_state = CASE WHEN g.ok AND g.next_interval IS NOT NULL AND )SQL" DEMPER_DECISION_STANDS R"SQL(
+                                 THEN g.schedule_state ELSE p.schedule_state END,
+           war_rival = CASE WHEN g.ok AND )SQL" DEMPER_DECISION_STANDS R"SQL( THEN g.war_rival ELSE p.war_rival END
       FROM g JOIN demper.schedule s ON s.product_id = g.id AND s.lease_token = g.lease_token
              JOIN locked l ON l.id = g.id
      WHERE p.id = g.id
     RETURNING p.id, g.lease_token, p.store_id, g.seen_price AS old_price, p.price AS new_price,
               g.new_price AS decided_price, g.competitor_price, g.reason, p.last_reason AS outcome,
               g.ok, (g.ok AND p.last_reason = g.reason AND p.price <> g.seen_price) AS changed,
-              p.next_check_at
+              p.next_check_at,
+              (g.ok AND g.next_interval IS NOT NULL
+               AND p.last_reason NOT IN ('inputs_changed', 'below_floor_refused', 'budget_deferred')) AS schedule_written,
+              g.base_interval, g.shortest, g.longest
 ), scheduled AS (
     -- The due queue follows the product row and the lease ends (no row: the product was
     -- deactivated meanwhile). The lease is read above from the statement's snapshot and checked
     -- again here under the row's lock.
     UPDATE demper.schedule s
-       SET next_check_at = upd.next_check_at, lease_token = NULL, lease_until = NULL
+       SET next_check_at = upd.next_check_at, lease_token = NULL, lease_until = NULL,
+           base_interval_s = CASE WHEN upd.schedule_written THEN upd.base_interval ELSE s.base_interval_s END,
+           shortest_s = CASE WHEN upd.schedule_written THEN upd.shortest ELSE s.shortest_s END,
+           longest_s = CASE WHEN upd.schedule_written THEN upd.longest ELSE s.longest_s END
       FROM upd
      WHERE s.product_id = upd.id AND s.lease_token = upd.lease_token
     RETURNING 1
@@ -285,7 +317,10 @@ SELECT NULL, 0, 0, 0, 0, 0, 0, busy.ids
     F(seen_prices, INT8ARRAYOID) F(seen_mins, INT8ARRAYOID) F(seen_maxes, INT8ARRAYOID)          \
     F(seen_steps, INT8ARRAYOID) F(dry_run, BOOLOID) F(check_interval_s, FLOAT8OID)               \
     F(priority_interval_s, FLOAT8OID) F(store_ids, INT8ARRAYOID) F(explains, JSONARRAYOID)       \
-    F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID)
+    F(seen_versions, INT8ARRAYOID) F(claimed_ats, TIMESTAMPTZARRAYOID)                           \
+    F(schedule_states, TEXTARRAYOID) F(next_intervals, FLOAT8ARRAYOID)                           \
+    F(base_intervals, FLOAT8ARRAYOID) F(shortests, FLOAT8ARRAYOID) F(longests, FLOAT8ARRAYOID)   \
+    F(war_rivals, TEXTARRAYOID)
 #define DEMPER_APPLY_COLUMNS(F)                                                                  \
     F(store_id, INT8OID) F(applied, INT8OID) F(price_up, INT8OID) F(price_down, INT8OID)         \
     F(discarded, INT8OID) F(deferred, INT8OID) F(proposed, INT8OID) F(busy_ids, INT8ARRAYOID)
@@ -690,6 +725,22 @@ constexpr const char* kPruneSql =
 DEMPER_DECLARE_FIELDS(PruneParam, DEMPER_PRUNE_PARAMS)
 DEMPER_DECLARE_FIELDS(PruneColumn, DEMPER_PRUNE_COLUMNS)
 
+// The adaptive schedule's demand: the due queue grouped by base interval (rounded to 1/8 in log
+// space: a hundred-odd groups) and bounds, for the pressure solver. One scan of the narrow queue.
+constexpr const char* kScheduleDemandSql = R"SQL(
+SELECT exp(round(ln(greatest(coalesce(s.base_interval_s, $default_s), 1)) * 8) / 8)::float8 AS base_interval_s,
+       coalesce(s.shortest_s, $shortest_s)::float8 AS shortest_s,
+       coalesce(s.longest_s, $longest_s)::float8 AS longest_s,
+       count(*)::float8 AS products
+  FROM demper.schedule s
+ GROUP BY 1, 2, 3
+)SQL";
+#define DEMPER_DEMAND_PARAMS(F) F(default_s, FLOAT8OID) F(shortest_s, FLOAT8OID) F(longest_s, FLOAT8OID)
+#define DEMPER_DEMAND_COLUMNS(F) \
+    F(base_interval_s, FLOAT8OID) F(shortest_s, FLOAT8OID) F(longest_s, FLOAT8OID) F(products, FLOAT8OID)
+DEMPER_DECLARE_FIELDS(DemandParam, DEMPER_DEMAND_PARAMS)
+DEMPER_DECLARE_FIELDS(DemandColumn, DEMPER_DEMAND_COLUMNS)
+
 // The names PostgreSQL stores for the worker's enums.
 const char* skip_reason_name(SkipReason r) {
     switch (r) {
@@ -728,7 +779,8 @@ struct ApplyColumns {
     std::vector<std::int64_t> id, lease_token, new_price, competitor_price, seen_price, seen_min, seen_max,
         seen_step, store_id, seen_version, claimed_at;
     std::vector<bool> competitor_null, seen_max_null, ok, skipped;
-    std::vector<std::string> reason, error_class, error_text, explain;
+    std::vector<std::string> reason, error_class, error_text, explain, schedule_state, war_rival;
+    std::vector<double> next_interval, base_interval, shortest, longest;
 
     explicit ApplyColumns(const std::vector<CheckOutcome>& outcomes) {
         for (const CheckOutcome& o : outcomes) {
@@ -750,7 +802,9 @@ struct ApplyColumns {
             competitor_null.push_back(!o.competitor_price.has_value());
             switch (o.result) {
                 case CheckResult::decided:
-                    reason.push_back(core::reason_name(o.reason));
+                    reason.push_back(o.war_effect == WarEffect::hold          ? core::kReasonWarHold
+                                     : o.war_effect == WarEffect::keep_margin ? core::kReasonWarKeepMargin
+                                                                              : core::reason_name(o.reason));
                     error_class.emplace_back();
                     break;
                 case CheckResult::failed:
@@ -764,6 +818,14 @@ struct ApplyColumns {
             }
             error_text.push_back(o.error_text);
             explain.push_back(o.explain.empty() ? std::string("{}") : o.explain);
+            const ScheduleOutcome none;
+            const ScheduleOutcome& sched = o.schedule ? *o.schedule : none;
+            schedule_state.push_back(sched.state);
+            war_rival.push_back(sched.war_rival);
+            next_interval.push_back(o.schedule ? std::max(sched.interval_s, 0.001) : 0.0);
+            base_interval.push_back(sched.base_interval_s);
+            shortest.push_back(sched.shortest_s);
+            longest.push_back(sched.longest_s);
         }
     }
 };
@@ -792,6 +854,8 @@ struct Catalog::Statements {
                                                                 kApplyPushesParamFields,
                                                                 kApplyPushesColumnFields};
     Statement<PruneParam, PruneColumn> prune{"prune", kPruneSql, kPruneParamFields, kPruneColumnFields};
+    Statement<DemandParam, DemandColumn> schedule_demand{"schedule_demand", kScheduleDemandSql, kDemandParamFields,
+                                                         kDemandColumnFields};
     Statement<ReclaimParam, ReclaimColumn> reclaim{"reclaim", kReclaimSql, kReclaimParamFields,
                                                    kReclaimColumnFields};
     Statement<ClaimSyncParam, ClaimSyncColumn> claim_sync{"claim_sync", kClaimSyncSql, kClaimSyncParamFields,
@@ -811,7 +875,8 @@ struct Catalog::Statements {
     std::vector<PreparedStatement*> all() {
         return {&installed_version, &repair_queue, &claim, &next_due, &stores, &budget_lock, &apply,
                 &release, &claim_pushes, &apply_pushes, &prune, &reclaim, &claim_sync, &known_listings,
-                &claim_cities, &import, &finish_sync, &claim_verifications, &apply_verifications};
+                &claim_cities, &import, &finish_sync, &claim_verifications, &apply_verifications,
+                &schedule_demand};
     }
 };
 
@@ -885,6 +950,11 @@ ClaimedProduct claimed_product(const Rows<ClaimColumn>& rows, std::size_t i, std
     c.no_competitor_action = core::parse_no_competitor_action(rows.text(i, C::no_competitor_action))
                                  .value_or(core::NoCompetitorAction::to_max);
     c.max_change_percent = rows.maybe_float8(i, C::max_change_percent);
+    c.schedule_state = rows.text(i, C::schedule_state);
+    c.own_interval_s = rows.maybe_float8(i, C::own_interval_s);
+    c.priority = rows.boolean(i, C::priority);
+    c.interval_min_s = rows.maybe_float8(i, C::interval_min_s);
+    c.interval_max_s = rows.maybe_float8(i, C::interval_max_s);
     return c;
 }
 
@@ -900,6 +970,9 @@ std::shared_ptr<StorePolicy> store_policy(const Rows<StoresColumn>& rows, std::s
     s->outlier_share = rows.maybe_float8(i, C::outlier_share);
     const std::string hours = rows.text(i, C::hours);
     s->hours = hours == "open" ? StoreHours::open : hours == "closed" ? StoreHours::closed : StoreHours::bad_time_zone;
+    s->interval_min_s = rows.maybe_float8(i, C::interval_min_s);
+    s->interval_max_s = rows.maybe_float8(i, C::interval_max_s);
+    s->war_policy = core::parse_war_policy(rows.text(i, C::war_policy)).value_or(core::WarPolicy::follow);
     return s;
 }
 
@@ -983,6 +1056,12 @@ ApplyResult Catalog::apply(const std::vector<CheckOutcome>& outcomes, const Sche
         args.set(P::explains, json_array(cols.explain));
         args.set(P::seen_versions, int8_array(cols.seen_version));
         args.set(P::claimed_ats, timestamptz_array(cols.claimed_at));
+        args.set(P::schedule_states, text_array(cols.schedule_state));
+        args.set(P::next_intervals, float8_array(cols.next_interval));
+        args.set(P::base_intervals, float8_array(cols.base_interval));
+        args.set(P::shortests, float8_array(cols.shortest));
+        args.set(P::longests, float8_array(cols.longest));
+        args.set(P::war_rivals, text_array(cols.war_rival));
         args.set(P::dry_run, BoolGetDatum(schedule.dry_run));
         args.set(P::check_interval_s, Float8GetDatum(static_cast<double>(schedule.check_interval_s)));
         args.set(P::priority_interval_s, Float8GetDatum(static_cast<double>(schedule.priority_interval_s)));
@@ -1271,6 +1350,27 @@ std::int64_t Catalog::prune(int retention_s, int batch) {
         if (rows.size() == 1) removed = rows.int4(0, PruneColumn::removed);
     });
     return removed;
+}
+
+std::vector<core::DemandGroup> Catalog::schedule_demand(double default_s, double shortest_s, double longest_s) {
+    std::vector<core::DemandGroup> groups;
+    in_transaction("demper: measuring the schedule's demand", [&] {
+        Args<DemandParam> args;
+        args.set(DemandParam::default_s, Float8GetDatum(default_s));
+        args.set(DemandParam::shortest_s, Float8GetDatum(shortest_s));
+        args.set(DemandParam::longest_s, Float8GetDatum(longest_s));
+        Rows<DemandColumn> rows = statements_->schedule_demand.run(args);
+        groups.reserve(rows.size());
+        for (std::size_t i = 0; i < rows.size(); i++) {
+            core::DemandGroup g;
+            g.base_interval_s = rows.float8(i, DemandColumn::base_interval_s);
+            g.shortest_s = rows.float8(i, DemandColumn::shortest_s);
+            g.longest_s = rows.float8(i, DemandColumn::longest_s);
+            g.products = rows.float8(i, DemandColumn::products);
+            groups.push_back(g);
+        }
+    });
+    return groups;
 }
 
 void Catalog::forget_plans() {

@@ -15,6 +15,7 @@
 
 #include "core/http_engine.hpp"
 #include "core/price_rule.hpp"
+#include "core/schedule.hpp"
 
 namespace demper::pg {
 
@@ -36,6 +37,10 @@ struct StorePolicy {
     std::string max_delivery_duration;            // empty = any delivery
     std::optional<double> outlier_share;
     StoreHours hours = StoreHours::open;
+    // The adaptive schedule: the store's bounds (none: the settings') and war policy.
+    std::optional<double> interval_min_s;
+    std::optional<double> interval_max_s;
+    core::WarPolicy war_policy = core::WarPolicy::follow;
 };
 
 // ClaimedProduct is a product leased to this worker, with the inputs its decision depends on.
@@ -62,6 +67,13 @@ struct ClaimedProduct {
     core::FloorAction floor_action = core::FloorAction::go_to_floor;
     core::NoCompetitorAction no_competitor_action = core::NoCompetitorAction::to_max;
     std::optional<double> max_change_percent;
+    // The adaptive schedule's inputs: what the product's checks taught ("" = nothing yet), its own
+    // interval (check_interval) and priority, and its own bounds (none: the store's).
+    std::string schedule_state;
+    std::optional<double> own_interval_s;
+    bool priority = false;
+    std::optional<double> interval_min_s;
+    std::optional<double> interval_max_s;
     std::shared_ptr<const StorePolicy> store;  // never null after a claim
 };
 
@@ -74,6 +86,20 @@ enum class CheckResult {
 
 enum class SkipReason { store_inactive, outside_hours, bad_time_zone };
 
+// WarEffect is what the store's war policy did to a decision (its reason code replaces the rule's).
+enum class WarEffect { none, hold, keep_margin };
+
+// ScheduleOutcome is what the adaptive schedule decided with a check (written with an applied
+// decision only: a dropped, deferred or refused one leaves the product's schedule as it was).
+struct ScheduleOutcome {
+    std::string state;         // the product's new schedule_state
+    double interval_s = 0;     // the next check, this long after the claim
+    double base_interval_s = 0;
+    double shortest_s = 0;
+    double longest_s = 0;
+    std::string war_rival;     // "" = not at war
+};
+
 // CheckOutcome is what one check arrived at.
 struct CheckOutcome {
     ClaimedProduct product;  // as claimed: the apply compares it with the row now
@@ -84,6 +110,8 @@ struct CheckOutcome {
     core::Reason reason = core::Reason::unchanged;
     bool floor_hit = false;
     std::string explain;  // JSON record of the decision
+    WarEffect war_effect = WarEffect::none;
+    std::optional<ScheduleOutcome> schedule;  // none: the fixed interval (adaptive intervals off)
     // failed
     core::ErrorClass error = core::ErrorClass::none;
     std::string error_text;
@@ -320,6 +348,9 @@ public:
     // prune removes up to batch finished rows older than retention_s from each history table;
     // returns how many it removed.
     std::int64_t prune(int retention_s, int batch);
+    // schedule_demand groups the due queue by base interval and bounds for the pressure solver
+    // (products the apply has not scheduled adaptively yet count with the given defaults).
+    std::vector<core::DemandGroup> schedule_demand(double default_s, double shortest_s, double longest_s);
     // forget_plans drops the prepared plans (after an error, or when the extension went away).
     void forget_plans();
 

@@ -157,6 +157,55 @@ CheckOutcome decided_outcome(ClaimedProduct&& product, const core::PricingRule& 
     return out;
 }
 
+// schedule_of resolves a product's schedule: its bounds (the product's, else its store's, else the
+// settings'), its "no information yet" interval (its own check_interval, else the priority or the
+// global one), its store's war policy, the shared pressure, and the claim's time in unix seconds.
+core::CheckSchedule schedule_of(const ClaimedProduct& p, const Settings& s) {
+    constexpr double kPgEpochUnixSeconds = 946684800.0;  // 2000-01-01 in unix seconds
+    core::CheckSchedule how;
+    how.at_s = static_cast<double>(p.claimed_at) / 1e6 + kPgEpochUnixSeconds;
+    how.war_policy = p.store->war_policy;
+    how.bounds.shortest_s = p.interval_min_s.value_or(p.store->interval_min_s.value_or(s.check_interval_min_s));
+    how.bounds.longest_s = p.interval_max_s.value_or(p.store->interval_max_s.value_or(s.check_interval_max_s));
+    how.bounds.default_s = p.own_interval_s.value_or(p.priority ? s.priority_interval_s : s.check_interval_s);
+    how.pressure = schedule_pressure();
+    return how;
+}
+
+// scheduled_outcome is decided_outcome under the adaptive schedule: the decision with the store's
+// war policy around it, and the product's new schedule state and next interval.
+CheckOutcome scheduled_outcome(ClaimedProduct&& product, const core::PricingRule& rule, const core::OfferBook& book,
+                               const core::CheckSchedule& how) {
+    const core::ScheduleState state = core::parse_schedule_state(product.schedule_state).value_or(core::ScheduleState{});
+    const core::ScheduledDecision sd = core::decide_and_schedule(state, product.price, rule, book, how);
+    const core::PriceDecision& d = sd.decision;
+    CheckOutcome out;
+    out.product = std::move(product);
+    out.result = CheckResult::decided;
+    out.new_price = d.new_price;
+    out.competitor_price = d.competitor_price;
+    out.reason = d.reason;
+    out.floor_hit = d.floor_hit;
+    out.war_effect = sd.reason == core::kReasonWarHold         ? WarEffect::hold
+                     : sd.reason == core::kReasonWarKeepMargin ? WarEffect::keep_margin
+                                                               : WarEffect::none;
+    // The decision's record with a "schedule" member: interval, pressure, position, the war.
+    std::string explain = core::decision_to_json(d, rule, book);
+    const std::string member = core::schedule_explain_json(sd, how.pressure);
+    if (!explain.empty() && explain.back() == '}')
+        explain.insert(explain.size() - 1, std::string(explain.size() > 2 ? "," : "") + "\"schedule\":" + member);
+    out.explain = std::move(explain);
+    ScheduleOutcome next;
+    next.state = core::to_text(sd.state);
+    next.interval_s = sd.interval_s;
+    next.base_interval_s = sd.base_interval_s;
+    next.shortest_s = how.bounds.shortest_s;
+    next.longest_s = how.bounds.longest_s;
+    if (sd.war.at_war) next.war_rival = sd.war.rival;
+    out.schedule = std::move(next);
+    return out;
+}
+
 double now_seconds() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -356,7 +405,12 @@ void CheckPipeline::finish_check(CheckInFlight&& check, const core::HttpResponse
         return;
     }
     record_latency(kCheckLatency, check.http_ms);
-    record(decided_outcome(std::move(check.product), check.rule, check.book));
+    if (settings_.adaptive_intervals) {
+        const core::CheckSchedule how = schedule_of(check.product, settings_);
+        record(scheduled_outcome(std::move(check.product), check.rule, check.book, how));
+    } else {
+        record(decided_outcome(std::move(check.product), check.rule, check.book));
+    }
 }
 
 void CheckPipeline::apply_if_due(double now, bool force) {

@@ -103,9 +103,9 @@ void _PG_init(void) {
     demper::pg::register_launcher();
 }
 
-// The columns of demper_stats() after the counters: six latency percentiles, the check rate and
-// the reset time.
-constexpr int kStatsExtraColumns = 8;
+// The columns of demper_stats() after the counters: six latency percentiles, the check rate, the
+// adaptive schedule's pressure and the reset time.
+constexpr int kStatsExtraColumns = 9;
 
 Datum demper_stats(PG_FUNCTION_ARGS) {
     using namespace demper::pg;
@@ -136,6 +136,7 @@ Datum demper_stats(PG_FUNCTION_ARGS) {
         if (w.pid != 0) rate += w.checks_per_second;
     SpinLockRelease(&s->endpoints_lock);
     values[col++] = Float8GetDatum(rate);
+    values[col++] = Float8GetDatum(schedule_pressure());
     values[col++] = TimestampTzGetDatum(static_cast<TimestampTz>(pg_atomic_read_u64(&s->stats_reset_at)));
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

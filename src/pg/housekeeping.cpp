@@ -8,6 +8,7 @@
 #include <string>
 
 #include "pg/guard.hpp"
+#include "pg/shared_state.hpp"
 #include "pg/version.hpp"
 
 namespace demper::pg {
@@ -19,6 +20,8 @@ constexpr double kFirstPruneDelaySeconds = 60;   // let the worker settle before
 constexpr int kPruneBatch = 1000;                // rows per table per prune transaction
 constexpr int kPruneBatchesPerRound = 20;
 constexpr double kTrimSeconds = 10.0;            // hand free heap pages back this often
+constexpr double kPressureSeconds = 60.0;        // measure the schedule's pressure this often
+constexpr double kPressureBudgetShare = 0.95;    // of the request budget, for scheduled checks
 
 double now_seconds() {
     using namespace std::chrono;
@@ -88,6 +91,7 @@ void Housekeeping::repair_queue_once() {
 }
 
 void Housekeeping::settings_changed(double now) {
+    next_pressure_at_ = std::min(next_pressure_at_, now + 1);
     next_prune_at_ = std::min(next_prune_at_, now + settings_.prune_interval_s);
 }
 
@@ -97,6 +101,23 @@ void Housekeeping::prune_if_due(double now) {
     for (int round = 0; round < kPruneBatchesPerRound; round++) {
         if (catalog_.prune(settings_.history_retention_s, kPruneBatch) == 0) break;
     }
+}
+
+void Housekeeping::measure_pressure_if_due(double now, std::size_t egresses) {
+    if (slot_ != 0) return;
+    if (!settings_.adaptive_intervals) {
+        set_schedule_pressure(1.0);  // off: nothing stretched (and a fresh start when turned on)
+        next_pressure_at_ = 0;
+        return;
+    }
+    if (now < next_pressure_at_) return;
+    next_pressure_at_ = now + kPressureSeconds;
+    // Retries, pages beyond the first and check_now take the rest of the budget.
+    const double budget = settings_.requests_per_second * static_cast<double>(std::max<std::size_t>(1, egresses)) *
+                          kPressureBudgetShare;
+    const std::vector<core::DemandGroup> groups = catalog_.schedule_demand(
+        settings_.check_interval_s, settings_.check_interval_min_s, settings_.check_interval_max_s);
+    set_schedule_pressure(core::solve_pressure(groups, budget));
 }
 
 // glibc keeps what was freed: after a million checks the heap held ~55 MB of which ~8 MB were in

@@ -32,6 +32,10 @@ public:
     void prune_if_due(double now);
     // trim_heap_if_due hands free heap pages back every few seconds and when the worker falls idle.
     void trim_heap_if_due(double now, bool idle);
+    // measure_pressure_if_due measures the adaptive schedule's pressure every minute (and soon
+    // after a reload) while demper.adaptive_intervals is on: the value at which the catalogue's
+    // checks ask for 95 % of the request budget (one worker measures, all schedule with it).
+    void measure_pressure_if_due(double now, std::size_t egresses);
 
 private:
     void repair_queue_once();
@@ -48,6 +52,7 @@ private:
     std::string warned_version_;
     double next_prune_at_;
     double next_trim_at_ = 0;
+    double next_pressure_at_ = 0;
     bool idle_since_trim_ = false;
 };
 

@@ -49,6 +49,9 @@ int g_breaker_cooldown_s = 10;
 int g_egress_cooldown_s = 10;
 double g_max_change_percent = 0;
 int g_priority_interval_s = 180;
+bool g_adaptive_intervals = false;
+int g_check_interval_min_s = 30;
+int g_check_interval_max_s = 2 * 3600;
 int g_max_offer_pages = 3;
 char* g_push_url = nullptr;
 double g_push_rate = 2.0;            // DOMAIN.md: ~2 req/s per merchant is safe, ~3 is banned
@@ -331,6 +334,22 @@ void define_settings() {
     DefineCustomIntVariable("demper.priority_interval", "Time between two checks of a priority product.",
                             nullptr, &g_priority_interval_s, 180, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("demper.adaptive_intervals",
+                             "Check each product as often as its competitors move, within its bounds.",
+                             "Off: every product every demper.check_interval (or its own check_interval). On: "
+                             "the interval follows how often the product's cheapest competitors changed and what "
+                             "is at stake, the whole catalogue fitting the request budget.",
+                             &g_adaptive_intervals, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.check_interval_min",
+                            "Shortest time between two checks of a product under the adaptive schedule.",
+                            "A store's or product's check_interval_min wins.", &g_check_interval_min_s, 30, 1,
+                            7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("demper.check_interval_max",
+                            "Longest time between two checks of a product under the adaptive schedule.",
+                            "A store's or product's check_interval_max wins; above check_interval_min, or it "
+                            "wins over it.",
+                            &g_check_interval_max_s, 2 * 3600, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                            nullptr, nullptr);
     DefineCustomIntVariable("demper.max_offer_pages",
                             "Most pages of 64 offers read for one check.",
                             "Further pages are read only while the rule needs more competitors.",
@@ -429,6 +448,9 @@ Settings current_settings() {
     s.push_job_url = str(g_push_job_url);
     s.push_verify_delay_s = g_push_verify_delay_s;
     s.push_verify_timeout_s = g_push_verify_timeout_s;
+    s.adaptive_intervals = g_adaptive_intervals;
+    s.check_interval_min_s = g_check_interval_min_s;
+    s.check_interval_max_s = g_check_interval_max_s;
     return s;
 }
 

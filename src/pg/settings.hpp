@@ -59,6 +59,10 @@ struct Settings {
     std::string push_job_url;            // template {job_id}; "" = read the listing back instead
     int push_verify_delay_s;             // first look, and between looks
     int push_verify_timeout_s;           // not shown by then: rejected
+    // The adaptive schedule (core/schedule.hpp).
+    bool adaptive_intervals;             // off: every product every check_interval (or its own)
+    int check_interval_min_s;            // the shortest and longest interval unless a store or
+    int check_interval_max_s;            // product sets its own
 };
 
 void define_settings();

@@ -43,6 +43,7 @@ void init_shared_memory() {
         pg_atomic_init_u32(&g_shared->lease_generation, generation);
         for (auto& n : g_shared->slot_starts) pg_atomic_init_u32(&n, 0);
         pg_atomic_init_u32(&g_shared->running_workers, 1);
+        set_schedule_pressure(1.0);
     }
     LWLockRelease(AddinShmemInitLock);
 }

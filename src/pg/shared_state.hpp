@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "pg/pg_includes.hpp"
 
@@ -131,12 +132,32 @@ struct SharedState {
     pg_atomic_uint32 slot_starts[kMaxWorkers];
     // How many workers run (the launcher's count): they share the per-IP rate among themselves.
     pg_atomic_uint32 running_workers;
+    // The adaptive schedule's pressure (a double's bits): worker 0 measures it every minute, every
+    // worker schedules with it (1: every product at its own base interval).
+    pg_atomic_uint64 schedule_pressure_bits;
 };
 
 // shared_state returns the shared memory block, or nullptr when demper was not preloaded.
 SharedState* shared_state();
 void request_shared_memory();
 void init_shared_memory();
+
+// schedule_pressure is the adaptive schedule's pressure (1 when demper was not preloaded).
+inline double schedule_pressure() {
+    SharedState* s = shared_state();
+    if (s == nullptr) return 1.0;
+    const std::uint64_t bits = pg_atomic_read_u64(&s->schedule_pressure_bits);
+    double value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+inline void set_schedule_pressure(double value) {
+    SharedState* s = shared_state();
+    if (s == nullptr) return;
+    std::uint64_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    pg_atomic_write_u64(&s->schedule_pressure_bits, bits);
+}
 
 inline void counter_add(Counter c, std::uint64_t n = 1) {
     if (SharedState* s = shared_state()) pg_atomic_fetch_add_u64(&s->counters[c], n);

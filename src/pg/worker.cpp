@@ -261,6 +261,7 @@ void Worker::do_due_work(double now) {
         }
         engine_.perform();  // start what was just submitted
         housekeeping_.prune_if_due(now);
+        housekeeping_.measure_pressure_if_due(now, engine_.egress_count());
     }
     report_.log_failure_summary(now, settings_.log_summary_interval_s);
     housekeeping_.trim_heap_if_due(now, checks_.idle());
