@@ -468,8 +468,9 @@ CREATE TABLE public.soak_floors (product_id bigint, min_price bigint, at timesta
         self.psql("SELECT pg_reload_conf()")
         drained = time.time()
         while time.time() - drained < 600:
+            # Leases that ran out stay on their rows (nothing claims them while disabled).
             pending = int(self.psql("SELECT count(*) FROM demper.outbox WHERE status = 'pending'")) + int(
-                self.psql("SELECT count(*) FROM demper.schedule WHERE lease_token IS NOT NULL"))
+                self.psql("SELECT count(*) FROM demper.schedule WHERE lease_until > now()"))
             held = self.mock_call("GET", "/_mock/stats")["pushes_held"]
             if pending == 0 and held == 0:
                 break
@@ -581,6 +582,12 @@ CREATE TABLE public.soak_floors (product_id bigint, min_price bigint, at timesta
             return counts
         for k, p in patterns.items():
             counts[k] = text.count(p)
+        fatal = {}
+        for line in text.splitlines():
+            if "FATAL:  " in line:
+                msg = line.split("FATAL:  ", 1)[1][:80]
+                fatal[msg] = fatal.get(msg, 0) + 1
+        counts["FATAL lines by message"] = fatal
         return counts
 
     def write_files(self, V):
