@@ -1215,7 +1215,7 @@ def write_results(out, R, meta):
                     f"5 s; faults injected (bench/soak.py): "
                     + ", ".join(f"{k} {v}" for k, v in S["events"].items())
                     + f". After a kill -9 two new workers ran within {S['kill9_recovery_max_s']} s (crash restart). "
-                    + f"Server log: " + ", ".join(f"{k} {v}" for k, v in S["log"].items())
+                    + "Server log: " + ", ".join(f"{k} {v}" for k, v in S["log"].items())
                     + f". Events failed: {len(S['event_errors'])}"
                     + ("".join(f"; {e['t']} s {e['event']}: {e['detail']}" for e in S["event_errors"][:5]))
                     + ". Every event with its time and measured seconds: soak_events.csv; samples every 10 s: "
