@@ -4,6 +4,7 @@
 #   1. approve() of a proposal whose price is below a floor raised since refuses it as stale;
 #   2. a push that stays unanswered past its lease, while a newer price of its listing waits:
 #      the marketplace ends at the newer price, and no listing ever has two pushes in flight;
+#      (2b, found by the soak: a merchant's pushes while offers requests fill the egress;)
 #   3. a store's change budget holds with demper.workers = 4;
 #   7. a store's absurd change budget is refused, a store whose time zone no longer resolves is
 #      skipped alone, and a product whose decision cannot be written fails alone;
@@ -131,6 +132,47 @@ reliability('a push unanswered past its lease while a newer price of its listing
 	sprintf('pushes taken: %s; %d overlaps', join(', ', @pushes), $stats->{push_overlaps}));
 
 # ---------------------------------------------------------------------------------------------
+# 2b. A merchant's pushes while offers requests fill the egress (found by the soak, bench/soak.py;
+#     not an item of issue 16). The publisher hands a merchant's pushes to the HTTP engine at
+#     demper.push_rate (2 a second), but the engine admits every request through the egress's rate
+#     limiter, which the offers requests share: pushes wait behind them and leave back to back. The
+#     marketplace bans a merchant above 3 pushes a second (DOMAIN.md: 30 minutes; the mock's ban is
+#     shortened here), and a push answered 429 also rests the whole egress. Here 16 products of one
+#     merchant change price among 400 due products at 20 requests a second.
+my $bunched = store('Bunched', '30040003', 1);
+my $filler = store('Filler', '30040004', 0);
+$mock->post('/_mock/push_limits', { push_limit_rps => 3, push_ban_ms => 60000 });
+my $bans_before = $mock->stats->{push_bans};
+reload_conf($node, 'demper.requests_per_second' => 20, 'demper.burst' => 2);
+ok(poll_until(sub { psql('SHOW demper.requests_per_second') eq '20' }, 30), 'part 2b: 20 requests a second');
+psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, next_check_at)
+      SELECT CASE WHEN g % 25 = 0 THEN $bunched ELSE $filler END, g::text, 'sku-' || g, 600000, 10, now()
+        FROM generate_series(4201, 4600) g;
+      SELECT demper.wake_workers()");
+ok(poll_until(sub { count_where("product_code::bigint BETWEEN 4201 AND 4600 AND last_check_time IS NULL") == 0 }, 180),
+	'part 2b: the 400 products are checked');
+my $pushed = poll_until(sub {
+		psql("SELECT count(*) FROM demper.outbox WHERE store_id = $bunched AND status = 'pending'") == 0
+		  || $mock->stats->{push_bans} > $bans_before }, 60);
+my @push_times = sort { $a <=> $b } map { $_->{t} } mock_pushes($mock, '30040003');
+my $most = max_in_window(1, @push_times);
+my $bans = $mock->stats->{push_bans} - $bans_before;
+diag(sprintf('part 2b: %d pushes of the merchant taken, at most %d in one second; %d merchant bans; at %s s',
+	scalar(@push_times), $most, $bans, join(' ', map { sprintf('%.2f', $_ - $push_times[0]) } @push_times)));
+SKIP: {
+	# Known, reported with a patch (one push of a merchant in the engine at a time, the next one
+	# 1 / push_rate after the previous one left it). DEMPER_KNOWN_BUGS=1 runs these assertions.
+	skip 'pushes bunched behind offers requests (known, reported)', 2 unless $ENV{DEMPER_KNOWN_BUGS};
+	is($bans, 0, 'part 2b: the marketplace bans no merchant');
+	cmp_ok($most, '<=', 2, 'part 2b: at most push_rate pushes of a merchant reach the marketplace in a second');
+}
+reliability('a merchant\'s pushes while offers requests fill the egress (20 req/s, 400 checks, 16 pushes)',
+	scalar(@push_times), $bans, sprintf('most pushes in a second %d (limit 3); lost counts merchant bans', $most));
+reload_conf($node, 'demper.requests_per_second' => 2000, 'demper.burst' => 200);
+$mock->post('/_mock/push_limits', { push_limit_rps => 100000 });
+ok(poll_until(sub { psql('SHOW demper.requests_per_second') eq '2000' }, 30), 'part 2b: the rate is back');
+
+# ---------------------------------------------------------------------------------------------
 # 7. One store's values never stop the others. (a) change_budget = 2147483647 was allowed, and
 #    every batch then failed with "integer out of range": no store was repriced. Now it is
 #    refused, and budgets are counted in bigint. (b) A store whose time zone no longer resolves
@@ -176,7 +218,11 @@ my $tz_lost = count_where("store_id = $s7tz AND price <> 600000");
 my $lost7 = (49 - count_where("$healthy AND price = 7000 + product_code::bigint - 1")) + (10 - count_where("store_id = $s7 AND price < 600000"))
   + $tz_lost + ($absurd_price == 600000 ? 0 : 1) + ($rc7 == 0 ? 1 : 0);
 reliability('one bad store or row: a budget of 2147483647, a time zone that no longer resolves, a price beyond the bounds', 3,
-	$lost7, 'lost counts products of healthy stores left unrepriced, absurd values accepted and bad rows written');
+	$lost7, sprintf('budget %s; %d of 59 products of the other stores repriced; the broken store\'s %d products skipped '
+		  . '(bad_time_zone); the absurd price %s; lost counts healthy products left unrepriced, absurd values accepted '
+		  . 'and bad rows written', $rc7 == 0 ? 'ACCEPTED' : 'refused',
+		count_where("$healthy AND price = 7000 + product_code::bigint - 1") + count_where("store_id = $s7 AND price < 600000"),
+		count_where("store_id = $s7tz AND last_reason = 'bad_time_zone'"), $absurd_price == 600000 ? 'failed alone' : 'WRITTEN'));
 # Repaired, so that the parts below do not depend on them (the code before issue 16 stayed stuck).
 psql("UPDATE demper.store SET timezone = 'Asia/Almaty', change_budget = NULL WHERE id IN ($s7tz, $s7)");
 
