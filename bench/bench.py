@@ -27,8 +27,8 @@ import asyncpg
 
 import market_bench
 
-# BENCH_PGBIN: the binaries of a private copy of PostgreSQL (scripts/dev-tree.sh), whose own lib
-# directory holds the demper.so to measure, instead of the system's.
+# PostgreSQL's programs: the system's, or those of a private tree (bench/run.sh with PG_CONFIG, or
+# BENCH_PGBIN: the binaries of a private copy whose own lib directory holds the demper.so to measure).
 PGBIN = os.environ.get("BENCH_PGBIN", "/usr/lib/postgresql/15/bin")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,22 +42,23 @@ if QUICK:
                fresh_n=1000, fresh_interval=15, fresh_seconds=50, claim_reps=10,
                ceiling_runs=1, ceiling_duration="4s", profile_seconds=6, workers_runs=2,
                market_products=250, market_scale=40, market_warmup=3600, market_measure=5400, market_budget=10,
-               market_seed=1)
+               market_seed=1, soak_seconds=180, soak_every=12)
 else:
     CFG = dict(small=10_000, small_runs=5, baseline_runs=3, large=1_000_000, large_runs=2,
                huge=10_000_000, huge_due=10_000, huge_runs=5, rate_seconds=60, rate_runs=2,
                fresh_n=10_000, fresh_interval=30, fresh_seconds=150, claim_reps=19,
                ceiling_runs=3, ceiling_duration="8s", profile_seconds=10, workers_runs=3,
                market_products=500, market_scale=20, market_warmup=3600, market_measure=7200, market_budget=10,
-               market_seed=1)
+               market_seed=1, soak_seconds=600, soak_every=12)
 CFG.update({k[6:].lower(): int(v) for k, v in os.environ.items()
             if k.startswith("BENCH_") and k[6:].lower() in CFG and v.isdigit()})
 
 # Benchmark 7: demper.workers values (BENCH_WORKER_COUNTS=1,2,4,8); the first is the reference of the ratio.
 WORKER_COUNTS = tuple(int(x) for x in os.environ.get("BENCH_WORKER_COUNTS", "1,2,4").split(",") if x.strip())
-# BENCH_ONLY=workers,rate runs only those benchmarks (names below; see bench/README.md).
+# BENCH_ONLY=workers,rate runs only those benchmarks (names below; see bench/README.md). `soak` runs
+# only when named: ten minutes of faults (bench/soak.py), neither in a full run nor in CI.
 BENCHMARKS = ("ceiling", "throughput", "baseline", "workers", "claim", "rate", "freshness", "market", "large",
-              "profile")
+              "profile", "soak")
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
 
 TARGETS = dict(checks_per_s=5000, ratio=10, worker_us=50, fresh_p99=1.1, claim_ratio=2.0,
@@ -1101,6 +1102,30 @@ def write_results(out, R, meta):
     if R.get("market"):
         market_bench.summary_rows(R["market"], row)
 
+    S = R.get("soak")
+    if S:
+        row(f"soak: prices written below their floor ({S['seconds']} s, {S['products']:,} products, faults every "
+            f"{CFG['soak_every']} s)", f"{S['writes_below_floor']} of {S['price_writes']:,} price writes; "
+            f"{S['history_below_floor']} of {S['history_rows']:,} history rows", "0",
+            S["writes_below_floor"] == 0 and S["history_below_floor"] == 0,
+            "every write of a price (ALWAYS trigger) against the floor of its row; history against the floor in force")
+        row("soak: listings whose last push taken by the marketplace is not their price", f"{S['push_mismatch']}",
+            "0", S["push_mismatch"] == 0 and S["push_missing"] == 0 and S["outbox_open"] == 0 and S["push_overlaps"] == 0,
+            f"{S['pushes_taken']:,} pushes taken; changed but never pushed {S['push_missing']}, outbox rows open "
+            f"{S['outbox_open']}, two pushes of a listing in flight {S['push_overlaps']}, held pushes abandoned "
+            f"{S['holds_abandoned']}, after {S['drain_s']} s of draining")
+        row("soak: merchants banned by the marketplace for pushing too fast", f"{S['push_bans']}", "0",
+            S["push_bans"] == 0, "the mock bans a merchant for a minute above 3 pushes a second (demper.push_rate 2)")
+        row("soak: longest a product went unchecked", f"{S['max_unchecked_s']} s", f"<= {S['interval'] + 60} s "
+            "(interval + 1 min)", S["late"] == 0, f"{S['late']} products late; between two checks p50 {S['gap_p50']} s, "
+            f"p99 {S['gap_p99']} s; {S['checks_written']:,} checks written; the bad store's products (skipped while "
+            f"broken) {S['bad_store_max_unchecked_s']} s")
+        row("soak: longest stop (pg_terminate_backend of a worker, pg_ctl stop -m fast)", f"{S['stop_max_s']:.2f} s",
+            "< 5 s", S["stops_over_limit"] == 0, f"{S['stops']} stops, {S['stops_over_limit']} at or over 5 s")
+        row("soak: most changes of the budget store in any window", f"{S['budget_most_in_window']}",
+            f"<= {S['budget']}", S["budget_most_in_window"] <= S["budget"], "two workers")
+        row("soak: proposals approved although their floor rose above them", f"{S['approved_below_floor']}", "0",
+            S["approved_below_floor"] == 0, json.dumps(S["approvals"], sort_keys=True))
     git0, git1, lib = meta["git"], meta.get("git_end", meta["git"]), meta["library"]
     with open(os.path.join(out, "SUMMARY.md"), "w") as f:
         f.write(f"# demper benchmark results ({'QUICK smoke run' if QUICK else 'full run'}"
@@ -1196,6 +1221,18 @@ def write_results(out, R, meta):
                     + ", ".join(f"{c['ms']:.2f} ms at {c['label']} products" for c in (c_small, c_huge) if c)
                     + (f" ({c_huge['ms'] / c_small['ms']:.2f}x)" if c_small and c_huge else "") + ". Plan at "
                     f"{(c_huge or c_small)['label']}:\n\n```\n{(c_huge or c_small)['plan'].strip()}\n```\n")
+        if S:
+            f.write(f"\n## Soak\n\n{S['seconds']} s, {S['products']:,} products in 5 stores (one in approval mode, "
+                    f"one with a change budget of {S['budget']} per 10 min, one whose time zone breaks on schedule), "
+                    f"two workers, check interval {S['interval']} s, lease {S['lease']} s, competitors moving every "
+                    f"5 s; faults injected (bench/soak.py): "
+                    + ", ".join(f"{k} {v}" for k, v in S["events"].items())
+                    + f". After a kill -9 two new workers ran within {S['kill9_recovery_max_s']} s (crash restart). "
+                    + "Server log: " + ", ".join(f"{k} {v}" for k, v in S["log"].items())
+                    + f". Events failed: {len(S['event_errors'])}"
+                    + ("".join(f"; {e['t']} s {e['event']}: {e['detail']}" for e in S["event_errors"][:5]))
+                    + ". Every event with its time and measured seconds: soak_events.csv; samples every 10 s: "
+                    "soak.csv.\n")
         if R.get("profile"):
             pr = R["profile"]
             f.write(f"\n## Worker profile (perf, {pr['seconds']} s of a {pr['n']:,}-product throughput run, "
@@ -1309,12 +1346,23 @@ def main():
     unknown = ONLY - set(BENCHMARKS)
     if unknown:
         sys.exit(f"bench.py: BENCH_ONLY: unknown {', '.join(sorted(unknown))} (known: {', '.join(BENCHMARKS)})")
-    want = lambda name: not ONLY or name in ONLY
+    want = lambda name: (not ONLY and name != "soak") or name in ONLY
     t_start = time.time()
     meta = dict(git=git_state(), library=library_state())
     log(f"demper bench ({'quick' if QUICK else 'full'}{', only ' + ','.join(sorted(ONLY)) if ONLY else ''}): "
         f"{json.dumps(CFG)}; demper {meta['git']['commit']}, library built {meta['library']['mtime']}")
     R = {}
+    if want("soak"):
+        import soak  # bench/soak.py
+        log(f"== soak: {CFG['soak_seconds']} s of repricing with a fault every {CFG['soak_every']} s")
+        wait_quiet("soak")
+        R["soak"] = soak.run(args.work, args.out, args.mock, CFG["soak_seconds"], CFG["soak_every"], log)
+        log(f"  soak {'passed' if R['soak']['ok'] else 'FAILED'}: {json.dumps({k: v for k, v in R['soak'].items() if k not in ('event_errors',)})}")
+        if ONLY == {"soak"}:
+            meta["git_end"], meta["library_end"] = git_state(), library_state()
+            write_results(args.out, R, meta)
+            log(f"done in {time.time() - t_start:.0f} s; results in {args.out}")
+            return
     if want("ceiling"):
         R["ceiling"] = mock_ceiling(args.mock, CFG["ceiling_runs"], CFG["ceiling_duration"])
 

@@ -20,14 +20,17 @@ install_missing_packages "${packages[@]}"
 if [ "${BENCH_SKIP_SETUP:-0}" != 1 ]; then
   bash "$root/scripts/setup.sh"
 fi
+# PG_CONFIG=<a private tree's pg_config> (scripts/dev-tree.sh) with BENCH_SKIP_SETUP=1 measures the
+# demper installed in that tree, with its programs; by default the system's PostgreSQL 15.
+pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 mock="$root/build/demper_mock"
 [ -x "$mock" ] || { echo "bench/run.sh: $mock is missing (scripts/setup.sh builds it)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/demper-bench.XXXXXX)
 cleanup() {
-  for d in "$work"/data "$work"/data_w*; do   # data_w<N>: benchmark 7's clusters
+  for d in "$work"/data "$work"/data_w* "$work"/data_soak; do   # data_w<N>: benchmark 7's clusters
     if [ -d "$d" ]; then
-      runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$d" -m immediate stop >/dev/null 2>&1 || true
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
     fi
   done
   if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
@@ -41,7 +44,7 @@ chown -R postgres:postgres "$work"
 chmod 700 "$work"
 
 status=0
-runuser -u postgres -- env PATH="/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
+runuser -u postgres -- env PATH="$pgbin:/usr/bin:/bin:/usr/sbin:/sbin" BENCH_PGBIN="$pgbin" \
   HOME="$work" BENCH_QUICK="${BENCH_QUICK:-0}" BENCH_WAIT_MAX="${BENCH_WAIT_MAX:-900}" \
   $(env | grep -E '^BENCH_[A-Z_]+=' | grep -vE '^BENCH_(QUICK|WAIT_MAX)=' || true) \
   /usr/bin/python3 "$here/bench.py" --work "$work" --out "$work/results" --mock "$work/demper_mock" \

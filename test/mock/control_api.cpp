@@ -71,7 +71,7 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
             out += "}";
             return json_reply(200, out);
         }
-        if (what == "faults") return json_reply(200, marketplace_.faults().describe());
+        if (what == "faults") return json_reply(200, marketplace_.faults_json());
     } else if (method == "POST") {
         if (what == "reset") {
             marketplace_.reset();
@@ -113,10 +113,28 @@ Reply ControlApi::offers(const HttpRequest& request, const std::string& code) {
 Reply ControlApi::set_fault(const HttpRequest& request) {
     auto body = body_object(request);
     if (!body) return not_an_object();
+    std::string endpoint = "offers";
+    if (!read_text_member(*body, "endpoint", endpoint) ||
+        (endpoint != "offers" && endpoint != "push"))
+        return error_reply(400, "endpoint must be offers or push");
     std::string error;
     auto fault = fault_from_json(*body, error);
     if (!fault) return error_reply(400, error);
-    marketplace_.faults().set(*fault);
+    if (endpoint == "offers") {
+        marketplace_.faults().set(*fault);
+        return ok();
+    }
+    // A push fault is keyed by sku (none: every push); it holds pushes or refuses them.
+    std::string sku;
+    if (body->find("product") != nullptr || !read_text_member(*body, "sku", sku) ||
+        (body->find("sku") != nullptr && sku.empty()))
+        return error_reply(400, "a push fault names a non-empty sku (or none), not a product");
+    if (fault->fault.mode != FaultMode::none && fault->fault.mode != FaultMode::latency &&
+        fault->fault.mode != FaultMode::status)
+        return error_reply(400, "a push fault's mode is latency, status or none");
+    fault->product.reset();
+    if (body->find("sku") != nullptr) fault->product = sku;
+    marketplace_.push_faults().set(*fault);
     return ok();
 }
 

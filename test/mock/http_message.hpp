@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +60,9 @@ enum class Delivery {
     stall_after_headers,  // head announcing `stall_content_length` bytes, then nothing, ever
 };
 
+struct Arrival;
+struct Hold;
+
 struct Reply {
     int status = 200;
     std::string content_type = "application/json";
@@ -72,6 +77,19 @@ struct Reply {
 
     // recorded is false for control-API answers: they never reach the stats or the request log.
     bool recorded = true;
+
+    // hold, when set, holds the request for delay_ms before take() answers it (the other fields
+    // of this reply are then unused); the answer take() returns is recorded when it is taken.
+    std::shared_ptr<Hold> hold;
+};
+
+// A Hold keeps a request from being taken when it arrives: the server holds it for the reply's
+// delay_ms, as a request held up on its way (a congested link, a slow front end), and only then
+// does take() decide its answer, with the time it was taken. A client that gives up during the
+// hold (closes its connection) makes abandon() run instead: the request was never taken.
+struct Hold {
+    std::function<Reply(const Arrival& taken)> take;
+    std::function<void()> abandon;
 };
 
 // query_param returns the percent-decoded value of `name` in the query of `target`

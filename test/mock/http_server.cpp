@@ -61,6 +61,7 @@ struct HttpServer::Connection {
     bool lingering = false;      // our side is shut; draining the client's leftovers before close
     bool fresh = true;           // nothing read yet: the input may start with an HTTP/2 preface
     bool http2 = false;          // the client spoke HTTP/2 (prior knowledge)
+    std::shared_ptr<Hold> held;  // a request held before it is taken (Reply::hold)
 };
 
 // PendingReply is a reply on its way out over more than one loop turn.
@@ -286,6 +287,10 @@ void HttpServer::reject(Connection& conn, int status, const Arrival& arrival) {
 
 void HttpServer::answer(Connection& conn, const HttpRequest& request, Reply reply,
                         const Arrival& arrival) {
+    if (reply.hold) {
+        hold(conn, request, std::move(reply));
+        return;
+    }
     if (!request.keep_alive) reply.close = true;
     auto pending = std::make_shared<PendingReply>();
     pending->head = serialize_head(reply);
@@ -306,6 +311,28 @@ void HttpServer::answer(Connection& conn, const HttpRequest& request, Reply repl
         Connection* delayed = find(id);
         if (delayed == nullptr) return;  // the client left while we were waiting
         send_now(*delayed, pending);
+        resume(id);
+    });
+}
+
+// hold keeps a request for the reply's delay before it is taken: the connection is busy meanwhile
+// (its later requests wait), and a client that leaves first abandons it (close_connection).
+void HttpServer::hold(Connection& conn, const HttpRequest& request, Reply reply) {
+    conn.busy = true;
+    conn.held = std::move(reply.hold);
+    HttpRequest head = request;  // what answer() needs of it, the body aside
+    head.body.clear();
+    uint64_t id = conn.id;
+    loop_.after(reply.delay_ms, [this, id, head]() {
+        Connection* waiting = find(id);
+        if (waiting == nullptr || !waiting->held) return;  // the client left: abandoned
+        if (waiting->peer_closed) {
+            close_connection(*waiting);  // abandons it
+            return;
+        }
+        std::shared_ptr<Hold> held = std::move(waiting->held);
+        Arrival taken{waiting->egress_port, now_ms(), unix_now()};
+        answer(*waiting, head, held->take(taken), taken);
         resume(id);
     });
 }
@@ -386,7 +413,8 @@ bool HttpServer::flush(Connection& conn) {
 // settle closes a connection that has nothing more to do, or fixes what epoll watches for.
 bool HttpServer::settle(Connection& conn) {
     bool output_pending = conn.output_pos < conn.output.size();
-    bool peer_gone = conn.peer_closed && (conn.stalled || (!conn.busy && !output_pending));
+    bool peer_gone =
+        conn.peer_closed && (conn.stalled || conn.held || (!conn.busy && !output_pending));
     if (peer_gone) {
         close_connection(conn);
         return false;
@@ -419,6 +447,7 @@ void HttpServer::update_events(Connection& conn) {
 }
 
 void HttpServer::close_connection(Connection& conn) {
+    if (std::shared_ptr<Hold> held = std::move(conn.held)) held->abandon();
     loop_.unwatch(conn.fd);
     close(conn.fd);
     connections_.erase(conn.id);  // destroys conn: callers return right after

@@ -82,6 +82,7 @@ class HttpServer {
     bool settle(Connection& conn);
 
     void answer(Connection& conn, const HttpRequest& request, Reply reply, const Arrival& arrival);
+    void hold(Connection& conn, const HttpRequest& request, Reply reply);
     void reject(Connection& conn, int status, const Arrival& arrival);
     void send_now(Connection& conn, std::shared_ptr<PendingReply> pending);
     void drip(uint64_t id, std::shared_ptr<PendingReply> pending);

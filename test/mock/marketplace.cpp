@@ -141,13 +141,91 @@ Reply Marketplace::offers_answer(const HttpRequest& request, const OfferBook& bo
         200, render_offers_page(book, static_cast<size_t>(limit), static_cast<size_t>(page)));
 }
 
-// handle_push takes one item (/process) or an array of them (batch): each becomes a job, answered
-// {"id":..} or [{"id":..},...]. The body's shape is checked here; what the items do to the offers
-// is decided when their jobs finish (cabinet.hpp).
+namespace {
+
+// push_listings returns the listings ("<merchantUid>/<sku>") a push body names, as far as it
+// names them: a body too malformed to name any is answered 400 when it is taken.
+std::vector<std::string> push_listings(const std::string& body) {
+    std::vector<std::string> listings;
+    auto document = parse_json(body);
+    if (!document) return listings;
+    auto add = [&listings](const JsonValue& item) {
+        if (!item.is_object()) return;
+        const JsonValue* uid = item.find("merchantUid");
+        const JsonValue* sku = item.find("sku");
+        auto uid_text = uid ? uid->as_text() : std::nullopt;
+        if (uid_text && sku && sku->type == JsonValue::Type::string)
+            listings.push_back(*uid_text + "/" + sku->text);
+    };
+    if (document->type == JsonValue::Type::array) {
+        for (const JsonValue& item : document->items) add(item);
+    } else {
+        add(*document);
+    }
+    return listings;
+}
+
+}  // namespace
+
+// handle_push answers a push request. A push fault of one of its skus (else the global one)
+// holds it for the fault's latency_ms before it is taken, or refuses it (mode status) without
+// taking it; a push arriving while another push of the same listing is held is an overlap: two
+// pushes of one listing in flight at once.
 Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arrival,
                                PushEndpoint endpoint) {
     ++stats_.push_requests;
     if (request.method != "POST") return method_not_allowed();
+    std::vector<std::string> listings = push_listings(request.body);
+    for (const std::string& listing : listings) {
+        auto held = held_pushes_.find(listing);
+        if (held != held_pushes_.end() && held->second > 0) ++stats_.push_overlaps;
+    }
+    std::optional<Fault> fault;
+    for (const std::string& listing : listings) {
+        fault = push_faults_.take(listing.substr(listing.find('/') + 1));
+        if (fault) break;
+    }
+    if (!fault && listings.empty()) fault = push_faults_.take("");
+    if (!fault) return take_push(request, arrival, arrival.unix_time, endpoint);
+    auto answer = [this, request, endpoint, refusal = *fault,
+                   arrived = arrival.unix_time](const Arrival& taken) {
+        if (refusal.mode == FaultMode::status) return apply_fault(refusal, Reply{});
+        return take_push(request, taken, arrived, endpoint);
+    };
+    if (fault->latency_ms == 0) {
+        Reply reply = answer(arrival);
+        reply.delay_ms = 0;
+        return reply;
+    }
+    for (const std::string& listing : listings) ++held_pushes_[listing];
+    auto release = [this, listings] {
+        for (const std::string& listing : listings) {
+            auto held = held_pushes_.find(listing);
+            if (held != held_pushes_.end() && --held->second <= 0) held_pushes_.erase(held);
+        }
+    };
+    Reply reply;
+    reply.delay_ms = fault->latency_ms;
+    reply.hold = std::make_shared<Hold>();
+    reply.hold->take = [answer, release](const Arrival& taken) {
+        release();
+        Reply taken_reply = answer(taken);
+        taken_reply.delay_ms = 0;
+        return taken_reply;
+    };
+    reply.hold->abandon = [this, release, path = request.path, method = request.method, arrival] {
+        release();
+        ++stats_.holds_abandoned;
+        record_reply(method, path, arrival, 0, 0);
+    };
+    return reply;
+}
+
+// take_push takes one item (/process) or an array of them (batch): each becomes a job, answered
+// {"id":..} or [{"id":..},...]. The body's shape is checked here; what the items do to the offers
+// is decided when their jobs finish (cabinet.hpp).
+Reply Marketplace::take_push(const HttpRequest& request, const Arrival& arrival, double arrived,
+                             PushEndpoint endpoint) {
     auto body = parse_json(request.body);
     std::vector<const JsonValue*> items;
     if (body && endpoint == PushEndpoint::single && body->is_object()) {
@@ -191,7 +269,7 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
     std::string answer = endpoint == PushEndpoint::batch ? "[" : "";
     for (size_t i = 0; i < items.size(); ++i) {
         std::string job_id = cabinets_.submit(*merchant_uid, endpoint, *items[i], arrival.at_ms);
-        record_push(*items[i], *merchant_uid, endpoint, job_id, arrival);
+        record_push(*items[i], *merchant_uid, endpoint, job_id, arrival, arrived);
         market_.pushed(*merchant_uid, *items[i], arrival.at_ms);
         if (i) answer += ',';
         answer += "{\"id\":";
@@ -204,8 +282,9 @@ Reply Marketplace::handle_push(const HttpRequest& request, const Arrival& arriva
 
 void Marketplace::record_push(const JsonValue& item, const std::string& merchant_uid,
                               PushEndpoint endpoint, const std::string& job_id,
-                              const Arrival& arrival) {
+                              const Arrival& arrival, double arrived) {
     Push push{arrival.unix_time,
+              arrived,
               merchant_uid,
               item.find("sku")->text,
               "",
@@ -316,12 +395,23 @@ std::string Marketplace::stats_json() const {
     append_counts(out, stats_.by_egress);
     out += ",\"bans\":" + std::to_string(stats_.bans);
     out += ",\"push_bans\":" + std::to_string(stats_.push_bans);
+    out += ",\"push_overlaps\":" + std::to_string(stats_.push_overlaps);
+    out += ",\"holds_abandoned\":" + std::to_string(stats_.holds_abandoned);
+    int64_t held = 0;
+    for (const auto& entry : held_pushes_) held += entry.second;
+    out += ",\"pushes_held\":" + std::to_string(held);
     std::map<uint16_t, uint64_t> max_per_second;
     for (const auto& [port, egress] : egresses_) max_per_second[port] = egress.max_per_second;
     out += ",\"max_rps_window\":";
     append_counts(out, max_per_second);
     out += ",\"pushes\":" + std::to_string(pushes_.size()) + "}";
     return out;
+}
+
+std::string Marketplace::faults_json() const {
+    std::string out = faults_.describe();
+    out.pop_back();  // the closing brace
+    return out + ",\"pushes\":" + push_faults_.describe() + "}";
 }
 
 std::string Marketplace::pushes_json() const { return "{\"pushes\":" + pushes_array("") + "}"; }
@@ -336,6 +426,9 @@ std::string Marketplace::pushes_array(const std::string& merchant_uid) const {
         first = false;
         std::snprintf(time, sizeof time, "%.6f", push.unix_time);
         out += "{\"t\":";
+        out += time;
+        std::snprintf(time, sizeof time, "%.6f", push.arrived);
+        out += ",\"arrived\":";
         out += time;
         out += ",\"merchantUid\":";
         append_json_string(out, push.merchant_uid);
@@ -364,6 +457,7 @@ void Marketplace::reset() {
     push_bans_.clear();
     pushes_.clear();
     cabinet_faults_.clear();
+    push_faults_.clear();
     cabinets_.reset();
     stats_ = Stats{};
 }

@@ -74,6 +74,10 @@ class Marketplace {
     // cabinet_faults are keyed "<uid>/list/<true|false>/<page>" and "<uid>/details/<sku>".
     FaultTable& cabinet_faults() { return cabinet_faults_; }
     SimulatedMarket& market() { return market_; }
+    // push_faults are keyed by sku; a push of a faulted listing is held, or refused (README.md).
+    FaultTable& push_faults() { return push_faults_; }
+    // faults_json describes the offers faults, with the push faults under "pushes".
+    std::string faults_json() const;
     void set_egress_ban(const EgressBanRule& rule);
     void set_push_limits(const PushLimits& limits) { push_limits_ = limits; }
     MerchantSession& merchant_session(const std::string& merchant_uid) {
@@ -98,7 +102,8 @@ class Marketplace {
         size_t max_per_second = 0;
     };
     struct Push {
-        double unix_time;
+        double unix_time;  // when it was taken
+        double arrived;    // when its request arrived (earlier when it was held)
         std::string merchant_uid;
         std::string sku;
         std::string model;
@@ -116,6 +121,8 @@ class Marketplace {
         uint64_t http2_refused = 0;
         uint64_t bans = 0;
         uint64_t push_bans = 0;
+        uint64_t push_overlaps = 0;    // pushes that arrived while one of the same listing was held
+        uint64_t holds_abandoned = 0;  // held pushes whose client left before they were taken
         std::map<int, uint64_t> by_status;
         std::map<uint16_t, uint64_t> by_egress;
     };
@@ -125,6 +132,10 @@ class Marketplace {
     RequestLog& log_;
     FaultTable faults_;
     FaultTable cabinet_faults_;
+    FaultTable push_faults_;
+    // Pushes held and not yet taken or abandoned, per listing ("<merchantUid>/<sku>"). Not
+    // cleared by reset: they belong to connections that are still open.
+    std::unordered_map<std::string, int64_t> held_pushes_;
     EgressBanRule egress_ban_;
     PushLimits push_limits_;
     std::unordered_map<uint16_t, EgressState> egresses_;
@@ -139,8 +150,10 @@ class Marketplace {
     Reply offers_answer(const HttpRequest& request, const OfferBook& book) const;
     bool egress_banned(const Arrival& arrival);
     Reply handle_push(const HttpRequest& request, const Arrival& arrival, PushEndpoint endpoint);
+    Reply take_push(const HttpRequest& request, const Arrival& arrival, double arrived,
+                    PushEndpoint endpoint);
     void record_push(const JsonValue& item, const std::string& merchant_uid, PushEndpoint endpoint,
-                     const std::string& job_id, const Arrival& arrival);
+                     const std::string& job_id, const Arrival& arrival, double arrived);
     Reply handle_list(const HttpRequest& request, const Arrival& arrival);
     Reply handle_details(const HttpRequest& request, const Arrival& arrival);
     Reply handle_job(const HttpRequest& request, const Arrival& arrival, const std::string& id);

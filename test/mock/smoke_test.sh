@@ -122,6 +122,43 @@ expect "expired is 401" "$(status -X POST "$push" -H 'Cookie: mc-session=s; mc-s
 expect "recorded pushes" "$(curl -s "$base/_mock/pushes" | json 'len(d["pushes"]), d["pushes"][0]["cityPrices"][0]["value"]')" \
   "1 151989"
 
+# Push faults: a held push is taken when its hold ends (its time then, its arrival kept), unless
+# its client left first (never taken); a push of a listing arriving while another one of it is
+# held is an overlap; mode status refuses a push without taking it.
+control POST reset
+control PUT merchant/30012345 '{"session":"s","sid":"t","expired":false}'
+control POST push_limits '{"push_limit_rps":1000}'
+pushed() { curl -s -X POST "$push" -H 'Cookie: mc-session=s; mc-sid=t' -d "$1"; }
+body_b=${body/A-1/B-1}
+control POST fault '{"endpoint":"push","sku":"A-1","mode":"latency","latency_ms":2000,"count":1}'
+expect "push fault listed" "$(curl -s "$base/_mock/faults" | json 'd["pushes"]["products"]["A-1"]["mode"]')" "latency"
+start=$(date +%s.%N)
+pushed "$body" >"$work/held.out" &
+held_pid=$!
+sleep 0.3
+expect "a held push is not taken yet" "$(curl -s "$base/_mock/stats" | json 'd["pushes"], d["pushes_held"]')" "0 1"
+expect "another listing is not held" "$(pushed "$body_b" | json 'd["id"]')" "job-1"
+pushed "$body" >/dev/null   # the same listing while the first is held: taken at once, an overlap
+wait "$held_pid"
+elapsed=$(python3 -c "import time; print(time.time() - $start)")
+expect "the held push is answered after its hold" "$(python3 -c "print($elapsed > 1.95)") $(json 'd["id"]' <"$work/held.out")" \
+  "True job-3"
+expect "pushes in the order taken, arrival kept" "$(curl -s "$base/_mock/pushes" | json '[p["sku"] for p in d["pushes"]], round(d["pushes"][2]["t"] - d["pushes"][2]["arrived"], 1) >= 1.9')" \
+  "['B-1', 'A-1', 'A-1'] True"
+expect "overlap counted" "$(curl -s "$base/_mock/stats" | json 'd["push_overlaps"], d["pushes_held"]')" "1 0"
+control POST fault '{"endpoint":"push","mode":"latency","latency_ms":1500}'
+curl -s -o /dev/null -m 0.3 -X POST "$push" -H 'Cookie: mc-session=s; mc-sid=t' -d "$body_b" || true
+sleep 0.2
+expect "a client that leaves abandons its held push" "$(curl -s "$base/_mock/stats" | json 'd["holds_abandoned"], d["pushes_held"]')" "1 0"
+sleep 1.5
+expect "an abandoned push is never taken" "$(curl -s "$base/_mock/pushes" | json 'len(d["pushes"])')" "3"
+control POST fault '{"endpoint":"push","mode":"status","status":503}'
+expect "status mode refuses a push" "$(status -X POST "$push" -H 'Cookie: mc-session=s; mc-sid=t' -d "$body")" "503"
+control POST fault '{"endpoint":"push","mode":"none"}'
+expect "nor takes it" "$(curl -s "$base/_mock/pushes" | json 'len(d["pushes"])')" "3"
+expect "a push fault names a sku, not a product" "$(status -X POST "$base/_mock/fault" -d '{"endpoint":"push","product":"1","mode":"latency"}')" "400"
+expect "push faults: latency, status or none" "$(status -X POST "$base/_mock/fault" -d '{"endpoint":"push","mode":"html"}')" "400"
+
 # The seller's cabinet: offers seeded through the control API, the offer list and details, pushes
 # as jobs, the off-sale rules, hand edits, faults, logins.
 control POST reset
