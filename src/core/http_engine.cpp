@@ -910,6 +910,8 @@ void HttpEngine::Impl::release_attempt(Transfer& t) {
 // record_attempt feeds one attempt's outcome to the host's breaker and AIMD and to the egress.
 void HttpEngine::Impl::record_attempt(Transfer& t, ErrorClass error, double now) {
     HostState& h = *t.host;
+    // An account's limit says nothing of the egress or the host: the endpoint answered.
+    if (error == ErrorClass::ban && t.req.account_limited) error = ErrorClass::none;
     const std::uint64_t opens_before = h.breaker.opens();
     switch (error) {
         case ErrorClass::ban:

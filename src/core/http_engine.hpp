@@ -91,6 +91,11 @@ struct HttpRequest {
     // Names (case-insensitive) of further headers that are credentials, such as a push's
     // "x-auth-version": like Cookie and Authorization, dropped when a redirect leaves the origin.
     std::vector<std::string> sensitive_headers;
+    // A 403, 429 or 526 answer to this request limits an account (a merchant's price pushes), not
+    // the egress or the host: it rests no egress, opens no breaker and slows no host, so a pushing
+    // merchant's limit never stops the checks. The answer still comes back as a ban; the caller
+    // holds that account back.
+    bool account_limited = false;
 };
 
 struct HttpResponse {

@@ -141,7 +141,10 @@ WITH raw AS (
     -- outbox and proposal steps below need (so they join a handful of rows, never the store table
     -- per product). The budget is counted in bigint: any change_budget the table admits fits.
     SELECT s.id AS store_id, s.approval_mode, s.active AND demper.store_hours(s) = 'open' AS open,
-           CASE WHEN NOT s.active THEN 'store_inactive' ELSE demper.store_hours(s) END AS closed_reason,
+           -- the reason a closed store's products are skipped with (a claim's names)
+           CASE WHEN NOT s.active THEN 'store_inactive'
+                WHEN demper.store_hours(s) = 'closed' THEN 'outside_hours'
+                ELSE demper.store_hours(s) END AS closed_reason,
            -- Only stores with a budget count their recent changes, and never more than they need.
            CASE WHEN s.change_budget IS NOT NULL THEN
                s.change_budget::int8 - (SELECT count(*) FROM (

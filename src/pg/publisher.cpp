@@ -116,6 +116,7 @@ void Publisher::claim_if_due(double now) {
 void Publisher::send_due(double now) {
     for (auto& [merchant, queue] : queues_) {
         for (auto it = queue.jobs.begin(); it != queue.jobs.end() && credentials_.usable();) {
+            if (queue.in_engine > 0 || now < queue.not_before) break;
             if (in_flight_listings_.count(it->product_id) > 0) {
                 ++it;  // its listing's previous push is still on its way: this one waits for its answer
                 continue;
@@ -123,7 +124,7 @@ void Publisher::send_due(double now) {
             if (!queue.bucket.try_take(now)) break;
             PushJob job = std::move(*it);
             it = queue.jobs.erase(it);
-            send(std::move(job), now);
+            if (send(std::move(job), now)) queue.in_engine++;
         }
     }
 }
@@ -136,12 +137,12 @@ void Publisher::give_up_overdue_pushes(double now) {
 }
 
 // send sends one push. The store's cookies are opened only here, for the request, and never kept.
-void Publisher::send(PushJob&& job, double now) {
+bool Publisher::send(PushJob&& job, double now) {
     if (now - job.claimed_at > kLeaseShare * settings_.lease_time_s) {
         // Its lease is nearly over: the row may be claimed again. Hand it back instead of sending
         // a push that could be sent twice.
         result(job, PushVerdict::retry, "the push waited too long in the merchant's queue");
-        return;
+        return false;
     }
     // The cabinet takes an item without availabilities (or with a pickup point it does not
     // know) as "no stock" and takes the offer off sale: without the listing's pickup points as the
@@ -151,12 +152,12 @@ void Publisher::send(PushJob&& job, double now) {
     if (!availabilities || availabilities->empty()) {
         result(job, PushVerdict::waiting,
                "waiting for a catalogue sync: the listing's pickup points are unknown (demper.sync_catalogue)");
-        return;
+        return false;
     }
     std::optional<std::vector<std::string>> headers = credentials_.push_headers(job.sealed_credentials, job.store_id);
     if (!headers) {
         result(job, PushVerdict::needs_login, "the stored credentials cannot be opened with the current key");
-        return;
+        return false;
     }
     core::HttpRequest request;
     request.headers = std::move(*headers);
@@ -172,16 +173,18 @@ void Publisher::send(PushJob&& job, double now) {
                                                           : core::listing_push_body(push);
     } catch (const std::invalid_argument& e) {
         result(job, PushVerdict::rejected, e.what());
-        return;
+        return false;
     }
     request.url = settings_.push_url;
     request.method = "POST";
     request.max_attempts = 1;  // retries are decided here, per merchant
+    request.account_limited = true;  // a 429 holds this merchant back, never the checks
     // Cookie is dropped on a redirect to another origin anyway; the cabinet's auth header too.
     request.sensitive_headers = {"x-auth-version"};
     const std::uint64_t id = router_.send(*this, std::move(request));
     in_flight_listings_[job.product_id]++;
     in_flight_.emplace(id, std::move(job));
+    return true;
 }
 
 void Publisher::on_response(core::HttpResponse&& response) {
@@ -192,6 +195,13 @@ void Publisher::on_response(core::HttpResponse&& response) {
     if (auto listing = in_flight_listings_.find(job.product_id);
         listing != in_flight_listings_.end() && --listing->second <= 0)
         in_flight_listings_.erase(listing);
+    if (auto queue = queues_.find(job.merchant_id); queue != queues_.end()) {
+        MerchantQueue& q = queue->second;
+        q.in_engine = std::max(0, q.in_engine - 1);
+        // Spaced from when this push left the engine (after its wait behind offers requests).
+        const double left_at = now_seconds() - response.request_ms / 1000.0;
+        q.not_before = std::max(q.not_before, left_at + 1.0 / std::max(0.01, settings_.push_rate));
+    }
     finish_push(std::move(job), response);
 }
 
@@ -299,8 +309,8 @@ void Publisher::apply_if_due(double now, bool force) {
 double Publisher::next_send_at(double now) const {
     double at = 0;
     for (const auto& [merchant, queue] : queues_) {
-        if (queue.jobs.empty()) continue;
-        const double t = queue.bucket.next_available(now);
+        if (queue.jobs.empty() || queue.in_engine > 0) continue;  // its answer wakes the loop
+        const double t = std::max(queue.bucket.next_available(now), queue.not_before);
         if (at == 0 || t < at) at = t;
     }
     return at;

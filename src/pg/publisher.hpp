@@ -50,12 +50,19 @@ public:
     double next_wake_at(double now) const;
 
 private:
+    // A merchant's pushes leave one at a time: the next is handed to the engine only after the
+    // previous one's answer, and no sooner than 1 / demper.push_rate after that one actually left
+    // (pushes queued in the engine behind offers requests would otherwise leave back to back, and
+    // the marketplace bans a merchant above a few pushes a second).
     struct MerchantQueue {
         core::TokenBucket bucket{2.0, 1.0};
         std::deque<PushJob> jobs;
+        int in_engine = 0;        // pushes handed to the engine and not answered yet
+        double not_before = 0;    // the earliest the next push may be handed over
     };
 
-    void send(PushJob&& job, double now);
+    // send hands one push to the engine; false when it recorded a result instead (not sent).
+    bool send(PushJob&& job, double now);
     void finish_push(PushJob&& job, const core::HttpResponse& response);
     void result(const PushJob& job, PushVerdict verdict, std::string detail, std::string job_id = std::string(),
                 double delay_s = 0);

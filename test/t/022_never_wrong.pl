@@ -55,8 +55,9 @@ sub product
 {
 	my ($store, $merchant, $code, $price, $min, $competitor) = @_;
 	$mock->set_offers($code, [ [ 'C1', $competitor ], [ $merchant, $price ] ]);
-	return psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, next_check_at)
-	             VALUES ($store, '$code', 'sku-$code', $price, $min, now()) RETURNING id; SELECT demper.wake_workers()")
+	return psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, availabilities, next_check_at)
+	             VALUES ($store, '$code', 'sku-$code', $price, $min, '$DEFAULT_AVAILABILITIES', now()) RETURNING id;
+	             SELECT demper.wake_workers()")
 	  =~ s/\s+$//r;
 }
 
@@ -145,8 +146,9 @@ $mock->post('/_mock/push_limits', { push_limit_rps => 3, push_ban_ms => 60000 })
 my $bans_before = $mock->stats->{push_bans};
 reload_conf($node, 'demper.requests_per_second' => 20, 'demper.burst' => 2);
 ok(poll_until(sub { psql('SHOW demper.requests_per_second') eq '20' }, 30), 'part 2b: 20 requests a second');
-psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, next_check_at)
-      SELECT CASE WHEN g % 25 = 0 THEN $bunched ELSE $filler END, g::text, 'sku-' || g, 600000, 10, now()
+psql("INSERT INTO demper.product (store_id, product_code, sku, price, min_price, availabilities, next_check_at)
+      SELECT CASE WHEN g % 25 = 0 THEN $bunched ELSE $filler END, g::text, 'sku-' || g, 600000, 10,
+             '$DEFAULT_AVAILABILITIES', now()
         FROM generate_series(4201, 4600) g;
       SELECT demper.wake_workers()");
 ok(poll_until(sub { count_where("product_code::bigint BETWEEN 4201 AND 4600 AND last_check_time IS NULL") == 0 }, 180),
@@ -159,13 +161,11 @@ my $most = max_in_window(1, @push_times);
 my $bans = $mock->stats->{push_bans} - $bans_before;
 diag(sprintf('part 2b: %d pushes of the merchant taken, at most %d in one second; %d merchant bans; at %s s',
 	scalar(@push_times), $most, $bans, join(' ', map { sprintf('%.2f', $_ - $push_times[0]) } @push_times)));
-SKIP: {
-	# Known, reported with a patch (one push of a merchant in the engine at a time, the next one
-	# 1 / push_rate after the previous one left it). DEMPER_KNOWN_BUGS=1 runs these assertions.
-	skip 'pushes bunched behind offers requests (known, reported)', 2 unless $ENV{DEMPER_KNOWN_BUGS};
-	is($bans, 0, 'part 2b: the marketplace bans no merchant');
-	cmp_ok($most, '<=', 2, 'part 2b: at most push_rate pushes of a merchant reach the marketplace in a second');
-}
+# A merchant's pushes leave one at a time, the next 1 / push_rate after the previous one left the
+# engine, and a push's 429 holds back that merchant only (before: they bunched behind the offers
+# requests and left back to back, and the marketplace banned the merchant).
+is($bans, 0, 'part 2b: the marketplace bans no merchant');
+cmp_ok($most, '<=', 2, 'part 2b: at most push_rate pushes of a merchant reach the marketplace in a second');
 reliability('a merchant\'s pushes while offers requests fill the egress (20 req/s, 400 checks, 16 pushes)',
 	scalar(@push_times), $bans, sprintf('most pushes in a second %d (limit 3); lost counts merchant bans', $most));
 reload_conf($node, 'demper.requests_per_second' => 2000, 'demper.burst' => 200);
@@ -259,17 +259,10 @@ for my $reason (sort keys %round)
 		"part 8 ($reason): every product's check has ended");
 	my $reasons = psql("SELECT string_agg(last_reason || ' ' || n, ', ') FROM (SELECT last_reason, count(*) AS n
 	                    FROM demper.product WHERE store_id = $sid GROUP BY 1 ORDER BY 1) r");
-	SKIP: {
-		# The apply names a store closed by its hours 'closed' (what store_hours() returns), not
-		# 'outside_hours', and so reschedules it one interval later instead of at its opening;
-		# products skipped at their claim get 'outside_hours'. Reported to the lead with a patch;
-		# the outcomes are in the diag line below; DEMPER_KNOWN_BUGS=1 runs the assertion (a TODO
-		# would count as "not ok" in test.sh).
-		skip 'the apply records outside_hours as "closed" (known, reported)', 1
-		  if $reason eq 'outside_hours' && !$ENV{DEMPER_KNOWN_BUGS};
-		is(count_where("store_id = $sid AND last_reason = '$reason'"), 30, "part 8 ($reason): every product's outcome is $reason")
-		  or diag("part 8 ($reason): outcomes $reasons");
-	}
+	# A store closed by its hours is 'outside_hours' at apply time as at claim time (the apply named
+	# it 'closed' and rescheduled it one interval later instead of at its opening).
+	is(count_where("store_id = $sid AND last_reason = '$reason'"), 30, "part 8 ($reason): every product's outcome is $reason")
+	  or diag("part 8 ($reason): outcomes $reasons");
 	my $changed = count_where("store_id = $sid AND price <> 600000");
 	is($changed, 0, "part 8 ($reason): no price changed");
 	is(psql("SELECT count(*) FROM demper.price_history h JOIN demper.product p ON p.id = h.product_id WHERE p.store_id = $sid") + 0,

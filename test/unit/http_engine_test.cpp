@@ -1206,6 +1206,57 @@ TEST(HttpEngineEgress, BannedEgressRestsWhileTheOtherCarriesOn) {
     EXPECT_EQ(snap.hosts[0].breaker, BreakerState::closed);
 }
 
+TEST(HttpEngineEgress, AnAccountsLimitRestsNoEgressAndOpensNoBreaker) {
+    // A merchant's 429 to its pushes: the answer comes back, and the offers requests go on.
+    TestServer server([](const SeenRequest& req) {
+        return req.target.find("push") != std::string::npos ? answer(429, {}, "{}") : answer(200, {}, "{}");
+    });
+    EngineConfig c = test_config();
+    c.requests_per_second = 100;
+    c.egress_cooldown_s = 30;
+    c.breaker_failure_threshold = 2;
+    c.aimd_clean_period_s = 60;
+    HttpEngine e(c);
+    for (int i = 0; i < 5; i++) {
+        HttpRequest push = make_request(static_cast<std::uint64_t>(100 + i), server.url("/push/1"));
+        push.max_attempts = 1;
+        push.account_limited = true;
+        HttpResponse r;
+        ASSERT_TRUE(run_one(e, std::move(push), &r));
+        EXPECT_EQ(r.status, 429);
+        EXPECT_EQ(r.error, ErrorClass::ban);  // the caller still sees the limit
+    }
+    HttpResponse offers;
+    ASSERT_TRUE(run_one(e, make_request(1, server.url("/offers/1")), &offers));
+    EXPECT_EQ(offers.error, ErrorClass::none) << offers.error_detail;
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 1u);
+    EXPECT_FALSE(snap.egresses[0].cooling_down);
+    EXPECT_EQ(snap.egresses[0].bans, 0u);
+    EXPECT_EQ(snap.counters.egress_cooldowns, 0u);
+    EXPECT_EQ(snap.counters.bans, 0u);
+    ASSERT_EQ(snap.hosts.size(), 1u);
+    EXPECT_EQ(snap.hosts[0].breaker, BreakerState::closed);
+    EXPECT_DOUBLE_EQ(snap.hosts[0].effective_rate, 100.0);
+}
+
+TEST(HttpEngineEgress, AnUnflaggedBanStillRestsTheEgress) {
+    TestServer server([](const SeenRequest&) { return answer(429, {}, "{}"); });
+    EngineConfig c = test_config();
+    c.egress_cooldown_s = 30;
+    c.aimd_clean_period_s = 60;
+    HttpEngine e(c);
+    HttpRequest req = make_request(1, server.url());
+    req.max_attempts = 1;
+    HttpResponse r;
+    ASSERT_TRUE(run_one(e, std::move(req), &r));
+    EXPECT_EQ(r.error, ErrorClass::ban);
+    EngineSnapshot snap = e.snapshot();
+    ASSERT_EQ(snap.egresses.size(), 1u);
+    EXPECT_TRUE(snap.egresses[0].cooling_down);
+    EXPECT_EQ(snap.counters.bans, 1u);
+}
+
 TEST(HttpEngineEgress, ReconfigureKeepsEgressStateAndDropsRemovedProxies) {
     TestServer pa([](const SeenRequest& req) { return proxy_answer(req, "a"); });
     EngineConfig c = via_proxies({proxy_url(pa)});
