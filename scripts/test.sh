@@ -138,18 +138,35 @@ fi
 layer_report regress "$p" "$f"
 
 echo "== TAP"
-tap_p=0; tap_f=0
-for t in "$work"/test/t/*.pl; do
-  [ -e "$t" ] || continue
+# The TAP files run DEMPER_TAP_JOBS at a time (default 2): each has its own clusters, ports and
+# mock, and most of their time is spent waiting on a worker or a fault, not on the CPU. Results
+# are reported in file order.
+tap_jobs=${DEMPER_TAP_JOBS:-2}
+tap_one() {
+  local t=$1 name
   name=$(basename "$t" .pl)
   as_postgres env PERL5LIB="/usr/lib/postgresql/15/lib/pgxs/src/test/perl:$work/test/t" \
     TESTDIR="$work/test" DEMPER_MOCK="$work/build/demper_mock" PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
     prove -v "$t" >"$logs/tap-$name.log" 2>&1
-  rc=$?
+  echo $? >"$logs/tap-$name.rc"
+}
+running=0
+for t in "$work"/test/t/*.pl; do
+  [ -e "$t" ] || continue
+  if [ "$running" -ge "$tap_jobs" ]; then wait -n; running=$((running - 1)); fi
+  tap_one "$t" &
+  running=$((running + 1))
+done
+wait
+tap_p=0; tap_f=0
+for t in "$work"/test/t/*.pl; do
+  [ -e "$t" ] || continue
+  name=$(basename "$t" .pl)
+  rc=$(cat "$logs/tap-$name.rc" 2>/dev/null || echo 1)
   p=$(grep -Ec '^ok ' "$logs/tap-$name.log"); f=$(grep -Ec '^not ok ' "$logs/tap-$name.log")
-  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   echo "   $name: $p passed, $f failed"
-  if [ $rc -ne 0 ]; then
+  if [ "$rc" -ne 0 ]; then
     grep -E '^not ok|^#' "$logs/tap-$name.log" | head -30
     tail -n 40 "$work"/test/tmp_check/log/*"$name"*.log 2>/dev/null | grep -Ei 'error|fatal|warning|panic' | head -20
   fi
