@@ -23,10 +23,21 @@ while ($src =~ /^#define\s+(\w+)(?:\([^)]*\))?\s*((?:.*\\\n)*.*)$/mg) {
     my ($m, $body) = ($1, $2);
     $body =~ s/\\\n/ /g;
     $raw_macro{$m} = $body;
-    my $text = '';
-    $text .= $1 while $body =~ /"((?:[^"\\]|\\.)*)"/g;
-    $macro{$m} = $text;
 }
+# A macro's text: its string literals and, in order, the text of the macros it names (they nest:
+# DEMPER_DECISION_STANDS is made of DEMPER_SAME_INPUTS and DEMPER_ABOVE_FLOOR).
+sub expand_macro {
+    my ($m, $depth) = @_;
+    return $macro{$m} if exists $macro{$m};
+    die "isolation.sh: macro $m nests too deep\n" if $depth > 20;
+    my ($body, $text) = ($raw_macro{$m}, '');
+    while ($body =~ /"((?:[^"\\]|\\.)*)"|\b([A-Z][A-Z0-9_]+)\b/g) {
+        if (defined $1) { $text .= $1 }
+        elsif (exists $raw_macro{$2} && $2 ne $m) { $text .= expand_macro($2, $depth + 1) }
+    }
+    return $macro{$m} = $text;
+}
+expand_macro($_, 0) for keys %raw_macro;
 # Each statement names its parameters ($limit); the worker prepares it with them numbered in the
 # order its declaration lists them (src/pg/statement.hpp). The specs hold the numbered form.
 my (%fields_macro, %params_of);
