@@ -159,12 +159,15 @@ def setup(ctx, db, work, mock):
     store = db.val("SELECT id FROM demper.store WHERE merchant_id = $1", SELLER)
     if store is None:
         store = db.val("INSERT INTO demper.store (name, merchant_id) VALUES ('Market shop', $1) RETURNING id", SELLER)
+        # A pickup point: demper pushes no listing whose pickup points are unknown (a push without
+        # them takes the offer off sale), and the market sees the seller's prices only through pushes.
         db.exe(f"""INSERT INTO demper.product (store_id, product_code, sku, model, brand, price, min_price, max_price,
-                                               step, next_check_at)
+                                               step, availabilities, next_check_at)
                    SELECT {store}, c->>'code', (c->>'code') || '_1', 'Market product ' || (c->>'code'), 'Bench',
                           (c->>'start_price')::int8, (c->>'floor')::int8, (c->>'ceiling')::int8, 1,
-                          now() + interval '30 days'
-                     FROM jsonb_array_elements($1::jsonb) c""", json.dumps(catalogue))
+                          $2::jsonb, now() + interval '30 days'
+                     FROM jsonb_array_elements($1::jsonb) c""", json.dumps(catalogue),
+               json.dumps([{"storeId": f"{SELLER}_PP1", "available": "yes"}]))
     db.val("SELECT demper.set_credentials($1, $2, $3)", store, SESSION, SID)
     mock.call("PUT", f"/_mock/merchant/{SELLER}", dict(session=SESSION, sid=SID))
     return store, catalogue
@@ -180,13 +183,17 @@ def reset(ctx, db, mock, store, feats, spread_s):
     db.exe("""UPDATE demper.product SET next_check_at = now() + interval '30 days'
                WHERE store_id <> $1 AND bot_active AND next_check_at < now() + interval '1 day'""", store)
     cat = mock.call("GET", "/_mock/market/catalogue")["products"]
-    state = ", schedule_state = NULL" if feats["state_column"] else ""
+    state = ", schedule_state = NULL, war_rival = NULL" if feats["state_column"] else ""
     db.exe(f"""UPDATE demper.product p
                   SET price = (c->>'start_price')::int8, min_price = (c->>'floor')::int8,
                       max_price = (c->>'ceiling')::int8, last_check_time = NULL, check_failures = 0,
                       next_check_at = now() + random() * make_interval(secs => $2){state}
                  FROM jsonb_array_elements($1::jsonb) c
                 WHERE p.store_id = $3 AND p.product_code = c->>'code'""", json.dumps(cat), float(spread_s), store)
+    if feats["state_column"]:
+        # What the last run taught the pressure measurement (the due queue's base intervals) goes too.
+        db.exe("""UPDATE demper.schedule s SET base_interval_s = NULL, shortest_s = NULL, longest_s = NULL
+                    FROM demper.product p WHERE p.id = s.product_id AND p.store_id = $1""", store)
     db.exe("DELETE FROM demper.outbox WHERE store_id = $1", store)
 
 
