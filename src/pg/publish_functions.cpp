@@ -164,14 +164,14 @@ int reseal_all(const char* old_key_file, const char* key_file, int* unreadable) 
 // build_feed reads a store's catalogue and writes its XML price list. When the catalogue would
 // make a partial or empty feed, it returns nullptr and fills problem_count and problems.
 text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t problems_size) {
-    core::FeedCatalog catalog;
+    // The rows are read in three guarded steps, as in reseal_all: the guards hold only C strings in
+    // SPI's memory (until SPI_finish), and the C++ containers are sized and filled between them.
+    constexpr int kStoreColumns = 4;    // name, merchant_id, feed store ids, generation time
+    constexpr int kListingColumns = 6;  // sku, model, brand, city_id, price, availabilities
+    constexpr int kPriceColumn = 4;
+    const char* store_row[kStoreColumns] = {};
     bool store_found = false;
-    std::vector<std::string> store_ids;
-    struct Listing {
-        std::string sku, model, brand, city_id, availabilities;
-        int64 price;
-    };
-    std::vector<Listing> listings;
+    uint64 count = 0;
     pg_guard([&] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         Oid types[1] = {INT8OID};
@@ -180,36 +180,54 @@ text* build_feed(int64 store_id, int* problem_count, char* problems, std::size_t
             "SELECT name, merchant_id, array_to_string(feed_store_ids, ','), "
             "to_char(now() AT TIME ZONE timezone, 'YYYY-MM-DD HH24:MI') FROM demper.store WHERE id = $1",
             1, types, args, nullptr, true, 1);
-        if (SPI_processed == 1) {
-            store_found = true;
-            HeapTuple t = SPI_tuptable->vals[0];
-            TupleDesc d = SPI_tuptable->tupdesc;
-            catalog.company = SPI_getvalue(t, d, 1);
-            catalog.merchant_id = SPI_getvalue(t, d, 2);
-            const char* ids = SPI_getvalue(t, d, 3);
-            catalog.generated_at = SPI_getvalue(t, d, 4);
-            store_ids = split_list(ids ? ids : "");
-            SPI_execute_with_args(
-                "SELECT p.sku, coalesce(p.model, ''), coalesce(p.brand, ''), coalesce(p.city_id, s.city_id), p.price, "
-                "coalesce(p.availabilities::text, '') "
-                "FROM demper.product p JOIN demper.store s ON s.id = p.store_id "
-                "WHERE p.store_id = $1 ORDER BY p.sku, 4",
-                1, types, args, nullptr, true, 0);
-            for (uint64 i = 0; i < SPI_processed; i++) {
-                HeapTuple row = SPI_tuptable->vals[i];
-                bool isnull = false;
-                listings.emplace_back();
-                Listing& l = listings.back();
-                l.sku = SPI_getvalue(row, SPI_tuptable->tupdesc, 1);
-                l.model = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
-                l.brand = SPI_getvalue(row, SPI_tuptable->tupdesc, 3);
-                l.city_id = SPI_getvalue(row, SPI_tuptable->tupdesc, 4);
-                l.price = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 5, &isnull));
-                l.availabilities = SPI_getvalue(row, SPI_tuptable->tupdesc, 6);
-            }
-        }
-        SPI_finish();
+        if (SPI_processed != 1) return;
+        store_found = true;
+        for (int c = 0; c < kStoreColumns; c++)
+            store_row[c] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1);
+        SPI_execute_with_args(
+            "SELECT p.sku, coalesce(p.model, ''), coalesce(p.brand, ''), coalesce(p.city_id, s.city_id), "
+            "p.price, coalesce(p.availabilities::text, '') "
+            "FROM demper.product p JOIN demper.store s ON s.id = p.store_id "
+            "WHERE p.store_id = $1 ORDER BY p.sku, 4",
+            1, types, args, nullptr, true, 0);
+        count = SPI_processed;
     });
+    std::vector<const char*> cells(count * kListingColumns);  // the price's cell stays empty
+    std::vector<int64> prices(count);
+    const char** cell_out = cells.data();
+    int64* price_out = prices.data();
+    pg_guard([&] {
+        for (uint64 i = 0; i < count; i++) {
+            HeapTuple row = SPI_tuptable->vals[i];
+            for (int c = 0; c < kListingColumns; c++) {
+                if (c == kPriceColumn) continue;
+                cell_out[i * kListingColumns + c] = SPI_getvalue(row, SPI_tuptable->tupdesc, c + 1);
+            }
+            bool isnull = false;
+            price_out[i] = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, kPriceColumn + 1, &isnull));
+        }
+    });
+    auto text_of = [](const char* value) { return std::string(value != nullptr ? value : ""); };
+    core::FeedCatalog catalog;
+    std::vector<std::string> store_ids;
+    struct Listing {
+        std::string sku, model, brand, city_id, availabilities;
+        int64 price;
+    };
+    std::vector<Listing> listings;
+    if (store_found) {
+        catalog.company = text_of(store_row[0]);
+        catalog.merchant_id = text_of(store_row[1]);
+        store_ids = split_list(text_of(store_row[2]));
+        catalog.generated_at = text_of(store_row[3]);
+        listings.reserve(count);
+        for (uint64 i = 0; i < count; i++) {
+            const char* const* row = cell_out + i * kListingColumns;
+            listings.push_back({text_of(row[0]), text_of(row[1]), text_of(row[2]), text_of(row[3]),
+                                text_of(row[5]), prices[i]});
+        }
+    }
+    pg_guard([] { SPI_finish(); });
     if (!store_found) throw PgError("store " + std::to_string(store_id) + " does not exist", ERRCODE_NO_DATA_FOUND);
     // One offer per sku, with a city price per listing.
     for (const Listing& l : listings) {
