@@ -314,8 +314,10 @@ def run(ctx, db, work, mock_binary, sim_binary, out):
                     "SELECT count(*) FROM demper.outbox o JOIN demper.store s ON s.id = o.store_id "
                     "WHERE s.merchant_id = $1 AND o.status = 'pending'", SELLER) > 0):
             time.sleep(0.5)
-        db.exe("DELETE FROM demper.outbox o USING demper.store s "
-               "WHERE s.id = o.store_id AND s.merchant_id = $1 AND o.status = 'pending'", SELLER)
+        # The market's store and listings go (with their queue rows, history and outbox): the
+        # benchmarks after this one load their products by id from the end of the small catalogue,
+        # where the listings' ids are, and count every product.
+        db.exe("DELETE FROM demper.store WHERE merchant_id = $1", SELLER)
         mock.stop()
     return M
 
