@@ -24,9 +24,13 @@ namespace {
 constexpr int kRestartSeconds = 5;        // a stopped worker starts again after this
 constexpr long kLookMilliseconds = 1000;  // how often the launcher looks when nothing wakes it
 
-// database_exists looks demper.database up in pg_database (a shared catalog). A heap scan, not
-// get_database_oid(): its index is not in the relation cache of a process without a database
-// until some backend has written the shared cache file (on a new cluster's first start).
+// database_exists looks demper.database up in pg_database (a shared catalog) with a heap scan, as
+// PostgreSQL's autovacuum and logical replication launchers read their shared catalogs. Not
+// get_database_oid(): it opens pg_database's name index, and a process bound to no database can
+// open only the shared catalogs built in at its start and the relations the shared relation cache
+// file (global/pg_internal.init) lists; building any other reads pg_class, which it cannot (FATAL).
+// Every server start removes that file until a backend writes it again, and the launcher starts
+// as the server opens, mostly before any backend has.
 bool database_exists(const char* name) {
     bool exists = false;
     StartTransactionCommand();

@@ -3,6 +3,9 @@
 # the rule's price, and the history holds exactly one row per changed product, from the initial
 # price to the current one. Two rounds: killed while requests are in flight, and killed as soon as
 # the first decisions come back (while apply is likely).
+# Then the server starts five more times, three ways (fast stop and start twice, immediate stop and
+# start, kill -9 of a client backend twice), with a client changing the catalog right away: after
+# every start the workers run again, and the launcher never failed.
 use strict;
 use warnings;
 use FindBin;
@@ -21,7 +24,8 @@ my $node = demper_node('crash', $mock,
 	'demper.batch_size' => 50,
 	'demper.max_inflight' => 64,
 	'demper.http_timeout' => "'10s'",
-	restart_after_crash => 'on');    # the test framework turns it off
+	restart_after_crash => 'on',     # the test framework turns it off
+	log_line_prefix => "'%m [%p] %b '");    # the backend type names the launcher's lines
 $node->safe_psql('postgres', "INSERT INTO demper.store (name, merchant_id) VALUES ('Shop A', '$own')");
 
 # products returns 200 products with offer books set in the mock: most change price (some held
@@ -111,6 +115,80 @@ round('round 1 (in flight)', 400000, 1500, sub { $_[0]->{in_flight} > 0 });
 $node->safe_psql('postgres', 'ALTER SYSTEM SET demper.requests_per_second = 50');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 round('round 2 (applying)', 500000, 50, sub { $_[0]->{checks_ok} > $_[1]->{checks_ok} });
+
+# ---------------------------------------------------------------------------------------------
+# Server starts. The launcher, bound to no database, reads pg_database as soon as the server
+# accepts connections, while clients connect and change the catalog (a VACUUM FULL of pg_database
+# gives it a new file and invalidates every process's entry for it). Every start removes the
+# shared relation cache file (global/pg_internal.init), and a process without a database cannot
+# open a relation that is not in that file or built in at start: when the launcher looked the
+# database up through pg_database's name index, it died with FATAL "cannot read pg_class without
+# having selected a database" at nearly every start and the workers came 5 s late (its restart).
+
+# worker_pids returns the pids of the running demper workers, sorted ('' while none runs).
+sub worker_pids
+{
+	my $out = eval {
+		$node->safe_psql('postgres',
+			"SELECT pg_stat_clear_snapshot(); SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_stat_activity WHERE backend_type = 'demper worker'"
+		);
+	};
+	$out //= '';
+	$out =~ s/^\s+|\s+$//g;    # the first statement's empty line
+	return $out;
+}
+
+# churn changes the catalog the way clients do right after a start.
+sub churn
+{
+	$node->safe_psql('postgres',
+		'CREATE TABLE launcher_churn (a int); DROP TABLE launcher_churn; VACUUM FULL pg_database; VACUUM pg_database');
+}
+
+# after_start checks one start ($how) begun at $t_start: the workers run again (not those of
+# before) and the log has no failure of the launcher so far.
+sub after_start
+{
+	my ($how, $t_start, $before) = @_;
+	churn();
+	my $pids = '';
+	ok(poll_until(sub { $pids = worker_pids(); $pids ne '' && $pids ne $before }, 60),
+		"$how: the workers run again");
+	diag(sprintf('%s: workers %s ran %.2f s after the start began', $how, $pids, time - $t_start));
+	is( server_log_count($node,
+			qr/^.*(?:\] demper launcher (?:FATAL|ERROR|PANIC):|cannot read pg_class without having selected a database).*$/),
+		0,
+		"$how: no FATAL or ERROR from the launcher in the log so far");
+	return $pids;
+}
+
+my $pids = worker_pids();
+for my $n (1 .. 2)
+{
+	$node->stop('fast');
+	my $t = time;
+	$node->start;
+	$pids = after_start("fast stop and start $n", $t, $pids);
+}
+
+$node->stop('immediate');
+my $t_immediate = time;
+$node->start;
+$pids = after_start('immediate stop and start (crash recovery)', $t_immediate, $pids);
+
+for my $n (1 .. 2)
+{
+	my $client = $node->background_psql('postgres');
+	my $victim = $client->query_safe('SELECT pg_backend_pid()');
+	my $t = time;
+	kill 'KILL', $victim;
+	ok(defined DemperTest::wait_for_exit($victim, 60), "kill -9 of backend $n: the backend died");
+	eval { $client->quit };    # its server restarts without it
+	ok(wait_for_connections($node), "kill -9 of backend $n: the node accepts connections again");
+	$pids = after_start("kill -9 of backend $n (crash restart)", $t, $pids);
+}
+my $starts = server_log_count($node, qr/database system is ready to accept connections/);
+diag("server starts in this test: $starts");
 
 $node->stop;
 $mock->stop;
