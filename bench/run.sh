@@ -53,6 +53,9 @@ runuser -u postgres -- env PATH="$pgbin:/usr/bin:/bin:/usr/sbin:/sbin" BENCH_PGB
 dest="$here/results"
 [ "${BENCH_QUICK:-0}" = 1 ] && dest="$here/results/quick"   # a smoke run never replaces a full run's figures
 [ -n "${BENCH_ONLY:-}" ] && dest="$dest/partial"            # nor does a run of some benchmarks (BENCH_ONLY)
+# The soak has a folder of its own: the reliability report cites it, and another partial run
+# must not replace it.
+[ "${BENCH_ONLY:-}" = soak ] && dest="${dest%/partial}/soak"
 mkdir -p "$dest"
 if [ -s "$work/results/SUMMARY.md" ]; then
   # The previous run's files go; FINDINGS.md (written by hand: what limits the figures) stays.

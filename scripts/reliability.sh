@@ -117,7 +117,7 @@ print $o <<'MD';
   `pg_terminate_backend` of a worker and `pg_ctl stop -m fast` while rows are held, `kill -9` of a
   worker, a store's time zone broken, a listing's push held past its lease while a newer price waits,
   floors raised under pending proposals then approved, `check_now()` of 300 products in one
-  transaction. Latest run (`bench/results/partial/SUMMARY.md`, 3 December 2026, 62 faults): 0 of
+  transaction. Latest run (`bench/results/soak/SUMMARY.md`, 3 December 2026, 62 faults): 0 of
   1,299 price writes and 0 of 1,299 history rows below their floor; every listing's last push taken by
   the marketplace (1,293 taken) equals its price, no outbox row left open, never two pushes of one
   listing in flight; no merchant banned for pushing too fast (the mock's limit of 3 a second); the
