@@ -173,6 +173,20 @@ def setup(ctx, db, work, mock):
     return store, catalogue
 
 
+def park(db, store):
+    db.exe("CREATE TABLE IF NOT EXISTS public.market_parked (id bigint PRIMARY KEY)")
+    db.exe("""WITH off AS (UPDATE demper.product SET bot_active = false
+                             WHERE store_id <> $1 AND bot_active RETURNING id)
+              INSERT INTO public.market_parked SELECT id FROM off ON CONFLICT DO NOTHING""", store)
+
+
+def unpark(db):
+    if db.val("SELECT to_regclass('public.market_parked') IS NOT NULL"):
+        db.exe("""UPDATE demper.product p SET bot_active = true, next_check_at = now() + interval '30 days'
+                    FROM public.market_parked m WHERE m.id = p.id""")
+        db.exe("DROP TABLE public.market_parked")
+
+
 def reset(ctx, db, mock, store, feats, spread_s):
     """Listings back to the market's start prices, no schedule state, first checks spread over
     `spread_s` seconds; every other product out of the way; the mock's stats cleared."""
@@ -180,8 +194,11 @@ def reset(ctx, db, mock, store, feats, spread_s):
     deadline = time.time() + 120
     while time.time() < deadline and db.val("SELECT in_flight + queued FROM demper.demper_stats()") > 0:
         time.sleep(0.2)
-    db.exe("""UPDATE demper.product SET next_check_at = now() + interval '30 days'
-               WHERE store_id <> $1 AND bot_active AND next_check_at < now() + interval '1 day'""", store)
+    # The other benchmarks' products are switched off for the market's runs (and on again at its
+    # end, park/unpark): pushing their next check a month ahead is not enough, since the adaptive
+    # schedule's pressure counts every active product's demand, and 10,000 of them would stretch
+    # the listings' intervals fifty-fold.
+    park(db, store)
     cat = mock.call("GET", "/_mock/market/catalogue")["products"]
     state = ", schedule_state = NULL, war_rival = NULL" if feats["state_column"] else ""
     db.exe(f"""UPDATE demper.product p
@@ -318,6 +335,7 @@ def run(ctx, db, work, mock_binary, sim_binary, out):
         # benchmarks after this one load their products by id from the end of the small catalogue,
         # where the listings' ids are, and count every product.
         db.exe("DELETE FROM demper.store WHERE merchant_id = $1", SELLER)
+        unpark(db)
         mock.stop()
     return M
 
