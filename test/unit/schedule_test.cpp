@@ -222,6 +222,17 @@ struct Bot {
     void answer(std::int64_t seller) { price = std::max(floor, seller - 10); }
 };
 
+// fight_until_war checks p every ten minutes from `at`, the bot answering each undercut, until a
+// war is declared (within ten checks); `at` is then the time of the next check.
+void fight_until_war(Product& p, Bot& bot, double& at) {
+    const double start = at;
+    for (; !p.last.war.at_war; at += 600) {
+        ASSERT_LT(at, start + 6000);
+        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
+        bot.answer(p.price);
+    }
+}
+
 TEST(ScheduleWar, ABotAnsweringEveryUndercutIsAWarAfterThreeRounds) {
     Product p = product(10000, 8000, 12000);
     Bot bot{9990, 7000};
@@ -264,11 +275,7 @@ TEST(ScheduleWar, HoldKeepsThePriceWhileTheWarLasts) {
     p.how.war_policy = WarPolicy::hold;
     Bot bot{9990, 7000};
     double at = 0;
-    for (; !p.last.war.at_war; at += 600) {
-        ASSERT_LT(at, 6000);
-        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
-        bot.answer(p.price);
-    }
+    ASSERT_NO_FATAL_FAILURE(fight_until_war(p, bot, at));
     const std::int64_t held = p.last.decision.new_price;
     EXPECT_EQ(p.last.reason, kReasonWarHold);
     EXPECT_FALSE(p.last.decision.changed);
@@ -290,11 +297,7 @@ TEST(ScheduleWar, KeepMarginPricesAgainstTheRestAndEndsWhenTheLoopGoesQuiet) {
     p.how.war_policy = WarPolicy::keep_margin;
     Bot bot{9990, 7000};
     double at = 0;
-    for (; !p.last.war.at_war; at += 600) {
-        ASSERT_LT(at, 6000);
-        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
-        bot.answer(p.price);
-    }
+    ASSERT_NO_FATAL_FAILURE(fight_until_war(p, bot, at));
     // Declared on this check: the price goes back to one step under the next competitor.
     EXPECT_EQ(p.price, 10999);
     EXPECT_EQ(p.last.reason, kReasonWarKeepMargin);
@@ -340,11 +343,7 @@ TEST(ScheduleWar, TheWarEndsWhenTheRivalLeaves) {
     p.how.war_policy = WarPolicy::hold;
     Bot bot{9990, 7000};
     double at = 0;
-    for (; !p.last.war.at_war; at += 600) {
-        ASSERT_LT(at, 6000);
-        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
-        bot.answer(p.price);
-    }
+    ASSERT_NO_FATAL_FAILURE(fight_until_war(p, bot, at));
     p.check(at, book_of({{"C", 11000}}));
     EXPECT_FALSE(p.last.war.at_war);
     EXPECT_EQ(p.price, 10999);
@@ -437,11 +436,7 @@ TEST(ScheduleState, AClockSteppingBackADayOrMoreMovesTheStateWithIt) {
     p.how.war_policy = WarPolicy::hold;
     Bot bot{9990, 7000};
     double at = 1795392173;
-    for (; !p.last.war.at_war; at += 600) {
-        ASSERT_LT(at, 1795392173 + 6000);
-        p.check(at, book_of({{"BOT", bot.price}, {"C", 11000}}));
-        bot.answer(p.price);
-    }
+    ASSERT_NO_FATAL_FAILURE(fight_until_war(p, bot, at));
     const ScheduleState before = p.state;
     // The clock is now a year earlier (a restored server): ten minutes later on that clock.
     const double year = 365 * 86400.0;
