@@ -50,7 +50,11 @@ tar -C "$root" --exclude=./.git --exclude='./build*' --exclude=./tmp_check --exc
 cd "$src"
 pg_buildext checkcontrol   # debian/control must be what debian/control.in gives (pg_buildext updatecontrol)
 echo "== dpkg-buildpackage (PGXS build, install check on a pg_virtualenv cluster)"
-dpkg-buildpackage -b -us -uc -j"$(nproc)"
+if ! dpkg-buildpackage -b -us -uc -j"$(nproc)"; then
+  # The install check's differences, before the trap removes the build tree.
+  find "$src" -name regression.diffs -exec sh -c 'echo "== $1"; cat "$1"' _ {} \;
+  exit 1
+fi
 mkdir -p "$out"
 for f in "$work"/*.deb; do
   cp "$f" "$out/"
