@@ -41,14 +41,14 @@ if QUICK:
                huge=1_000_000, huge_due=10_000, huge_runs=3, rate_seconds=20, rate_runs=1,
                fresh_n=1000, fresh_interval=15, fresh_seconds=50, claim_reps=10,
                ceiling_runs=1, ceiling_duration="4s", profile_seconds=6, workers_runs=2,
-               market_products=250, market_scale=40, market_warmup=3600, market_measure=5400, market_budget=10,
+               market_products=250, market_scale=40, market_warmup=4 * 3600, market_measure=5400, market_budget=10,
                market_seed=1, soak_seconds=180, soak_every=12)
 else:
     CFG = dict(small=10_000, small_runs=5, baseline_runs=3, large=1_000_000, large_runs=2,
                huge=10_000_000, huge_due=10_000, huge_runs=5, rate_seconds=60, rate_runs=2,
                fresh_n=10_000, fresh_interval=30, fresh_seconds=150, claim_reps=19,
                ceiling_runs=3, ceiling_duration="8s", profile_seconds=10, workers_runs=3,
-               market_products=500, market_scale=20, market_warmup=3600, market_measure=7200, market_budget=10,
+               market_products=500, market_scale=20, market_warmup=6 * 3600, market_measure=7200, market_budget=10,
                market_seed=1, soak_seconds=600, soak_every=12)
 CFG.update({k[6:].lower(): int(v) for k, v in os.environ.items()
             if k.startswith("BENCH_") and k[6:].lower() in CFG and v.isdigit()})

@@ -139,7 +139,8 @@ def features(db):
                 bound_gucs={"demper.check_interval_min", "demper.check_interval_max"} <= gucs,
                 bound_columns={"check_interval_min", "check_interval_max"} <= product,
                 state_column="schedule_state" in product,
-                war_policy="war_policy" in store)
+                war_policy="war_policy" in store,
+                time_scale="demper.schedule_time_scale" in gucs)
 
 
 def setup(ctx, db, work, mock):
@@ -228,6 +229,13 @@ def live_run(ctx, db, mock, store, feats, label, adaptive, budget_share, policy)
                 check_interval=fixed_wall if not adaptive else default_wall, batch_size=50)
     if feats["adaptive"]:
         conf["adaptive_intervals"] = "on" if adaptive else "off"
+    if feats["time_scale"]:
+        # The schedule's own time constants (how fast it forgets, the prior, what a request is worth,
+        # the war's quiet periods, how often the pressure is measured) follow the market's clock.
+        conf["schedule_time_scale"] = scale
+    elif adaptive:
+        ctx.notes.append(f"8. {label}: this demper has no demper.schedule_time_scale: its schedule's time "
+                         f"constants run on the wall clock while the market runs x{scale}")
     if adaptive and feats["bound_gucs"]:
         conf["check_interval_min"] = max(1, round(SHORTEST_S / scale))
         conf["check_interval_max"] = max(2, round(LONGEST_S / scale))
@@ -318,7 +326,8 @@ def run(ctx, db, work, mock_binary, sim_binary, out):
                 ctx.log(f"  {label}: skipped, this demper has no {', '.join(missing)}")
                 continue
             M["live"].append(live_run(ctx, db, mock, store, feats, label, adaptive, share, policy))
-        ctx.set_conf(db, enabled="off", **({"adaptive_intervals": "off"} if feats["adaptive"] else {}))
+        ctx.set_conf(db, enabled="off", **({"adaptive_intervals": "off"} if feats["adaptive"] else {}),
+                     **({"schedule_time_scale": 1} if feats["time_scale"] else {}))
         db.exe("UPDATE demper.product SET next_check_at = now() + interval '30 days' WHERE store_id = $1", store)
     finally:
         # What the worker still holds (checks claimed before it was disabled, the last pushes) goes

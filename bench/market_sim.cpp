@@ -14,7 +14,10 @@
 //   adaptive --budget 5 --policy keep_margin --tune war_stake=0.2   one run
 // Options: --seed N --products N --budget R --hours H --warmup-hours H --shortest S --longest S
 // --default S --publish-delay S --headroom H --csv FILE (one line per run) --tune name=value
-// (a ScheduleTuning field) --mix name=value (a MarketMix field, e.g. --mix seller_floor_min=0.6).
+// (a ScheduleTuning field) --mix name=value (a MarketMix field, e.g. --mix seller_floor_min=0.6)
+// --kind-intervals Q,A,B (one run of the class oracle: fixed intervals of Q, A and B seconds for
+// the products whose liveliest competitor is quiet, active or a bot, a split no repricer can see;
+// bench/README.md, "Adaptive schedule", uses it to bound what any allocation by class can do).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -54,6 +57,9 @@ struct SimConfig {
     double headroom = 0.95;  // the schedule asks for this share of the budget (retries, check_now)
     double pressure_every_s = 60;
     demper::core::ScheduleTuning tuning;
+    // The class oracle (--kind-intervals): fixed intervals per kind of product (quiet, active,
+    // bot), which the market knows and a repricer does not; 0: the fixed interval.
+    double kind_interval_s[3] = {0, 0, 0};
 };
 
 struct SimResult {
@@ -183,7 +189,11 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
             market.set_seller_price(product, decided, t + config.publish_delay_s);
         }
         // The interval runs from the check's claim, as in the worker.
-        const double interval = config.mode == Mode::fixed ? fixed_interval : scheduled.interval_s;
+        const double by_kind =
+            config.kind_interval_s[static_cast<int>(market.listing(product).kind)];
+        const double interval = config.mode == Mode::adaptive ? scheduled.interval_s
+                                : by_kind > 0                 ? by_kind
+                                                              : fixed_interval;
         due.push({t + interval, product});
     }
     result.market = market.summary(end);
@@ -396,6 +406,13 @@ Options parse(int argc, char** argv) {
             const std::string m = value();
             if (m != "fixed" && m != "adaptive") throw std::runtime_error("--mode fixed|adaptive");
             o.base.mode = m == "fixed" ? Mode::fixed : Mode::adaptive;
+        } else if (name == "--kind-intervals") {
+            o.experiment = false;
+            o.base.mode = Mode::fixed;
+            const std::string v = value();
+            if (std::sscanf(v.c_str(), "%lf,%lf,%lf", &o.base.kind_interval_s[0],
+                            &o.base.kind_interval_s[1], &o.base.kind_interval_s[2]) != 3)
+                throw std::runtime_error("--kind-intervals quiet,active,bot (seconds)");
         } else if (name == "--policy") {
             auto p = demper::core::parse_war_policy(value());
             if (!p) throw std::runtime_error("--policy follow|hold|keep_margin");
