@@ -671,4 +671,60 @@ std::optional<WarPolicy> parse_war_policy(std::string_view name) {
     return std::nullopt;
 }
 
+// ── When the pressure falls ──────────────────────────────────────────────────────────────────
+
+bool pressure_fell(double scheduled_at_pressure, double new_pressure) {
+    return positive_or(new_pressure, 1) * kBringForwardRatio < positive_or(scheduled_at_pressure, 1);
+}
+
+bool pressure_moved(double before, double after) {
+    const double b = positive_or(before, 1), a = positive_or(after, 1);
+    return a * kBringForwardRatio < b || b * kBringForwardRatio < a;
+}
+
+double bring_forward_spread(std::uint64_t product_id) {
+    const std::uint64_t bucket = (product_id & kProductHashMask) * kProductHashMultiplier % kProductHashBuckets;
+    return kBringForwardSpreadLow +
+           (1 - kBringForwardSpreadLow) * static_cast<double>(bucket) / static_cast<double>(kProductHashBuckets);
+}
+
+double bounded_interval_s(double base_interval_s, double shortest_s, double longest_s, double pressure,
+                          const ScheduleTuning& tuning) {
+    ScheduleBounds bounds;
+    bounds.shortest_s = shortest_s;
+    bounds.longest_s = longest_s;
+    const Bounds b = sane_bounds(bounds);
+    return bounded(positive_or(base_interval_s, b.longest) * positive_or(pressure, 1), bounds, tuning);
+}
+
+double latest_next_check_s(double now_s, double base_interval_s, double shortest_s, double longest_s,
+                           double pressure, std::uint64_t product_id, const ScheduleTuning& tuning) {
+    return now_s + bounded_interval_s(base_interval_s, shortest_s, longest_s, pressure, tuning) *
+                       bring_forward_spread(product_id);
+}
+
+double brought_forward_s(double next_check_s, double now_s, double base_interval_s, double shortest_s,
+                         double longest_s, double pressure, std::uint64_t product_id,
+                         const ScheduleTuning& tuning) {
+    ScheduleBounds bounds;
+    bounds.longest_s = longest_s;
+    const double longest = sane_bounds(bounds).longest;
+    const double interval = bounded_interval_s(base_interval_s, shortest_s, longest_s, pressure, tuning);
+    if (!(next_check_s > now_s + interval) || next_check_s > now_s + longest) return next_check_s;
+    return std::min(next_check_s,
+                    latest_next_check_s(now_s, base_interval_s, shortest_s, longest_s, pressure, product_id, tuning));
+}
+
+ScheduleTuning time_scaled(const ScheduleTuning& tuning, double scale) {
+    const double s = std::isfinite(scale) && scale >= 1 ? scale : 1;
+    ScheduleTuning scaled = tuning;
+    scaled.request_worth_s /= s;
+    scaled.rate_memory_s /= s;
+    scaled.round_gap_s /= s;
+    scaled.quiet_s /= s;
+    scaled.quiet_max_s /= s;
+    scaled.prior_rate_per_s *= s;
+    return scaled;
+}
+
 }  // namespace demper::core

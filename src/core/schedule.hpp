@@ -274,4 +274,53 @@ std::optional<WarPolicy> parse_war_policy(std::string_view name);
 constexpr const char* kReasonWarHold = "price_war_hold";
 constexpr const char* kReasonWarKeepMargin = "price_war_keep_margin";
 
+// ── When the pressure falls ──────────────────────────────────────────────────────────────────
+// A check is scheduled with the pressure of its moment and stays where it was put: when the
+// pressure then falls (a fresh catalogue whose products leave "no information yet" for their own,
+// longer bases; a larger budget), the products checked under the old one would wait up to their
+// longest interval while the budget goes unspent. The worker brings such products forward, to the
+// latest next check the new pressure allows, spread over [kBringForwardSpreadLow, 1) of it by a
+// hash of the product id (they were scheduled at various moments; without the spread they would
+// all come due in one burst). The same formula runs in SQL (pg/catalog.cpp), its constants passed
+// from here.
+constexpr double kBringForwardRatio = 1.25;  // a fall by more than this brings products forward
+constexpr double kBringForwardSpreadLow = 0.5;
+// The spread's hash: ((product_id & mask) · multiplier) mod buckets (Knuth's multiplicative hash;
+// the mask keeps the product within a signed 64-bit integer, as SQL's bigint needs).
+constexpr std::uint64_t kProductHashMask = 0x7FFFFFFF;
+constexpr std::uint64_t kProductHashMultiplier = 2654435761ULL;
+constexpr std::uint64_t kProductHashBuckets = 1000;
+
+// pressure_fell says whether `new_pressure` is below `scheduled_at_pressure` / kBringForwardRatio
+// (pressures that are not positive finite numbers count as 1).
+bool pressure_fell(double scheduled_at_pressure, double new_pressure);
+// pressure_moved says whether the pressure changed by more than kBringForwardRatio either way
+// (then the worker measures it again sooner).
+bool pressure_moved(double before, double after);
+// bring_forward_spread is the product's share of the bounded interval, in [kBringForwardSpreadLow, 1).
+double bring_forward_spread(std::uint64_t product_id);
+// bounded_interval_s = clamp(base · pressure, shortest, longest · (1 − slack)): the interval the
+// pressure asks for, without jitter (a base or pressure that is not a positive finite number: the
+// longest, and 1).
+double bounded_interval_s(double base_interval_s, double shortest_s, double longest_s, double pressure,
+                          const ScheduleTuning& tuning = {});
+// latest_next_check_s is the latest next check a product scheduled at a higher pressure may keep:
+// now + bounded_interval_s · bring_forward_spread(product_id). The worker moves a next check that
+// lies beyond now + bounded_interval_s to min(next check, this).
+double latest_next_check_s(double now_s, double base_interval_s, double shortest_s, double longest_s,
+                           double pressure, std::uint64_t product_id, const ScheduleTuning& tuning = {});
+// brought_forward_s is a product's next check after a fall of the pressure: min(next_check_s,
+// latest_next_check_s) when it lies beyond now + bounded_interval_s, else unchanged; also
+// unchanged beyond now + longest, where no pressure put it (a store's closed hours, a user's
+// postponement). Never later than next_check_s.
+double brought_forward_s(double next_check_s, double now_s, double base_interval_s, double shortest_s,
+                         double longest_s, double pressure, std::uint64_t product_id,
+                         const ScheduleTuning& tuning = {});
+
+// time_scaled is the tuning for a simulated market whose clock runs `scale` times faster than the
+// caller's (demper.schedule_time_scale): every time constant divided by it, the prior rate
+// multiplied by it; a scale that is not a finite number of at least 1 counts as 1.
+ScheduleTuning time_scaled(const ScheduleTuning& tuning, double scale);
+
+
 }  // namespace demper::core

@@ -4,6 +4,7 @@
 #include "pg/catalog.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -752,6 +753,62 @@ SELECT exp(round(ln(greatest(coalesce(s.base_interval_s, $default_s), 1)) * 8) /
 DEMPER_DECLARE_FIELDS(DemandParam, DEMPER_DEMAND_PARAMS)
 DEMPER_DECLARE_FIELDS(DemandColumn, DEMPER_DEMAND_COLUMNS)
 
+// After the pressure fell: the products whose next check lies beyond the interval the new
+// pressure asks for come forward to core::latest_next_check_s, the same formula in SQL with its
+// constants passed from core/schedule.hpp (TAP 024 compares the rows with it). Only what a check
+// under the adaptive schedule put there moves: not a leased row, not one without a base interval,
+// not a failing product (its back-off decides), not one beyond its longest interval (a store's
+// closed hours, a user's postponement). A row someone holds is skipped, not waited for.
+// product.next_check_at, what users read, follows the queue.
+constexpr const char* kBringForwardSql = R"SQL(
+WITH due AS (
+    SELECT s.product_id AS id,
+           now() + make_interval(secs => i.interval_s * ($spread_low + (1 - $spread_low)
+                   * (((s.product_id & $hash_mask) * $hash_multiplier) % $hash_buckets)::float8
+                   / $hash_buckets::float8)) AS bound
+      FROM demper.schedule s
+           JOIN demper.product p ON p.id = s.product_id
+           CROSS JOIN LATERAL (
+               SELECT greatest(1, CASE WHEN coalesce(s.longest_s, $longest_s) > 0
+                                       THEN coalesce(s.longest_s, $longest_s) ELSE 7200 END)::float8 AS longest,
+                      CASE WHEN coalesce(s.shortest_s, $shortest_s) > 0
+                           THEN coalesce(s.shortest_s, $shortest_s) ELSE 1 END::float8 AS shortest_wanted
+           ) b
+           CROSS JOIN LATERAL (
+               SELECT least(b.longest, greatest(1, b.shortest_wanted)) AS shortest
+           ) lo
+           CROSS JOIN LATERAL (
+               SELECT least(greatest(CASE WHEN s.base_interval_s > 0 THEN s.base_interval_s ELSE b.longest END
+                                     * $pressure, lo.shortest),
+                            greatest(lo.shortest, b.longest * (1 - $slack))) AS interval_s
+           ) i
+     WHERE s.lease_token IS NULL AND s.base_interval_s IS NOT NULL AND p.check_failures = 0
+       AND s.next_check_at > now() + make_interval(secs => i.interval_s)
+       AND s.next_check_at <= now() + make_interval(secs => b.longest)
+       FOR UPDATE OF s SKIP LOCKED
+       FOR NO KEY UPDATE OF p SKIP LOCKED
+), moved AS (
+    UPDATE demper.schedule s
+       SET next_check_at = least(s.next_check_at, due.bound)
+      FROM due
+     WHERE s.product_id = due.id
+    RETURNING s.product_id, s.next_check_at
+), shown AS (
+    UPDATE demper.product p
+       SET next_check_at = moved.next_check_at
+      FROM moved
+     WHERE p.id = moved.product_id AND p.next_check_at > moved.next_check_at
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved) AS moved
+)SQL";
+#define DEMPER_BRING_FORWARD_PARAMS(F)                                                              \
+    F(pressure, FLOAT8OID) F(slack, FLOAT8OID) F(shortest_s, FLOAT8OID) F(longest_s, FLOAT8OID)     \
+    F(spread_low, FLOAT8OID) F(hash_mask, INT8OID) F(hash_multiplier, INT8OID) F(hash_buckets, INT8OID)
+#define DEMPER_BRING_FORWARD_COLUMNS(F) F(moved, INT8OID)
+DEMPER_DECLARE_FIELDS(BringForwardParam, DEMPER_BRING_FORWARD_PARAMS)
+DEMPER_DECLARE_FIELDS(BringForwardColumn, DEMPER_BRING_FORWARD_COLUMNS)
+
 // The names PostgreSQL stores for the worker's enums.
 const char* skip_reason_name(SkipReason r) {
     switch (r) {
@@ -867,6 +924,9 @@ struct Catalog::Statements {
     Statement<PruneParam, PruneColumn> prune{"prune", kPruneSql, kPruneParamFields, kPruneColumnFields};
     Statement<DemandParam, DemandColumn> schedule_demand{"schedule_demand", kScheduleDemandSql, kDemandParamFields,
                                                          kDemandColumnFields};
+    Statement<BringForwardParam, BringForwardColumn> bring_forward{"bring_forward", kBringForwardSql,
+                                                                   kBringForwardParamFields,
+                                                                   kBringForwardColumnFields};
     Statement<ReclaimParam, ReclaimColumn> reclaim{"reclaim", kReclaimSql, kReclaimParamFields,
                                                    kReclaimColumnFields};
     Statement<ClaimSyncParam, ClaimSyncColumn> claim_sync{"claim_sync", kClaimSyncSql, kClaimSyncParamFields,
@@ -887,7 +947,7 @@ struct Catalog::Statements {
         return {&installed_version, &repair_queue, &claim, &next_due, &stores, &budget_lock, &apply,
                 &release, &claim_pushes, &apply_pushes, &prune, &reclaim, &claim_sync, &known_listings,
                 &claim_cities, &import, &finish_sync, &claim_verifications, &apply_verifications,
-                &schedule_demand};
+                &schedule_demand, &bring_forward};
     }
 };
 
@@ -1382,6 +1442,28 @@ std::vector<core::DemandGroup> Catalog::schedule_demand(double default_s, double
         }
     });
     return groups;
+}
+
+std::int64_t Catalog::bring_forward(double pressure, double shortest_s, double longest_s,
+                                    const core::ScheduleTuning& tuning) {
+    std::int64_t moved = 0;
+    const double slack =
+        std::isfinite(tuning.deadline_slack_share) ? std::clamp(tuning.deadline_slack_share, 0.0, 0.5) : 0.0;
+    in_transaction("demper: bringing products forward", [&] {
+        Args<BringForwardParam> args;
+        args.set(BringForwardParam::pressure, Float8GetDatum(pressure));
+        args.set(BringForwardParam::slack, Float8GetDatum(slack));
+        args.set(BringForwardParam::shortest_s, Float8GetDatum(shortest_s));
+        args.set(BringForwardParam::longest_s, Float8GetDatum(longest_s));
+        args.set(BringForwardParam::spread_low, Float8GetDatum(core::kBringForwardSpreadLow));
+        args.set(BringForwardParam::hash_mask, Int64GetDatum(static_cast<std::int64_t>(core::kProductHashMask)));
+        args.set(BringForwardParam::hash_multiplier,
+                 Int64GetDatum(static_cast<std::int64_t>(core::kProductHashMultiplier)));
+        args.set(BringForwardParam::hash_buckets, Int64GetDatum(static_cast<std::int64_t>(core::kProductHashBuckets)));
+        Rows<BringForwardColumn> rows = statements_->bring_forward.run(args, 1);
+        if (rows.size() == 1) moved = rows.int8(0, BringForwardColumn::moved);
+    });
+    return moved;
 }
 
 void Catalog::forget_plans() {

@@ -351,6 +351,11 @@ public:
     // schedule_demand groups the due queue by base interval and bounds for the pressure solver
     // (products the apply has not scheduled adaptively yet count with the given defaults).
     std::vector<core::DemandGroup> schedule_demand(double default_s, double shortest_s, double longest_s);
+    // bring_forward moves the next checks that lie beyond what `pressure` asks for to
+    // core::latest_next_check_s (never later; unleased rows only, each with its own bounds, else
+    // these defaults); returns how many it moved.
+    std::int64_t bring_forward(double pressure, double shortest_s, double longest_s,
+                               const core::ScheduleTuning& tuning);
     // forget_plans drops the prepared plans (after an error, or when the extension went away).
     void forget_plans();
 

@@ -175,9 +175,9 @@ core::CheckSchedule schedule_of(const ClaimedProduct& p, const Settings& s) {
 // scheduled_outcome is decided_outcome under the adaptive schedule: the decision with the store's
 // war policy around it, and the product's new schedule state and next interval.
 CheckOutcome scheduled_outcome(ClaimedProduct&& product, const core::PricingRule& rule, const core::OfferBook& book,
-                               const core::CheckSchedule& how) {
+                               const core::CheckSchedule& how, const core::ScheduleTuning& tuning) {
     const core::ScheduleState state = core::parse_schedule_state(product.schedule_state).value_or(core::ScheduleState{});
-    const core::ScheduledDecision sd = core::decide_and_schedule(state, product.price, rule, book, how);
+    const core::ScheduledDecision sd = core::decide_and_schedule(state, product.price, rule, book, how, tuning);
     const core::PriceDecision& d = sd.decision;
     CheckOutcome out;
     out.product = std::move(product);
@@ -191,7 +191,7 @@ CheckOutcome scheduled_outcome(ClaimedProduct&& product, const core::PricingRule
                                                                : WarEffect::none;
     // The decision's record with a "schedule" member: interval, pressure, position, the war.
     std::string explain = core::decision_to_json(d, rule, book);
-    const std::string member = core::schedule_explain_json(sd, how.pressure);
+    const std::string member = core::schedule_explain_json(sd, how.pressure, tuning);
     if (!explain.empty() && explain.back() == '}')
         explain.insert(explain.size() - 1, std::string(explain.size() > 2 ? "," : "") + "\"schedule\":" + member);
     out.explain = std::move(explain);
@@ -407,7 +407,9 @@ void CheckPipeline::finish_check(CheckInFlight&& check, const core::HttpResponse
     record_latency(kCheckLatency, check.http_ms);
     if (settings_.adaptive_intervals) {
         const core::CheckSchedule how = schedule_of(check.product, settings_);
-        record(scheduled_outcome(std::move(check.product), check.rule, check.book, how));
+        // The pressure was solved with the same tuning (Housekeeping::measure_pressure_if_due).
+        const core::ScheduleTuning tuning = core::time_scaled(core::ScheduleTuning{}, settings_.schedule_time_scale);
+        record(scheduled_outcome(std::move(check.product), check.rule, check.book, how, tuning));
     } else {
         record(decided_outcome(std::move(check.product), check.rule, check.book));
     }

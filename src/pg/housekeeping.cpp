@@ -20,7 +20,8 @@ constexpr double kFirstPruneDelaySeconds = 60;   // let the worker settle before
 constexpr int kPruneBatch = 1000;                // rows per table per prune transaction
 constexpr int kPruneBatchesPerRound = 20;
 constexpr double kTrimSeconds = 10.0;            // hand free heap pages back this often
-constexpr double kPressureSeconds = 60.0;        // measure the schedule's pressure this often
+constexpr double kPressureSeconds = 60.0;        // measure the schedule's pressure this often,
+constexpr double kPressureMovedSeconds = 10.0;   // and this often while it moves (until it settles)
 constexpr double kPressureBudgetShare = 0.95;    // of the request budget, for scheduled checks
 
 double now_seconds() {
@@ -108,16 +109,44 @@ void Housekeeping::measure_pressure_if_due(double now, std::size_t egresses) {
     if (!settings_.adaptive_intervals) {
         set_schedule_pressure(1.0);  // off: nothing stretched (and a fresh start when turned on)
         next_pressure_at_ = 0;
+        highest_pressure_ = 0;
         return;
     }
     if (now < next_pressure_at_) return;
-    next_pressure_at_ = now + kPressureSeconds;
+    const double scale = std::max(1.0, settings_.schedule_time_scale);
+    next_pressure_at_ = now + std::max(1.0, kPressureSeconds / scale);
+    const core::ScheduleTuning tuning = core::time_scaled(core::ScheduleTuning{}, settings_.schedule_time_scale);
     // Retries, pages beyond the first and check_now take the rest of the budget.
     const double budget = settings_.requests_per_second * static_cast<double>(std::max<std::size_t>(1, egresses)) *
                           kPressureBudgetShare;
     const std::vector<core::DemandGroup> groups = catalog_.schedule_demand(
         settings_.check_interval_s, settings_.check_interval_min_s, settings_.check_interval_max_s);
-    set_schedule_pressure(core::solve_pressure(groups, budget));
+    const double before = schedule_pressure();  // what the checks until now were scheduled with
+    const double pressure = core::solve_pressure(groups, budget, tuning);
+    set_schedule_pressure(pressure);
+    // The highest pressure since products were last brought forward: a next check still waiting
+    // may have been scheduled with it (a pressure that falls a little every minute adds up).
+    highest_pressure_ = std::max(highest_pressure_, before);
+    if (core::pressure_moved(before, pressure))
+        next_pressure_at_ = now + std::max(1.0, kPressureMovedSeconds / scale);
+    if (core::pressure_fell(highest_pressure_, pressure)) {
+        bring_forward(highest_pressure_, pressure, tuning);
+        highest_pressure_ = pressure;
+    }
+}
+
+// bring_forward moves the products scheduled at a pressure up to `from` that now lie beyond what
+// `to` asks for (core::latest_next_check_s): without it they would wait up to their longest
+// interval, and the budget would go unspent meanwhile.
+void Housekeeping::bring_forward(double from, double to, const core::ScheduleTuning& tuning) {
+    const std::int64_t moved =
+        catalog_.bring_forward(to, settings_.check_interval_min_s, settings_.check_interval_max_s, tuning);
+    if (moved == 0) return;
+    const long long n = moved;
+    pg_guard([n, from, to] {
+        ereport(LOG, (errmsg("demper worker brought %lld products forward: the schedule's pressure fell from %.3g to %.3g",
+                             n, from, to)));
+    });
 }
 
 // glibc keeps what was freed: after a million checks the heap held ~55 MB of which ~8 MB were in

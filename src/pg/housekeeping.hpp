@@ -32,12 +32,16 @@ public:
     void prune_if_due(double now);
     // trim_heap_if_due hands free heap pages back every few seconds and when the worker falls idle.
     void trim_heap_if_due(double now, bool idle);
-    // measure_pressure_if_due measures the adaptive schedule's pressure every minute (and soon
-    // after a reload) while demper.adaptive_intervals is on: the value at which the catalogue's
-    // checks ask for 95 % of the request budget (one worker measures, all schedule with it).
+    // measure_pressure_if_due measures the adaptive schedule's pressure every minute (every 10 s
+    // while it moves by more than core::kBringForwardRatio; soon after a reload; both divided by
+    // demper.schedule_time_scale) while demper.adaptive_intervals is on: the value at which the
+    // catalogue's checks ask for 95 % of the request budget (one worker measures, all schedule
+    // with it). When it fell by more than that ratio, products scheduled further ahead than the
+    // new pressure asks are brought forward.
     void measure_pressure_if_due(double now, std::size_t egresses);
 
 private:
+    void bring_forward(double from, double to, const core::ScheduleTuning& tuning);
     void repair_queue_once();
     void reclaim_dead_leases_once();
 
@@ -53,6 +57,7 @@ private:
     double next_prune_at_;
     double next_trim_at_ = 0;
     double next_pressure_at_ = 0;
+    double highest_pressure_ = 0;  // published since products were last brought forward
     bool idle_since_trim_ = false;
 };
 

@@ -52,6 +52,7 @@ int g_priority_interval_s = 180;
 bool g_adaptive_intervals = false;
 int g_check_interval_min_s = 30;
 int g_check_interval_max_s = 2 * 3600;
+double g_schedule_time_scale = 1;
 int g_max_offer_pages = 3;
 char* g_push_url = nullptr;
 double g_push_rate = 2.0;            // DOMAIN.md: ~2 req/s per merchant is safe, ~3 is banned
@@ -350,6 +351,11 @@ void define_settings() {
                             "wins over it.",
                             &g_check_interval_max_s, 2 * 3600, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
                             nullptr, nullptr);
+    DefineCustomRealVariable("demper.schedule_time_scale",
+                             "For simulated markets whose clock runs this many times faster than the wall clock, "
+                             "e.g. the mock's market: divides the adaptive schedule's time constants.",
+                             "A developer setting: 1 for a real marketplace.", &g_schedule_time_scale, 1, 1, 1000,
+                             PGC_SIGHUP, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("demper.max_offer_pages",
                             "Most pages of 64 offers read for one check.",
                             "Further pages are read only while the rule needs more competitors.",
@@ -451,6 +457,7 @@ Settings current_settings() {
     s.adaptive_intervals = g_adaptive_intervals;
     s.check_interval_min_s = g_check_interval_min_s;
     s.check_interval_max_s = g_check_interval_max_s;
+    s.schedule_time_scale = g_schedule_time_scale;
     return s;
 }
 

@@ -63,6 +63,7 @@ struct Settings {
     bool adaptive_intervals;             // off: every product every check_interval (or its own)
     int check_interval_min_s;            // the shortest and longest interval unless a store or
     int check_interval_max_s;            // product sets its own
+    double schedule_time_scale;          // a simulated market's clock runs this many times faster
 };
 
 void define_settings();

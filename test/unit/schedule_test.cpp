@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -456,6 +458,186 @@ TEST(ScheduleState, NamesParseBack) {
         EXPECT_EQ(parse_war_policy(war_policy_name(p)), p);
     EXPECT_FALSE(parse_war_policy("yield"));
     EXPECT_STREQ(position_name(Position::behind_at_floor), "behind_at_floor");
+}
+
+// to_text_of lists every field of a tuning, to compare two tunings whole.
+std::string to_text_of(const ScheduleTuning& t) {
+    std::string out;
+    for (double v : {t.request_worth_s, t.rate_memory_s, t.prior_changes, t.prior_rate_per_s,
+                     double(t.min_observations), double(t.watched_offers), t.raise_weight, t.other_change_weight,
+                     t.thin_margin_share, t.stake_first_thin, t.stake_behind, t.stake_first_clear,
+                     t.stake_behind_at_floor, t.stake_alone, t.war_stake, t.war_follow_stake,
+                     double(t.war_rounds_are_changes), double(t.war_rounds), double(t.war_rounds_known),
+                     t.war_cut_share, t.round_gap_s, t.quiet_s, t.quiet_max_s, t.deadline_slack_share,
+                     t.jitter_share})
+    {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.17g ", v);
+        out += text;
+    }
+    return out;
+}
+
+// ── When the pressure falls ──────────────────────────────────────────────────────────────────
+
+TEST(ScheduleBringForward, OnlyAFallBeyondTheRatioCounts) {
+    EXPECT_TRUE(pressure_fell(4, 3.19));
+    EXPECT_FALSE(pressure_fell(4, 3.2));  // 4 / 1.25: not beyond
+    EXPECT_FALSE(pressure_fell(4, 3.5));
+    EXPECT_FALSE(pressure_fell(1, 8));  // a rise
+    EXPECT_TRUE(pressure_fell(1, 0.5));
+    // A pressure that is not a positive finite number counts as 1.
+    for (double odd : {std::nan(""), std::numeric_limits<double>::infinity(), 0.0, -2.0}) {
+        EXPECT_TRUE(pressure_fell(2, odd)) << odd;
+        EXPECT_FALSE(pressure_fell(odd, 0.9)) << odd;
+        EXPECT_TRUE(pressure_fell(odd, 0.5)) << odd;
+    }
+    EXPECT_TRUE(pressure_moved(4, 3));
+    EXPECT_TRUE(pressure_moved(3, 4));
+    EXPECT_FALSE(pressure_moved(4, 3.5));
+    EXPECT_FALSE(pressure_moved(3.5, 4));
+    EXPECT_FALSE(pressure_moved(std::nan(""), 1.2));
+    EXPECT_TRUE(pressure_moved(std::nan(""), 1.3));
+}
+
+TEST(ScheduleBringForward, TheSpreadIsTheProductIdsHashInItsRange) {
+    // The values SQL computes with ((id & 2147483647) * 2654435761) % 1000 (TAP 024 reads them
+    // back from the rows the worker moved).
+    EXPECT_DOUBLE_EQ(bring_forward_spread(1), 0.5 + 0.5 * 0.761);
+    EXPECT_DOUBLE_EQ(bring_forward_spread(2), 0.5 + 0.5 * 0.522);
+    EXPECT_DOUBLE_EQ(bring_forward_spread(1000), 0.5);
+    EXPECT_DOUBLE_EQ(bring_forward_spread((1ULL << 31) + 1), bring_forward_spread(1));
+    EXPECT_DOUBLE_EQ(bring_forward_spread(static_cast<std::uint64_t>(std::int64_t{-1})), 0.5 + 0.5 * 0.367);
+    // Any 1,000 consecutive ids take every one of the 1,000 steps once: no burst.
+    std::vector<int> seen(1000, 0);
+    for (std::uint64_t id = 123456; id < 123456 + 1000; ++id) {
+        const double spread = bring_forward_spread(id);
+        ASSERT_GE(spread, 0.5);
+        ASSERT_LT(spread, 1.0);
+        seen[static_cast<std::size_t>(std::lround((spread - 0.5) * 2000))]++;
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 1000);
+}
+
+TEST(ScheduleBringForward, TheLatestNextCheckIsTheBoundedIntervalSpread) {
+    const ScheduleTuning tuning;
+    const double now = 1.8e9;
+    const double spread = bring_forward_spread(7);
+    EXPECT_DOUBLE_EQ(latest_next_check_s(now, 100, 30, 7200, 2, 7, tuning), now + 200 * spread);
+    EXPECT_DOUBLE_EQ(latest_next_check_s(now, 10000, 30, 7200, 2, 7, tuning), now + 6840 * spread);  // 95 % of the longest
+    EXPECT_DOUBLE_EQ(latest_next_check_s(now, 1, 30, 7200, 2, 7, tuning), now + 30 * spread);        // the shortest
+    EXPECT_DOUBLE_EQ(latest_next_check_s(now, 100, 300, 200, 2, 7, tuning), now + 200 * spread);     // longest wins
+    // A pressure that is not a positive finite number counts as 1.
+    for (double odd : {std::nan(""), std::numeric_limits<double>::infinity(), 0.0, -1.0})
+        EXPECT_DOUBLE_EQ(latest_next_check_s(now, 100, 30, 7200, odd, 7, tuning), now + 100 * spread) << odd;
+    // Monotone in the pressure, for every product.
+    for (std::uint64_t id = 1; id < 50; ++id) {
+        double last = 0;
+        for (double p = kMinPressure; p <= kMaxPressure; p *= 1.1) {
+            const double at = latest_next_check_s(now, 90, 30, 7200, p, id, tuning);
+            ASSERT_GE(at, last) << id << " " << p;
+            last = at;
+        }
+    }
+}
+
+TEST(ScheduleBringForward, NeverLaterNeverEarlierThanHalfTheBoundedInterval) {
+    std::mt19937_64 rng(17);
+    std::uniform_real_distribution<double> unit(0, 1);
+    const ScheduleTuning tuning;
+    const double now = 1.8e9;
+    int moved = 0, kept = 0;
+    for (int i = 0; i < 50000; ++i) {
+        const double base = std::exp(unit(rng) * 12);
+        const double shortest = std::exp(unit(rng) * 6);
+        const double longest = shortest * (0.5 + unit(rng) * 300);
+        const double pressure = unit(rng) < 0.05 ? std::nan("") : std::exp(unit(rng) * 8 - 4);
+        const double next = now + (unit(rng) * 1.2 - 0.1) * longest;
+        const std::uint64_t id = rng();
+        const double interval = bounded_interval_s(base, shortest, longest, pressure, tuning);
+        const double after = brought_forward_s(next, now, base, shortest, longest, pressure, id, tuning);
+        ASSERT_LE(after, next) << i;
+        if (after == next) {
+            kept++;
+            ASSERT_TRUE(next <= now + interval || next > now + std::max(1.0, longest)) << i;
+            continue;
+        }
+        moved++;
+        ASSERT_GE(after, now + 0.5 * interval - 1e-6) << i;
+        ASSERT_LT(after, now + interval) << i;
+        ASSERT_DOUBLE_EQ(after, latest_next_check_s(now, base, shortest, longest, pressure, id, tuning)) << i;
+    }
+    EXPECT_GT(moved, 5000);
+    EXPECT_GT(kept, 5000);
+    // Beyond now + longest no pressure put it: a store's closed hours or a user's postponement.
+    EXPECT_EQ(brought_forward_s(now + 7201, now, 100, 30, 7200, 1, 3, tuning), now + 7201);
+    EXPECT_LT(brought_forward_s(now + 7199, now, 100, 30, 7200, 1, 3, tuning), now + 100);
+    EXPECT_EQ(brought_forward_s(now + 100, now, 100, 30, 7200, 1, 3, tuning), now + 100);
+}
+
+// ── A simulated market's faster clock ────────────────────────────────────────────────────────
+
+TEST(ScheduleTimeScale, DividesTheTimeConstantsAndMultipliesThePriorRate) {
+    const ScheduleTuning plain;
+    const ScheduleTuning scaled = time_scaled(plain, 20);
+    EXPECT_DOUBLE_EQ(scaled.request_worth_s, plain.request_worth_s / 20);
+    EXPECT_DOUBLE_EQ(scaled.rate_memory_s, plain.rate_memory_s / 20);
+    EXPECT_DOUBLE_EQ(scaled.round_gap_s, plain.round_gap_s / 20);
+    EXPECT_DOUBLE_EQ(scaled.quiet_s, plain.quiet_s / 20);
+    EXPECT_DOUBLE_EQ(scaled.quiet_max_s, plain.quiet_max_s / 20);
+    EXPECT_DOUBLE_EQ(scaled.prior_rate_per_s, plain.prior_rate_per_s * 20);
+    // Nothing else: counts, weights, stakes and shares have no unit of time.
+    ScheduleTuning back = scaled;
+    back.request_worth_s = plain.request_worth_s;
+    back.rate_memory_s = plain.rate_memory_s;
+    back.round_gap_s = plain.round_gap_s;
+    back.quiet_s = plain.quiet_s;
+    back.quiet_max_s = plain.quiet_max_s;
+    back.prior_rate_per_s = plain.prior_rate_per_s;
+    EXPECT_EQ(to_text_of(back), to_text_of(plain));
+    // A scale that is not a finite number of at least 1 counts as 1.
+    for (double odd : {std::nan(""), std::numeric_limits<double>::infinity(), 0.5, 0.0, -3.0})
+        EXPECT_EQ(to_text_of(time_scaled(plain, odd)), to_text_of(plain)) << odd;
+    EXPECT_EQ(to_text_of(time_scaled(plain, 1)), to_text_of(plain));
+}
+
+TEST(ScheduleTimeScale, AMarketRunningSTimesFasterGetsIntervalsSTimesShorter) {
+    // The same market seen on a clock S times faster, with bounds S times shorter and the tuning
+    // scaled by S: the same decisions, wars and base intervals, S times shorter.
+    for (double scale : {1.0, 20.0, 240.0}) {
+        const ScheduleTuning plain = no_jitter();
+        const ScheduleTuning scaled = time_scaled(plain, scale);
+        ScheduleState a, b;
+        std::int64_t price_a = 10000, price_b = 10000;
+        const PricingRule rule = undercut_rule(8000, 12000);
+        Bot bot{9990, 8500};
+        std::mt19937_64 rng(5);
+        std::uniform_real_distribution<double> unit(0, 1);
+        double at = 1.7e9;
+        int at_war = 0;
+        for (int k = 0; k < 60; ++k) {
+            at += 300 + unit(rng) * 1800;
+            const OfferBook book = book_of({{"BOT", bot.price}, {"C", 11000 + (k % 7 == 0 ? k : 0)}});
+            CheckSchedule how_a, how_b;
+            how_a.at_s = at;
+            how_a.bounds = ScheduleBounds{30, 7200, 900};
+            how_b.at_s = at / scale;
+            how_b.bounds = ScheduleBounds{30 / scale, 7200 / scale, 900 / scale};
+            const ScheduledDecision da = decide_and_schedule(a, price_a, rule, book, how_a, plain);
+            const ScheduledDecision db = decide_and_schedule(b, price_b, rule, book, how_b, scaled);
+            ASSERT_EQ(da.decision.new_price, db.decision.new_price) << scale << " " << k;
+            ASSERT_EQ(da.war.at_war, db.war.at_war) << scale << " " << k;
+            at_war += da.war.at_war ? 1 : 0;
+            ASSERT_NEAR(db.base_interval_s * scale, da.base_interval_s, da.base_interval_s * 1e-9) << scale << " " << k;
+            ASSERT_NEAR(db.interval_s * scale, da.interval_s, da.interval_s * 1e-9) << scale << " " << k;
+            a = da.state;
+            b = db.state;
+            price_a = da.decision.new_price;
+            price_b = db.decision.new_price;
+            if (k % 6 != 5) bot.answer(price_a);  // five answers, then a pause that ends the war or its rounds
+        }
+        EXPECT_GT(at_war, 0) << scale;  // the bot's loop was a war at times: the war's clock scaled too
+    }
 }
 
 }  // namespace
