@@ -56,6 +56,7 @@ struct SimConfig {
     double publish_delay_s = 1;
     double headroom = 0.95;  // the schedule asks for this share of the budget (retries, check_now)
     double pressure_every_s = 60;
+    double pressure_moved_every_s = 10;  // while the pressure moves by more than 1.25x
     demper::core::ScheduleTuning tuning;
     // The class oracle (--kind-intervals): fixed intervals per kind of product (quiet, active,
     // bot), which the market knows and a repricer does not; 0: the fixed interval.
@@ -71,6 +72,7 @@ struct SimResult {
     double wall_s = 0;
     std::uint64_t checks_by_kind[3] = {0, 0, 0};  // measured window
     double max_late_s = 0;                        // longest a due product waited for its turn
+    std::uint64_t brought_forward = 0;            // next checks moved when the pressure fell (whole run)
 };
 
 std::uint64_t hash64(std::uint64_t x) {
@@ -129,6 +131,7 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
     const double end = config.warmup_s + config.measure_s;
     double next_send = 0;
     double pressure = 1;
+    double highest_pressure = 0;
     double next_pressure_at = 0;
     double pressure_sum = 0;
     std::size_t pressure_samples = 0;
@@ -147,8 +150,28 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
             measuring = true;
         }
         if (config.mode == Mode::adaptive && t >= next_pressure_at) {
+            // As the worker's housekeeping does: measure again sooner while the pressure moves,
+            // and bring forward the products scheduled under a pressure it has since fallen from.
+            const double before = pressure;
             pressure = pressure_for(base, config);
-            next_pressure_at = t + config.pressure_every_s;
+            next_pressure_at = t + (demper::core::pressure_moved(before, pressure)
+                                        ? config.pressure_moved_every_s
+                                        : config.pressure_every_s);
+            highest_pressure = std::max(highest_pressure, before);
+            if (demper::core::pressure_fell(highest_pressure, pressure)) {
+                std::vector<Due> waiting;
+                waiting.reserve(due.size());
+                for (; !due.empty(); due.pop()) {
+                    const auto [at, id] = due.top();
+                    waiting.push_back({demper::core::brought_forward_s(
+                                           at, t, base[id], config.bounds.shortest_s,
+                                           config.bounds.longest_s, pressure, id, config.tuning),
+                                       id});
+                    if (waiting.back().first < at) ++result.brought_forward;
+                }
+                for (const Due& d : waiting) due.push(d);
+                highest_pressure = pressure;
+            }
             if (measuring) {
                 pressure_sum += pressure;
                 ++pressure_samples;
@@ -236,8 +259,11 @@ void print_result(const SimResult& r) {
                 static_cast<unsigned long long>(ks.undercuts), ks.reactions.p50_s,
                 ks.reactions.p95_s, ks.margin_kept);
         }
-        std::printf("    pressure %.3f, floor time %.4f, longest wait for a turn %.1f s\n",
-                    r.mean_pressure, m.floor_time_share, r.max_late_s);
+        std::printf(
+            "    pressure %.3f, floor time %.4f, longest wait for a turn %.1f s, brought forward "
+            "%llu\n",
+            r.mean_pressure, m.floor_time_share, r.max_late_s,
+            static_cast<unsigned long long>(r.brought_forward));
     }
     std::fflush(stdout);
 }

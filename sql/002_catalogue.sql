@@ -28,12 +28,15 @@ UPDATE demper.product SET max_price = NULL WHERE sku = 'A-1' RETURNING max_price
 
 -- A bulk import is spread over the check interval (15 minutes by default), never all due at once.
 SELECT demper.check_interval();
+SELECT now() AS bulk_t0 \gset
 INSERT INTO demper.product (store_id, product_code, sku, price, min_price)
 SELECT 1, (200000 + g)::text, 'BULK-' || g, 1000, 500 FROM generate_series(1, 1000) g;
+-- Measured from before the insert (this SELECT's now() is later than the insert's: a product due
+-- within those milliseconds of its insertion would look early).
 SELECT count(*) AS products,
-       bool_and(next_check_at BETWEEN now() AND now() + demper.check_interval()) AS all_within_interval,
-       count(*) FILTER (WHERE next_check_at < now() + interval '1 minute') < 200 AS not_bunched,
-       count(DISTINCT width_bucket(extract(epoch FROM next_check_at - now()), 0, 900, 15)) = 15
+       bool_and(next_check_at BETWEEN :'bulk_t0' AND now() + demper.check_interval()) AS all_within_interval,
+       count(*) FILTER (WHERE next_check_at < :'bulk_t0'::timestamptz + interval '1 minute') < 200 AS not_bunched,
+       count(DISTINCT width_bucket(extract(epoch FROM next_check_at - :'bulk_t0'::timestamptz), 0, 900, 15)) = 15
            AS every_minute_used
   FROM demper.product WHERE sku LIKE 'BULK-%';
 
