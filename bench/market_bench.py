@@ -25,7 +25,9 @@ missing is skipped and said so):
             check_interval_min / check_interval_max (interval); demper.check_interval is the "no
             information yet" interval; the product column schedule_state is set to NULL at each reset
             when it exists;
-- wars:     the store column war_policy ('follow', 'hold', 'keep_margin').
+- wars:     the store column war_policy ('follow', 'hold', 'keep_margin');
+- both:     demper.schedule_time_scale = market_scale when it exists (the schedule's time constants
+            on market time; without it they run on the wall clock, and the run says so in its notes).
 """
 import json
 import math
@@ -271,6 +273,14 @@ def live_run(ctx, db, mock, store, feats, label, adaptive, budget_share, policy)
             last = time.time()
     summary = mock.call("GET", "/_mock/market/summary")
     reactions = mock.call("GET", "/_mock/market/reactions")["reactions"]
+    # From a decision to its push taken (the outbox row's latest decision to its done_at), over the
+    # pushes done in the measured window; wall seconds times the scale are market seconds.
+    push_p50, push_p95 = db.rows("""SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY d), 0),
+                                           coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY d), 0)
+                                      FROM (SELECT extract(epoch FROM o.done_at - o.created_at)::float8 AS d
+                                              FROM demper.outbox o
+                                             WHERE o.store_id = $1 AND o.status = 'done'
+                                               AND o.done_at >= to_timestamp($2)) x""", store, t1)[0]
     stats = mock.call("GET", "/_mock/stats")
     floor1 = db.val("SELECT floor_hits FROM demper.demper_stats()")
     stats1 = db.rows("SELECT floor_hits, checks_ok, checks_failed FROM demper.demper_stats()")[0]
@@ -291,6 +301,7 @@ def live_run(ctx, db, mock, store, feats, label, adaptive, budget_share, policy)
              max_requests_1s=max(stats.get("max_rps_window", {}).values() or [0]),
              checks_failed=stats1[2] - stats0[2], scale=scale, products=n, window_s=summary["window_s"],
              seller_changes=summary["seller_changes"], pushes=stats.get("pushes", 0),
+             push_p50_s=float(push_p50) * scale, push_p95_s=float(push_p95) * scale,
              reactions=sorted(x for k in ("quiet", "active", "bot") for x in reactions[k]))
     if r["requests"] and not r["seller_changes"]:
         ctx.notes.append(f"8. {label}: the market saw no price of the seller's ({r['pushes']} pushes reached the "
@@ -298,7 +309,8 @@ def live_run(ctx, db, mock, store, feats, label, adaptive, budget_share, policy)
     ctx.log(f"  {label}: {r['requests']} requests, first {r['first_share']:.4f} (winnable lost "
             f"{r['winnable_lost_share']:.4f}), reaction p50 {r['reaction_p50_s']:.0f} / p95 {r['reaction_p95_s']:.0f} s, "
             f"floor hits {r['floor_hits']}, bot margin {r['bot_margin_kept']:.3f}, longest unchecked "
-            f"{r['max_unchecked_s']:.0f} s, most in 1 s {r['max_requests_1s']} (market seconds)")
+            f"{r['max_unchecked_s']:.0f} s, most in 1 s {r['max_requests_1s']}, decision to push p50 "
+            f"{r['push_p50_s']:.0f} / p95 {r['push_p95_s']:.0f} s (market seconds)")
     return r
 
 
@@ -440,14 +452,16 @@ def summary_section(M):
     if M.get("live"):
         out.append("\nLive runs against the mock's market (times in market seconds):\n\n| run | requests | first | "
                    "lost | winnable lost | reaction p50 / p95 | active p95 | floor hits | margin kept (bot products) "
-                   "| longest unchecked | most in 1 s | checks failed | pushes (seller moves seen) |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+                   "| longest unchecked | most in 1 s | checks failed | pushes (seller moves seen) "
+                   "| decision to push p50 / p95 |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in M["live"]:
             out.append(f"| {r['run']} | {r['requests']:,} | {r['first_share']:.4f} | {r['lost_share']:.4f} | "
                        f"{r['winnable_lost_share']:.4f} | {r['reaction_p50_s']:.0f} / {r['reaction_p95_s']:.0f} | "
                        f"{r['active_p95_s']:.0f} | {r['floor_hits']} | {r['margin_kept']:.3f} ({r['bot_margin_kept']:.3f}) | "
                        f"{r['max_unchecked_s']:.0f} | {r['max_requests_1s']} | {r['checks_failed']} | "
-                       f"{r['pushes']} ({r['seller_changes']}) |\n")
+                       f"{r['pushes']} ({r['seller_changes']}) | "
+                       f"{r.get('push_p50_s', 0):.0f} / {r.get('push_p95_s', 0):.0f} |\n")
     if M.get("features"):
         out.append(f"\nThe installed demper's issue 17 settings: {json.dumps(M['features'])}.\n")
     return "".join(out)
@@ -489,7 +503,7 @@ def write_data(M, out):
         keys = ["run", "mode", "policy", "budget_rps", "requests", "first_share", "lost_share", "winnable_lost_share",
                 "undercuts", "answered", "reaction_p50_s", "reaction_p95_s", "active_p95_s", "floor_moves",
                 "floor_hits", "margin_kept", "bot_margin_kept", "max_unchecked_s", "longest_s", "max_requests_1s",
-                "checks_failed", "pushes", "seller_changes", "scale", "products"]
+                "checks_failed", "pushes", "seller_changes", "push_p50_s", "push_p95_s", "scale", "products"]
         f.write(",".join(keys) + "\n")
         for r in M.get("live", []):
             f.write(",".join(str(r.get(k, "")) for k in keys) + "\n")

@@ -61,6 +61,10 @@ struct SimConfig {
     // The class oracle (--kind-intervals): fixed intervals per kind of product (quiet, active,
     // bot), which the market knows and a repricer does not; 0: the fixed interval.
     double kind_interval_s[3] = {0, 0, 0};
+    // The rate oracle (--oracle B): each product's interval from its competitors' true move rate
+    // by the square-root rule, scaled so that the catalogue asks for the budget, within the bounds;
+    // products with a bot every B seconds. 0: off.
+    double oracle_bot_interval_s = 0;
 };
 
 struct SimResult {
@@ -117,6 +121,25 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
     const double first_spread = config.mode == Mode::fixed
                                     ? fixed_interval
                                     : std::max(config.bounds.default_s, fixed_interval);
+    std::vector<double> oracle(n, 0);
+    if (config.oracle_bot_interval_s > 0) {
+        const double longest = config.bounds.longest_s * (1 - config.tuning.deadline_slack_share);
+        auto interval_of = [&](std::size_t i, double c) {
+            if (market.listing(i).kind == demper_market::Kind::bot)
+                return config.oracle_bot_interval_s;
+            const double rate = market.move_rate_per_s(i);
+            return rate > 0 ? std::clamp(c / std::sqrt(rate), config.bounds.shortest_s, longest)
+                            : longest;
+        };
+        double low = 1e-3, high = 1e6;  // c: demand falls as c grows
+        for (int k = 0; k < 100; ++k) {
+            const double c = std::sqrt(low * high);
+            double demand = 0;
+            for (std::size_t i = 0; i < n; ++i) demand += 1 / interval_of(i, c);
+            (demand > config.budget_rps * config.headroom ? low : high) = c;
+        }
+        for (std::size_t i = 0; i < n; ++i) oracle[i] = interval_of(i, high);
+    }
     for (std::size_t i = 0; i < n; ++i) {
         const demper_market::Listing& l = market.listing(i);
         price[i] = l.start_price;
@@ -215,6 +238,7 @@ SimResult simulate(const MarketMix& mix, const SimConfig& config) {
         const double by_kind =
             config.kind_interval_s[static_cast<int>(market.listing(product).kind)];
         const double interval = config.mode == Mode::adaptive ? scheduled.interval_s
+                                : oracle[product] > 0         ? oracle[product]
                                 : by_kind > 0                 ? by_kind
                                                               : fixed_interval;
         due.push({t + interval, product});
@@ -439,6 +463,10 @@ Options parse(int argc, char** argv) {
             if (std::sscanf(v.c_str(), "%lf,%lf,%lf", &o.base.kind_interval_s[0],
                             &o.base.kind_interval_s[1], &o.base.kind_interval_s[2]) != 3)
                 throw std::runtime_error("--kind-intervals quiet,active,bot (seconds)");
+        } else if (name == "--oracle") {
+            o.experiment = false;
+            o.base.mode = Mode::fixed;
+            o.base.oracle_bot_interval_s = std::stod(value());
         } else if (name == "--policy") {
             auto p = demper::core::parse_war_policy(value());
             if (!p) throw std::runtime_error("--policy follow|hold|keep_margin");

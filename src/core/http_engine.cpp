@@ -1121,6 +1121,12 @@ void HttpEngine::submit(HttpRequest req) {
         return;
     }
     t->host = s.host_state(host_key(t->target));
+    if (t->req.urgent) {
+        auto at = s.ready.begin();
+        while (at != s.ready.end() && (*at)->req.urgent) ++at;
+        s.ready.insert(at, std::move(t));
+        return;
+    }
     s.ready.push_back(std::move(t));
 }
 

@@ -96,6 +96,11 @@ struct HttpRequest {
     // merchant's limit never stops the checks. The answer still comes back as a ban; the caller
     // holds that account back.
     bool account_limited = false;
+    // Admitted before every queued request that is not urgent (after the urgent ones queued
+    // earlier). A price push: the seller's new price should not wait behind the seconds of offers
+    // requests the checks keep queued when the budget is spent in full. It still takes its tokens
+    // (egress and host), so the egress never sends more than its rate.
+    bool urgent = false;
 };
 
 struct HttpResponse {

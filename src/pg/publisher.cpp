@@ -179,6 +179,7 @@ bool Publisher::send(PushJob&& job, double now) {
     request.method = "POST";
     request.max_attempts = 1;  // retries are decided here, per merchant
     request.account_limited = true;  // a 429 holds this merchant back, never the checks
+    request.urgent = true;           // ahead of the queued offers requests (its tokens still count)
     // Cookie is dropped on a redirect to another origin anyway; the cabinet's auth header too.
     request.sensitive_headers = {"x-auth-version"};
     const std::uint64_t id = router_.send(*this, std::move(request));

@@ -507,6 +507,13 @@ std::string MarketModel::timeline_json(std::size_t product) const {
     return out;
 }
 
+double MarketModel::move_rate_per_s(std::size_t product) const {
+    double rate = 0;
+    for (const Competitor& c : products_[product].competitors)
+        if (c.kind != Kind::bot && c.mean_gap_s > 0) rate += 1 / c.mean_gap_s;
+    return rate;
+}
+
 std::string MarketModel::catalogue_json() const {
     std::string out = "{\"seller\":";
     append_string(out, mix_.seller);

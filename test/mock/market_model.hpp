@@ -126,6 +126,9 @@ class MarketModel {
     // quotes is the book now: every competitor and the seller, cheapest first, ties by merchant.
     void quotes(std::size_t product, std::vector<Quote>& out) const;
     std::int64_t seller_price(std::size_t product) const { return products_[product].seller_price; }
+    // move_rate_per_s is the sum of the product's quiet and active competitors' move rates (what an
+    // oracle knows and a repricer has to learn; bench/market_sim's --oracle); bots are not counted.
+    double move_rate_per_s(std::size_t product) const;
     // set_seller_price makes the seller's price `price` from `visible_at` (at least now): what
     // competitors see and react to.
     void set_seller_price(std::size_t product, std::int64_t price, double visible_at);

@@ -1240,6 +1240,40 @@ TEST(HttpEngineEgress, AnAccountsLimitRestsNoEgressAndOpensNoBreaker) {
     EXPECT_DOUBLE_EQ(snap.hosts[0].effective_rate, 100.0);
 }
 
+TEST(HttpEngineEgress, AnUrgentRequestGoesAheadOfTheQueueAndStillTakesItsToken) {
+    // A price push submitted behind a queue of offers requests (the budget spent in full) is the
+    // next to go, not the last; urgent ones keep their own order; the rate is the same.
+    TestServer server([](const SeenRequest&) { return ok_json(); });
+    EngineConfig c = test_config();
+    c.requests_per_second = 20;
+    c.burst = 1;
+    HttpEngine e(c);
+    for (int i = 0; i < 8; ++i)
+        e.submit(make_request(static_cast<std::uint64_t>(i), server.url("/offers/" + std::to_string(i))));
+    for (int i = 0; i < 2; ++i) {
+        HttpRequest push = make_request(static_cast<std::uint64_t>(100 + i), server.url("/push/" + std::to_string(i)));
+        push.urgent = true;
+        e.submit(std::move(push));
+    }
+    Loop loop{e};
+    ASSERT_TRUE(loop.run_until(10, 30));
+    // The time each waited for its admission (all were submitted within microseconds; admissions
+    // are 1/20 s apart): both pushes went before every offers request, in their own order.
+    std::map<std::uint64_t, double> waited;
+    for (const HttpResponse& r : loop.done) {
+        EXPECT_EQ(r.error, ErrorClass::none) << r.error_detail;
+        waited[r.id] = r.elapsed_ms - r.request_ms;
+    }
+    ASSERT_EQ(waited.size(), 10u);
+    EXPECT_LT(waited[100], waited[101]);
+    for (std::uint64_t i = 0; i < 8; ++i) EXPECT_LT(waited[101], waited[i]) << "offers request " << i;
+    // Ten admissions at 20 a second with a burst of 1: the last waited at least 9 / 20 s, so the
+    // pushes took their tokens.
+    double last = 0;
+    for (const auto& [id, ms] : waited) last = std::max(last, ms);
+    EXPECT_GE(last, 9.0 / 20 * 1000 - 10);
+}
+
 TEST(HttpEngineEgress, AnUnflaggedBanStillRestsTheEgress) {
     TestServer server([](const SeenRequest&) { return answer(429, {}, "{}"); });
     EngineConfig c = test_config();
