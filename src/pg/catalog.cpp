@@ -185,18 +185,20 @@ WITH raw AS (
     -- of the other (a batch of 1,000 took 0.3 s).
     SELECT d.* FROM d JOIN demper.product p ON p.id = d.id
        FOR NO KEY UPDATE OF p SKIP LOCKED
-), ranked AS (
-    -- The changes of stores with a budget, numbered per store in product id order (a narrow
-    -- sort: most batches have no such store, and then nothing is sorted at all).
-    SELECT d.id, row_number() OVER (PARTITION BY d.store_id ORDER BY d.id) AS n
-      FROM d JOIN stores b ON b.store_id = d.store_id
-     WHERE d.ok AND d.new_price <> d.seen_price AND b.remaining IS NOT NULL AND NOT b.approval_mode
 ), g AS (
-    SELECT l.*,
-           coalesce(b.approval_mode, false) AS approval_mode,
-           coalesce(r.n > b.remaining, false) AS over_budget
-      FROM locked l LEFT JOIN stores b ON b.store_id = l.store_id
-                    LEFT JOIN ranked r ON r.id = l.id
+    -- The changes of stores with a budget (not in approval mode, which proposes instead) are
+    -- numbered per store in product id order, over the rows locked: a row a user holds is not
+    -- written with this batch, and a number it took would defer a change that can be written
+    -- while its share of the budget went unspent. It is applied with a later batch, against the
+    -- store's changes counted again then, so the budget still holds. The numbering is a window
+    -- over this batch's rows, never a join of another CTE to them on the product id (see locked).
+    SELECT c.*,
+           c.budgeted AND row_number() OVER (PARTITION BY c.store_id, c.budgeted ORDER BY c.id) > c.remaining
+               AS over_budget
+      FROM (SELECT l.*, coalesce(b.approval_mode, false) AS approval_mode, b.remaining,
+                   coalesce(l.ok AND l.new_price <> l.seen_price AND b.remaining IS NOT NULL
+                            AND NOT b.approval_mode, false) AS budgeted
+              FROM locked l LEFT JOIN stores b ON b.store_id = l.store_id) c
 ), upd AS (
     UPDATE demper.product p
        SET price = CASE WHEN g.ok AND NOT $dry_run AND )SQL" DEMPER_SAME_INPUTS R"SQL(
