@@ -169,7 +169,10 @@ transaction calling `check_now()` for 20,000 products; `demper.workers` above th
 `test/t/022_never_wrong.pl` (`approve()` below a floor raised since; a push held past its lease while a
 newer price waits; change budgets with four workers; an absurd budget, a broken time zone and a price
 beyond the bounds; a store deactivated or closed while its checks are in flight); each says what the
-code before issue 16 did. The faults: `test/t/011_faults.pl` (kill -9 of the worker at random moments and inside its claim,
+code before issue 16 did. `test/t/025_floor_race.pl`: a floor (min_price, or the cost floor) raised,
+raised and put back, or rewritten unchanged while the product's offers request is held at the mock
+(`POST /_mock/hold`), in a store that pushes and in one in approval mode; lost counts prices,
+history rows, outbox rows, proposals and pushes below the new floor. The faults: `test/t/011_faults.pl` (kill -9 of the worker at random moments and inside its claim,
 apply and push-claim transactions; postmaster crash by immediate shutdown; fast and smart shutdown
 with 1,000 requests in flight; a SIGHUP storm), `test/t/012_lifecycle.pl` (missing database,
 DROP EXTENSION, 0.1.0 then ALTER EXTENSION UPDATE, DROP DATABASE WITH (FORCE), all while the worker

@@ -87,6 +87,8 @@ Reply ControlApi::route(const HttpRequest& request, std::string_view what) {
         if (what == "push_limits") return set_push_limits(request);
         if (what == "jobs") return set_jobs(request);
         if (what == "http2") return set_http2(request);
+        if (what == "hold") return hold_offers(request);
+        if (what == "release") return release_offers(request);
     } else if (method == "PUT" && starts_with(what, "merchant/") && what.size() > 9) {
         return set_merchant(request, std::string(what.substr(9)));
     }
@@ -136,6 +138,33 @@ Reply ControlApi::set_fault(const HttpRequest& request) {
     if (body->find("sku") != nullptr) fault->product = sku;
     marketplace_.push_faults().set(*fault);
     return ok();
+}
+
+// hold_offers holds a product's offers requests until they are released.
+Reply ControlApi::hold_offers(const HttpRequest& request) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    std::string product;
+    if (!read_text_member(*body, "product", product) || product.empty())
+        return error_reply(400, "expected product (a non-empty string)");
+    marketplace_.hold_offers(product);
+    return ok();
+}
+
+// release_offers lets held offers requests go: one product's, or every product's without one.
+Reply ControlApi::release_offers(const HttpRequest& request) {
+    auto body = body_object(request);
+    if (!body) return not_an_object();
+    std::string product;
+    bool keep_holding = false;
+    if (!read_text_member(*body, "product", product) ||
+        (body->find("product") != nullptr && product.empty()) ||
+        !read_bool_member(*body, "keep_holding", keep_holding))
+        return error_reply(400, "expected product (a non-empty string, or none) and keep_holding (bool)");
+    std::optional<std::string> which;
+    if (body->find("product") != nullptr) which = product;
+    int64_t released = marketplace_.release_offers(which, keep_holding);
+    return json_reply(200, "{\"ok\":true,\"released\":" + std::to_string(released) + "}");
 }
 
 // set_ban configures ban emulation; fields left out take their defaults, and "enabled" defaults to

@@ -39,6 +39,8 @@ class ControlApi {
     Reply offers(const HttpRequest& request, const std::string& code);
     Reply set_fault(const HttpRequest& request);
     Reply set_ban(const HttpRequest& request);
+    Reply hold_offers(const HttpRequest& request);
+    Reply release_offers(const HttpRequest& request);
     Reply set_push_limits(const HttpRequest& request);
     Reply set_merchant(const HttpRequest& request, const std::string& merchant_uid);
     bool update_session(const JsonValue& body, const std::string& merchant_uid);

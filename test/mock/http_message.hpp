@@ -83,13 +83,40 @@ struct Reply {
     std::shared_ptr<Hold> hold;
 };
 
+// A Gate keeps held requests until a test opens it (POST /_mock/release), however long that takes:
+// a test that must act while a request is in flight does not race a timer.
+class Gate {
+  public:
+    // wait runs `resume` when the gate opens, at once if it is open already.
+    void wait(std::function<void()> resume) {
+        if (open_) {
+            resume();
+            return;
+        }
+        waiters_.push_back(std::move(resume));
+    }
+    // open lets every waiter go, in the order they came.
+    void open() {
+        open_ = true;
+        std::vector<std::function<void()>> waiting = std::move(waiters_);
+        waiters_.clear();
+        for (auto& resume : waiting) resume();
+    }
+
+  private:
+    bool open_ = false;
+    std::vector<std::function<void()>> waiters_;
+};
+
 // A Hold keeps a request from being taken when it arrives: the server holds it for the reply's
-// delay_ms, as a request held up on its way (a congested link, a slow front end), and only then
-// does take() decide its answer, with the time it was taken. A client that gives up during the
-// hold (closes its connection) makes abandon() run instead: the request was never taken.
+// delay_ms, or until its gate opens when it has one, as a request held up on its way (a congested
+// link, a slow front end), and only then does take() decide its answer, with the time it was
+// taken. A client that gives up during the hold (closes its connection) makes abandon() run
+// instead: the request was never taken.
 struct Hold {
     std::function<Reply(const Arrival& taken)> take;
     std::function<void()> abandon;
+    std::shared_ptr<Gate> gate;  // none: held for delay_ms
 };
 
 // query_param returns the percent-decoded value of `name` in the query of `target`

@@ -315,15 +315,17 @@ void HttpServer::answer(Connection& conn, const HttpRequest& request, Reply repl
     });
 }
 
-// hold keeps a request for the reply's delay before it is taken: the connection is busy meanwhile
-// (its later requests wait), and a client that leaves first abandons it (close_connection).
+// hold keeps a request for the reply's delay, or until its gate opens, before it is taken: the
+// connection is busy meanwhile (its later requests wait), and a client that leaves first abandons
+// it (close_connection).
 void HttpServer::hold(Connection& conn, const HttpRequest& request, Reply reply) {
     conn.busy = true;
+    std::shared_ptr<Gate> gate = reply.hold->gate;
     conn.held = std::move(reply.hold);
     HttpRequest head = request;  // what answer() needs of it, the body aside
     head.body.clear();
     uint64_t id = conn.id;
-    loop_.after(reply.delay_ms, [this, id, head]() {
+    auto take = [this, id, head]() {
         Connection* waiting = find(id);
         if (waiting == nullptr || !waiting->held) return;  // the client left: abandoned
         if (waiting->peer_closed) {
@@ -334,7 +336,14 @@ void HttpServer::hold(Connection& conn, const HttpRequest& request, Reply reply)
         Arrival taken{waiting->egress_port, now_ms(), unix_now()};
         answer(*waiting, head, held->take(taken), taken);
         resume(id);
-    });
+    };
+    if (!gate) {
+        loop_.after(reply.delay_ms, take);
+        return;
+    }
+    // The gate opens inside another connection's request (the control call): the held request is
+    // taken from the loop, never from inside that call.
+    gate->wait([this, take]() { loop_.after(0, take); });
 }
 
 // send_now starts putting `pending` on the wire; the connection stays busy if the body comes later.

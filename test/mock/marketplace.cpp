@@ -98,6 +98,58 @@ Reply Marketplace::handle_offers(const HttpRequest& request, const Arrival& arri
     last_offers_head_ = request.head;
     if (egress_banned(arrival)) return error_reply(egress_ban_.status, "Access denied");
     if (request.method != "POST") return method_not_allowed();
+    auto gate = offer_gates_.find(product);
+    if (gate == offer_gates_.end()) return answer_offers(request, arrival, product);
+    // Held until released: answered then, from the book and the faults as they are then.
+    ++held_offers_[product];
+    auto let_go = [this, product] {
+        auto held = held_offers_.find(product);
+        if (held != held_offers_.end() && --held->second <= 0) held_offers_.erase(held);
+    };
+    Reply reply;
+    reply.hold = std::make_shared<Hold>();
+    reply.hold->gate = gate->second;
+    reply.hold->take = [this, request, product, let_go](const Arrival& taken) {
+        let_go();
+        return answer_offers(request, taken, product);
+    };
+    reply.hold->abandon = [this, let_go, path = request.path, method = request.method, arrival] {
+        let_go();
+        record_reply(method, path, arrival, 0, 0);
+    };
+    return reply;
+}
+
+void Marketplace::hold_offers(const std::string& product) {
+    std::shared_ptr<Gate>& gate = offer_gates_[product];
+    if (!gate) gate = std::make_shared<Gate>();
+}
+
+int64_t Marketplace::release_offers(const std::optional<std::string>& product, bool keep_holding) {
+    int64_t released = 0;
+    std::vector<std::shared_ptr<Gate>> opened;
+    for (auto it = offer_gates_.begin(); it != offer_gates_.end();) {
+        if (product && it->first != *product) {
+            ++it;
+            continue;
+        }
+        auto held = held_offers_.find(it->first);
+        if (held != held_offers_.end()) released += held->second;
+        opened.push_back(std::move(it->second));
+        if (keep_holding) {
+            it->second = std::make_shared<Gate>();  // later requests wait for the next release
+            ++it;
+        } else {
+            it = offer_gates_.erase(it);
+        }
+    }
+    for (const std::shared_ptr<Gate>& gate : opened) gate->open();
+    return released;
+}
+
+// answer_offers answers an offers request as the product's book and faults are now.
+Reply Marketplace::answer_offers(const HttpRequest& request, const Arrival& arrival,
+                                 const std::string& product) {
     std::optional<OfferBook> market_book = market_.book_for(product, arrival.at_ms);
     OfferBook scratch;
     Reply reply =
@@ -400,6 +452,9 @@ std::string Marketplace::stats_json() const {
     int64_t held = 0;
     for (const auto& entry : held_pushes_) held += entry.second;
     out += ",\"pushes_held\":" + std::to_string(held);
+    held = 0;
+    for (const auto& entry : held_offers_) held += entry.second;
+    out += ",\"offers_held\":" + std::to_string(held);
     std::map<uint16_t, uint64_t> max_per_second;
     for (const auto& [port, egress] : egresses_) max_per_second[port] = egress.max_per_second;
     out += ",\"max_rps_window\":";
@@ -450,6 +505,7 @@ std::string Marketplace::pushes_array(const std::string& merchant_uid) const {
 }
 
 void Marketplace::reset() {
+    release_offers(std::nullopt, false);
     faults_.clear();
     egress_ban_ = EgressBanRule{};
     push_limits_ = PushLimits{};

@@ -76,6 +76,13 @@ class Marketplace {
     SimulatedMarket& market() { return market_; }
     // push_faults are keyed by sku; a push of a faulted listing is held, or refused (README.md).
     FaultTable& push_faults() { return push_faults_; }
+    // hold_offers holds every offers request of `product` from now on until it is released
+    // (POST /_mock/hold): a test acts while a check is in flight without racing a timer.
+    void hold_offers(const std::string& product);
+    // release_offers lets the held offers requests of `product` (every product when none) go,
+    // answered from their books as they are now, and stops holding, or with `keep_holding` holds
+    // the product's later requests until the next release. Returns how many requests it let go.
+    int64_t release_offers(const std::optional<std::string>& product, bool keep_holding);
     // faults_json describes the offers faults, with the push faults under "pushes".
     std::string faults_json() const;
     void set_egress_ban(const EgressBanRule& rule);
@@ -136,6 +143,10 @@ class Marketplace {
     // Pushes held and not yet taken or abandoned, per listing ("<merchantUid>/<sku>"). Not
     // cleared by reset: they belong to connections that are still open.
     std::unordered_map<std::string, int64_t> held_pushes_;
+    // Products whose offers requests are held, each with the gate its held requests wait at, and
+    // how many requests of each are held now (not yet taken or abandoned).
+    std::unordered_map<std::string, std::shared_ptr<Gate>> offer_gates_;
+    std::unordered_map<std::string, int64_t> held_offers_;
     EgressBanRule egress_ban_;
     PushLimits push_limits_;
     std::unordered_map<uint16_t, EgressState> egresses_;
@@ -146,6 +157,8 @@ class Marketplace {
     SimulatedMarket market_;
 
     Reply handle_offers(const HttpRequest& request, const Arrival& arrival,
+                        const std::string& product);
+    Reply answer_offers(const HttpRequest& request, const Arrival& arrival,
                         const std::string& product);
     Reply offers_answer(const HttpRequest& request, const OfferBook& book) const;
     bool egress_banned(const Arrival& arrival);

@@ -159,6 +159,45 @@ expect "nor takes it" "$(curl -s "$base/_mock/pushes" | json 'len(d["pushes"])')
 expect "a push fault names a sku, not a product" "$(status -X POST "$base/_mock/fault" -d '{"endpoint":"push","product":"1","mode":"latency"}')" "400"
 expect "push faults: latency, status or none" "$(status -X POST "$base/_mock/fault" -d '{"endpoint":"push","mode":"html"}')" "400"
 
+# Held offers requests: one waits until it is released, however long that takes, and is answered
+# from the book as it is then; keep_holding holds the product's next request too; a client that
+# leaves abandons its held request; other products are never held.
+offers_held() { curl -s "$base/_mock/stats" | json 'd["offers_held"]'; }
+wait_held() {  # wait_held N: poll until N offers requests are held (at most 5 s)
+  for _ in $(seq 100); do [ "$(offers_held)" = "$1" ] && return 0; sleep 0.05; done
+  return 0
+}
+control PUT offers/901 '{"offers":[{"merchantId":"C1","price":500}]}'
+control POST hold '{"product":"901"}'
+curl -s -X POST "$offers/901" -d '{}' >"$work/held_offers.out" &
+held_pid=$!
+wait_held 1
+expect "an offers request is held" "$(offers_held)" "1"
+expect "another product is not held" "$(status -X POST "$offers/777" -d '{}')" "200"
+sleep 0.5
+expect "a hold has no timer" "$(offers_held) $(kill -0 "$held_pid" && echo waiting)" "1 waiting"
+control PUT offers/901 '{"offers":[{"merchantId":"C1","price":450}]}'
+expect "release, holding the next one" \
+  "$(curl -s -X POST "$base/_mock/release" -d '{"product":"901","keep_holding":true}' | json 'd["released"]')" "1"
+wait "$held_pid"
+expect "answered from the book as it is at the release" "$(json 'd["offers"][0]["price"]' <"$work/held_offers.out")" "450"
+curl -s -X POST "$offers/901" -d '{}' >"$work/held_offers.out" &
+held_pid=$!
+wait_held 1
+expect "keep_holding holds the next request" "$(offers_held)" "1"
+expect "release every product" "$(curl -s -X POST "$base/_mock/release" -d '{}' | json 'd["released"]')" "1"
+wait "$held_pid"
+expect "the next request is answered at its release" "$(json 'd["total"]' <"$work/held_offers.out") $(offers_held)" "1 0"
+expect "released without keep_holding: no longer held" "$(status -X POST "$offers/901" -d '{}')" "200"
+control POST hold '{"product":"901"}'
+curl -s -o /dev/null -m 0.3 -X POST "$offers/901" -d '{}' || true
+wait_held 0
+expect "a client that leaves abandons its held offers request" "$(offers_held)" "0"
+control POST reset
+expect "a reset ends holds" "$(status -X POST "$offers/901" -d '{}')" "200"
+expect "a hold names a product" "$(status -X POST "$base/_mock/hold" -d '{}')" "400"
+expect "release: keep_holding is a bool" "$(status -X POST "$base/_mock/release" -d '{"keep_holding":1}')" "400"
+
 # The seller's cabinet: offers seeded through the control API, the offer list and details, pushes
 # as jobs, the off-sale rules, hand edits, faults, logins.
 control POST reset
