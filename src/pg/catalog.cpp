@@ -105,8 +105,12 @@ DEMPER_DECLARE_FIELDS(StoresColumn, DEMPER_STORES_COLUMNS)
 
 // A price written by the apply is never below the product's floor as it is now, whatever the
 // decision says (the rule never goes below the floor it saw, and the floor it saw is the floor now
-// or the decision is dropped: this is the last line of defence).
-#define DEMPER_ABOVE_FLOOR "(g.new_price = g.seen_price OR g.new_price >= greatest(p.min_price, 10))"
+// or the decision is dropped: this is the last line of defence). The floor is the rule's own
+// (core::configured_floor and the marketplace's 10 tenge): min_price, and the cost plus the least
+// margin, rounded up, the margin to the millionth of a percent the rule reads it at.
+#define DEMPER_ABOVE_FLOOR                                                                    \
+    "(g.new_price = g.seen_price OR g.new_price >= greatest(p.min_price, 10, "                \
+    "ceil(p.cost_price::numeric * (100 + round(coalesce(p.min_margin_percent, 0), 6)) / 100)))"
 
 // A decision stands (its price written, proposed, or recorded in a dry run) unless the inputs
 // changed, it fell below the floor, or the store's change budget deferred it (inside the upd of
@@ -208,6 +212,10 @@ WITH raw AS (
            next_check_at = CASE
                WHEN g.ok AND NOT )SQL" DEMPER_SAME_INPUTS R"SQL( THEN now()
                WHEN g.ok AND g.over_budget AND NOT $dry_run
+                   THEN now() + least()SQL" DEMPER_INTERVAL R"SQL(, interval '1 minute')
+               -- Refused below the floor: checked again soon, at most once a minute (a rule that
+               -- keeps deciding below its floor must not spin).
+               WHEN g.ok AND NOT )SQL" DEMPER_ABOVE_FLOOR R"SQL(
                    THEN now() + least()SQL" DEMPER_INTERVAL R"SQL(, interval '1 minute')
                WHEN g.skipped AND g.reason = 'outside_hours'
                    THEN demper.next_opening((SELECT s FROM demper.store s WHERE s.id = p.store_id))
