@@ -28,6 +28,8 @@ my $json = JSON::PP->new->canonical;
 # own), so tests that push give their products this one.
 our $DEFAULT_AVAILABILITIES = '[{"storeId":"PP1","available":"yes"}]';
 
+our @started_mocks;    # every mock started, for the END block below
+
 # start_mock starts the mock marketplace with one listening port per egress and returns a
 # DemperTest::Mock. Options: egresses => N, books => "path to TSV", synthetic => N.
 sub start_mock {
@@ -57,7 +59,19 @@ sub start_mock {
 		base => "http://127.0.0.1:$ports[0]",
 		http => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
 	}, 'DemperTest::Mock';
+	push @started_mocks, $mock;
 	return $mock;
+}
+
+# Every mock a test started is stopped when the test ends, also when it dies halfway: an END block
+# runs before global destruction, where DESTROY may come too late (a dying test left its mock
+# listening).
+END
+{
+	for my $mock (@started_mocks)
+	{
+		eval { $mock->{handle}->kill_kill if $mock->{handle} };
+	}
 }
 
 # demper_node creates and starts a node with demper preloaded, its worker pointed at the mock,
