@@ -1283,14 +1283,8 @@ def write_results(out, R, meta):
                 f.write(f"{t:.2f},{done},{rss or 0},{anon or 0},{rate_:.0f}\n")
                 prev = (t, done)
     if fr:
-        gaps = fr["gap_list"]
-        with open(os.path.join(out, "staleness.csv"), "w") as f:
-            f.write("gap_seconds,cumulative_share\n")
-            step = max(1, len(gaps) // 2000)
-            for i in range(0, len(gaps), step):
-                f.write(f"{gaps[i]:.4f},{(i + 1) / len(gaps):.5f}\n")
-            if gaps:
-                f.write(f"{gaps[-1]:.4f},1.0\n")
+        market_bench.write_cdf(os.path.join(out, "staleness.csv"), fr["gap_list"], points=2000, sep=",", digits=4,
+                               header="gap_seconds,cumulative_share")
     if rate:
         with open(os.path.join(out, "rate.csv"), "w") as f:
             f.write("second,requests\n")

@@ -365,6 +365,19 @@ def run(ctx, db, work, mock_binary, sim_binary, out):
 # results
 
 
+def write_cdf(path, xs, points, sep, digits, header=None):
+    """The cumulative distribution of the sorted values `xs`, thinned to about `points` lines (every
+    k-th value, and the last), one "value<sep>share" line each; bench.py's staleness.csv uses it too."""
+    with open(path, "w") as f:
+        if header:
+            f.write(header + "\n")
+        step = max(1, len(xs) // points)
+        for i in range(0, len(xs), step):
+            f.write(f"{xs[i]:.{digits}f}{sep}{(i + 1) / len(xs):.5f}\n")
+        if xs:
+            f.write(f"{xs[-1]:.{digits}f}{sep}1.0\n")
+
+
 def pct(x):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f} %"
 
@@ -487,13 +500,8 @@ def write_data(M, out):
                 f.write("\n\n")
     for r in M.get("live", []):
         runs.append((f"live {r['run']}", r))
-        xs = r["reactions"]
-        with open(os.path.join(out, f"market_reactions_{r['run']}.dat"), "w") as f:
-            step = max(1, len(xs) // 1000)
-            for i in range(0, len(xs), step):
-                f.write(f"{xs[i]:.3f} {(i + 1) / len(xs):.5f}\n")
-            if xs:
-                f.write(f"{xs[-1]:.3f} 1.0\n")
+        write_cdf(os.path.join(out, f"market_reactions_{r['run']}.dat"), r["reactions"], points=1000, sep=" ",
+                  digits=3)
     if runs:
         with open(os.path.join(out, "market_runs.dat"), "w") as f:
             f.write("# run winnable_lost other_lost\n")
