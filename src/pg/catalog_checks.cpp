@@ -47,6 +47,7 @@ SELECT p.id, p.product_code, p.price, p.min_price, p.max_price, p.step, p.city_i
        extract(epoch FROM p.check_interval_max)::float8 AS interval_max_s
   FROM leased JOIN demper.product p ON p.id = leased.product_id
 )SQL";
+// Its parameters (ClaimParam) are the push claim's too: catalog_statements.hpp.
 #define DEMPER_CLAIM_COLUMNS(F)                                                                  \
     F(id, INT8OID) F(product_code, TEXTOID) F(price, INT8OID) F(min_price, INT8OID)              \
     F(max_price, INT8OID) F(step, INT8OID) F(city_id, TEXTOID) F(store_id, INT8OID)              \
@@ -369,7 +370,7 @@ SELECT s.id FROM demper.store s
 DEMPER_DECLARE_FIELDS(BudgetLockColumn, DEMPER_BUDGET_LOCK_COLUMNS)
 DEMPER_DECLARE_FIELDS(ReleaseParam, DEMPER_RELEASE_PARAMS)
 
-// The names PostgreSQL stores for the worker's enums.
+// The name PostgreSQL stores for why a check was skipped.
 const char* skip_reason_name(SkipReason r) {
     switch (r) {
         case SkipReason::store_inactive:

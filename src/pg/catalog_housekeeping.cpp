@@ -13,7 +13,6 @@ namespace demper::pg {
 
 namespace {
 
-// ── Housekeeping ─────────────────────────────────────────────────────────────────────────────
 // The leases of workers that no longer exist: another generation of shared memory (the server
 // restarted, after a crash or not), or an earlier start of this worker's own slot (it exited
 // without handing them back). The partial index on leased rows keeps this cheap at any size.

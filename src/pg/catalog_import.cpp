@@ -12,7 +12,6 @@ namespace demper::pg {
 
 namespace {
 
-// ── The seller's cabinet ─────────────────────────────────────────────────────────────────────
 // The store whose catalogue is due for an import: asked for (sync_catalogue), or last imported
 // longer ago than the interval (0: only when asked); one that has been "running" for an hour
 // belonged to a worker that is gone. It needs credentials that a login still holds.

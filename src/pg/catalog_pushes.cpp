@@ -13,7 +13,6 @@ namespace demper::pg {
 
 namespace {
 
-// ── Pushes ───────────────────────────────────────────────────────────────────────────────────
 // Claim pushes: lease due outbox rows; the claim records the price it will push, so that a newer
 // decision arriving meanwhile (which updates the pending row's price) is pushed afterwards.
 constexpr const char* kClaimPushesSql = R"SQL(
@@ -126,6 +125,7 @@ SELECT (SELECT count(*) FROM upd WHERE status = 'done') AS done,
 DEMPER_DECLARE_FIELDS(ApplyPushesParam, DEMPER_APPLY_PUSHES_PARAMS)
 DEMPER_DECLARE_FIELDS(ApplyPushesColumn, DEMPER_APPLY_PUSHES_COLUMNS)
 
+// The name PostgreSQL stores for a push's verdict.
 const char* push_verdict_name(PushVerdict v) {
     switch (v) {
         case PushVerdict::accepted:
