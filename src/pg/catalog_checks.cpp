@@ -457,7 +457,8 @@ struct CheckStatements {
 
 std::shared_ptr<CheckStatements> make_check_statements(std::vector<PreparedStatement*>* all) {
     auto s = std::make_shared<CheckStatements>();
-    all->insert(all->end(), {&s->claim, &s->next_due, &s->stores, &s->budget_lock, &s->apply, &s->release});
+    all->insert(all->end(), {&s->claim, &s->next_due, &s->stores, &s->budget_lock, &s->apply,
+                             &s->release});
     return s;
 }
 

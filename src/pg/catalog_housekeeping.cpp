@@ -146,9 +146,11 @@ struct HousekeepingStatements {
                                                    kReclaimColumnFields};
 };
 
-std::shared_ptr<HousekeepingStatements> make_housekeeping_statements(std::vector<PreparedStatement*>* all) {
+std::shared_ptr<HousekeepingStatements> make_housekeeping_statements(
+        std::vector<PreparedStatement*>* all) {
     auto s = std::make_shared<HousekeepingStatements>();
-    all->insert(all->end(), {&s->installed_version, &s->repair_queue, &s->prune, &s->schedule_demand, &s->bring_forward, &s->reclaim});
+    all->insert(all->end(), {&s->installed_version, &s->repair_queue, &s->prune,
+                             &s->schedule_demand, &s->bring_forward, &s->reclaim});
     return s;
 }
 

@@ -196,7 +196,8 @@ struct ImportStatements {
 
 std::shared_ptr<ImportStatements> make_import_statements(std::vector<PreparedStatement*>* all) {
     auto s = std::make_shared<ImportStatements>();
-    all->insert(all->end(), {&s->claim_sync, &s->known_listings, &s->claim_cities, &s->import, &s->finish_sync});
+    all->insert(all->end(), {&s->claim_sync, &s->known_listings, &s->claim_cities, &s->import,
+                             &s->finish_sync});
     return s;
 }
 

@@ -8,7 +8,8 @@
 //   catalog_housekeeping.cpp  the installed version, dead workers' leases, the due queue's repair,
 //                             pruning, the adaptive schedule's pressure
 //
-// Each of them defines one struct of its prepared statements; Catalog::Statements holds one of each.
+// Each of them defines one struct of its prepared statements; Catalog::Statements holds one of
+// each.
 #pragma once
 
 #include <memory>
@@ -34,7 +35,8 @@ std::shared_ptr<CheckStatements> make_check_statements(std::vector<PreparedState
 std::shared_ptr<PushStatements> make_push_statements(std::vector<PreparedStatement*>* all);
 std::shared_ptr<VerifierStatements> make_verifier_statements(std::vector<PreparedStatement*>* all);
 std::shared_ptr<ImportStatements> make_import_statements(std::vector<PreparedStatement*>* all);
-std::shared_ptr<HousekeepingStatements> make_housekeeping_statements(std::vector<PreparedStatement*>* all);
+std::shared_ptr<HousekeepingStatements> make_housekeeping_statements(
+    std::vector<PreparedStatement*>* all);
 
 struct Catalog::Statements {
     std::vector<PreparedStatement*> all;  // every statement, for forget_plans
