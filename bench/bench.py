@@ -749,7 +749,7 @@ def freshness_run(db, mock, n, interval, seconds):
 
 
 def claim_sql():
-    """The worker's claim statement as it prepares it: catalog.cpp names its parameters, and
+    """The worker's claim statement as it prepares it: src/pg/catalog_checks.cpp names its parameters, and
     scripts/isolation.sh prints it with them numbered in their declared order (limit, lease
     token, lease seconds)."""
     out = subprocess.run(["bash", os.path.join(ROOT, "scripts/isolation.sh")],
@@ -759,7 +759,7 @@ def claim_sql():
 
 
 def claim_timing(cluster, db, reps, label):
-    """Time per claim of 500 due products, the worker's own statement (taken from catalog.cpp),
+    """Time per claim of 500 due products, the worker's own statement (taken from catalog_checks.cpp),
     prepared once, run `reps` times in psql with \\timing (first run dropped as warm-up)."""
     reset_products(db, 500 * (reps + 1) + 1000)
     wait_quiet(f"claim {label}")
@@ -1216,7 +1216,7 @@ def write_results(out, R, meta):
                     f"p50 {fr['p50']:.2f} s, p99 {fr['p99']:.2f} s, max {fr['max']:.2f} s; never checked "
                     f"{fr['never_checked']}, late at the end {fr['late_at_end']}. Load {fr['loadavg']}.\n")
         if c_small or c_huge:
-            f.write("\n## Claim\n\nMedian per claim of 500 (the worker's own statement from src/pg/catalog.cpp, "
+            f.write("\n## Claim\n\nMedian per claim of 500 (the worker's own statement from src/pg/catalog_checks.cpp, "
                     "prepared, psql \\timing): "
                     + ", ".join(f"{c['ms']:.2f} ms at {c['label']} products" for c in (c_small, c_huge) if c)
                     + (f" ({c_huge['ms'] / c_small['ms']:.2f}x)" if c_small and c_huge else "") + ". Plan at "

@@ -3,21 +3,30 @@
 # and apply statements) with pg_isolation_regress against a temporary instance, as the postgres
 # user, and prints pg_isolation_regress's result. Run as root or as postgres, after
 # `make install`. First it checks that the statements copied into the specs are still, verbatim,
-# those of src/pg/catalog.cpp (whitespace aside): a spec that tests stale SQL fails here.
+# those of the worker's catalog (src/pg/catalog_*.cpp, whitespace aside): a spec that tests stale
+# SQL fails here.
 # Exit status: 0 when every spec passed and no copy drifted.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
 isolation_regress=${PG_ISOLATION_REGRESS:-/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress}
 
-# 1. Drift: every "-- BEGIN kName ... -- END kName" block of a spec must equal kName of catalog.cpp
-#    (its macros expanded, its named parameters numbered as the worker prepares them), whitespace
-#    normalised. DEMPER_ISOLATION_PRINT=kName prints that form of one statement (to copy it again).
-perl - "$root/src/pg/catalog.cpp" "$root"/test/isolation/specs/*.spec <<'PERL' || exit 1
+# 1. Drift: every "-- BEGIN kName ... -- END kName" block of a spec must equal kName of the catalog
+#    (src/pg/catalog.cpp, catalog_*.cpp and catalog_*.hpp read as one text; its macros expanded,
+#    its named parameters numbered as the worker prepares them), whitespace normalised. DEMPER_ISOLATION_PRINT=kName prints that form of one statement (to copy it again).
+perl - "$root" "$root"/test/isolation/specs/*.spec <<'PERL' || exit 1
 use strict; use warnings;
-my ($catalog, @specs) = @ARGV;
-open my $fh, '<', $catalog or die "$catalog: $!";
-my $src = do { local $/; <$fh> };
+my ($root, @specs) = @ARGV;
+# The statements are split by job over several files (catalog_statements.hpp lists them), and a
+# declaration two jobs share sits in that header.
+my @sources = ("$root/src/pg/catalog.cpp", sort(glob("$root/src/pg/catalog_*.cpp")),
+               sort(glob("$root/src/pg/catalog_*.hpp")));
+my $catalog = 'src/pg/catalog_*.cpp';
+my $src = '';
+for my $file (@sources) {
+    open my $fh, '<', $file or die "$file: $!";
+    $src .= do { local $/; <$fh> } . "\n";
+}
 my (%macro, %raw_macro);
 while ($src =~ /^#define\s+(\w+)(?:\([^)]*\))?\s*((?:.*\\\n)*.*)$/mg) {
     my ($m, $body) = ($1, $2);
@@ -75,7 +84,7 @@ for my $spec (@specs) {
         if (norm($orig) ne norm($copy)) { print "isolation: the copy of $name in $spec differs from $catalog: copy it again\n"; $drift++ }
     }
 }
-print "isolation: $checked statement copies checked against src/pg/catalog.cpp, $drift drifted\n";
+print "isolation: $checked statement copies checked against $catalog, $drift drifted\n";
 exit($drift ? 1 : 0);
 PERL
 [ -n "${DEMPER_ISOLATION_PRINT:-}" ] && exit 0

@@ -105,7 +105,7 @@ print $o <<'MD';
   `demper.allowed_hosts`; SSRF by settings (non-http schemes, hostless URLs, extra placeholders) and
   by product codes smuggling a host, a path or a header.
 - **Concurrency** (`test/isolation`, pg_isolation_regress, `scripts/isolation.sh`): the worker's own
-  claim, apply, push-claim and push-record statements, copied verbatim from `src/pg/catalog.cpp`
+  claim, apply, push-claim and push-record statements, copied verbatim from `src/pg/catalog_*.cpp`
   (a drift check fails when a copy is stale), run by two "workers" and a user at once: disjoint
   claims; a user's edit (price, floor, strategy, bot off), committed or still uncommitted while apply
   runs, is never overwritten; a product deleted during its check; a lease expired and re-claimed; a

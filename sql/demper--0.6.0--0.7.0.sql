@@ -185,8 +185,8 @@ GRANT EXECUTE ON FUNCTION demper.in_working_hours(demper.store, timestamptz),
 -- Reliability (issue 16).
 -- --------------------------------------------------------------------------------------------
 
--- A worker that starts hands back the leases of workers that no longer exist (src/pg/catalog.cpp,
--- kReclaimSql); the leased rows are found through this small index.
+-- A worker that starts hands back the leases of workers that no longer exist
+-- (src/pg/catalog_housekeeping.cpp, kReclaimSql); the leased rows are found through this small index.
 CREATE INDEX schedule_leased_idx ON demper.schedule (lease_token) WHERE lease_token IS NOT NULL;
 
 -- Bounds no real listing reaches, so that nothing computed from them overflows (a change_budget

@@ -1589,7 +1589,7 @@ GRANT EXECUTE ON FUNCTION demper.check_now(bigint), demper.wake_workers(), dempe
                           demper.prune_batch(interval, integer), demper.repair_queue(boolean),
                           demper.is_product_code(text), demper.is_city_id(text) TO demper_admin;
 
--- Worker: exactly what its statements need (src/pg/catalog.cpp). It reads the catalogue; writes
+-- Worker: exactly what its statements need (src/pg/catalog_*.cpp). It reads the catalogue; writes
 -- a check's outcome into the product's status columns, the due queue, history, proposals and the
 -- outbox; records push results on the outbox and a store's push state; and calls the functions
 -- its statements use. It bypasses row-level security (it works for every seller) and deletes

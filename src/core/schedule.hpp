@@ -281,7 +281,7 @@ constexpr const char* kReasonWarKeepMargin = "price_war_keep_margin";
 // longest interval while the budget goes unspent. The worker brings such products forward, to the
 // latest next check the new pressure allows, spread over [kBringForwardSpreadLow, 1) of it by a
 // hash of the product id (they were scheduled at various moments; without the spread they would
-// all come due in one burst). The same formula runs in SQL (pg/catalog.cpp), its constants passed
+// all come due in one burst). The same formula runs in SQL (pg/catalog_housekeeping.cpp), its constants passed
 // from here.
 constexpr double kBringForwardRatio = 1.25;  // a fall by more than this brings products forward
 constexpr double kBringForwardSpreadLow = 0.5;

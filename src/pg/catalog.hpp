@@ -1,9 +1,11 @@
-// catalog.hpp: every SQL statement of the worker, in one place (as pg_cron's job_metadata.c).
-// Each method runs one short transaction of its own, never across network I/O, through prepared
-// statements whose parameters and result columns are declared by name (statement.hpp).
+// catalog.hpp: every SQL statement of the worker, behind one interface (as pg_cron's
+// job_metadata.c); the statements sit by job in catalog_*.cpp (catalog_statements.hpp lists them),
+// each beside the methods that run it. Each method runs one short transaction of its own, never
+// across network I/O, through prepared statements whose parameters and result columns are
+// declared by name (statement.hpp).
 //
 // What crosses this interface is typed: outcomes, reasons and error classes are enums here and
-// become the text PostgreSQL stores only inside catalog.cpp.
+// become the text PostgreSQL stores only inside the catalog_*.cpp files.
 #pragma once
 
 #include <cstdint>

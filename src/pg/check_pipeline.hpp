@@ -3,7 +3,7 @@
 // Vocabulary: a *product* is one listing of a seller in one city; a *check* reads its
 // competitors' *offers* (one request per page of the offer book) and ends in an *outcome*: a
 // *decision* of the product's price rule, a failure, or a skip. The pipeline
-//   claims   due products under a lease (short transaction, catalog.cpp),
+//   claims   due products under a lease (short transaction, catalog_checks.cpp),
 //   fetches  their offers through the shared HTTP engine (no transaction),
 //   decides  with the pure C++ price rule (core/price_rule.hpp),
 //   applies  outcomes in batches (short transaction),

@@ -17,7 +17,7 @@
 // The C++ / PostgreSQL boundary (DESIGN.md): every PostgreSQL call in this layer runs inside
 // pg_guard, whose body holds no object with a destructor, so an ERROR's longjmp never skips a
 // C++ destructor; it surfaces as a PgError thrown once the longjmp has landed. Code above this
-// layer (catalog.cpp) holds C++ objects freely and calls PostgreSQL only through it.
+// layer (catalog_*.cpp) holds C++ objects freely and calls PostgreSQL only through it.
 // scripts/lint-boundary.sh checks that rule on every pg_guard body.
 #pragma once
 

@@ -3,10 +3,10 @@
 # cannot see the batch's size (generic). Twice the apply became quadratic without a test noticing
 # (the quick benchmark fell from 7,000 to 2,100 checks/s): a merge join on the lease token, which a
 # batch's rows all share, compared every row with every other; a generic plan rescanned one CTE for
-# each row of another. Here the worker's own statements (src/pg/catalog.cpp, macros expanded and
-# parameters numbered by scripts/isolation.sh, the spec copies' source) run under EXPLAIN ANALYZE
-# on a batch of 1,000 claimed from 5,000 products, and no plan node may filter out or produce a
-# number of rows that only a per-pair loop reaches. Nothing is timed: the figures are row counts.
+# each row of another. Here the worker's own statements (src/pg/catalog_checks.cpp, macros
+# expanded and parameters numbered by scripts/isolation.sh, the spec copies' source) run under
+# EXPLAIN ANALYZE on a batch of 1,000 claimed from 5,000 products, and no plan node may filter out
+# or produce a number of rows that only a per-pair loop reaches. Nothing is timed: the figures are row counts.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -22,7 +22,7 @@ use Time::HiRes qw(time);
 my $t_start = time;
 my $root = abs_path("$FindBin::RealBin/../..");
 BAIL_OUT("$root is not demper's source tree: run this test from a copy of the whole tree")
-  unless -f "$root/demper.control" && -f "$root/src/pg/catalog.cpp";
+  unless -f "$root/demper.control" && -f "$root/src/pg/catalog_checks.cpp";
 
 my $products = 5000;
 my $batch = 1000;
@@ -48,8 +48,11 @@ sub worker_statement
 }
 
 # The parameters of statement $k as the worker declares them (names and SQL types, in order): the
-# Statement<Param, ...> that names $k, then that enum's DEMPER_..._PARAMS(F) list.
-my $catalog = slurp_file("$root/src/pg/catalog.cpp");
+# Statement<Param, ...> that names $k, then that enum's DEMPER_..._PARAMS(F) list, in the catalog's
+# files read as one text, as scripts/isolation.sh reads them.
+my $catalog = join("\n",
+	map { slurp_file($_) } "$root/src/pg/catalog.cpp",
+	sort(glob("$root/src/pg/catalog_*.cpp")), sort(glob("$root/src/pg/catalog_*.hpp")));
 my %sql_type = (
 	INT4OID => 'int4', INT8OID => 'int8', FLOAT8OID => 'float8', BOOLOID => 'bool',
 	INT8ARRAYOID => 'int8[]', BOOLARRAYOID => 'bool[]', TEXTARRAYOID => 'text[]',
@@ -58,11 +61,11 @@ sub worker_params
 {
 	my ($k) = @_;
 	my ($enum) = $catalog =~ /Statement<(\w+),\s*\w+>\s*\w+\{"\w+",\s*\Q$k\E,/
-	  or BAIL_OUT("no Statement declares $k in catalog.cpp");
+	  or BAIL_OUT("no Statement declares $k in src/pg/catalog_*.cpp");
 	my ($macro) = $catalog =~ /DEMPER_DECLARE_FIELDS\(\Q$enum\E,\s*(\w+)\)/
-	  or BAIL_OUT("no DEMPER_DECLARE_FIELDS for $enum in catalog.cpp");
+	  or BAIL_OUT("no DEMPER_DECLARE_FIELDS for $enum in src/pg/catalog_*");
 	my ($body) = $catalog =~ /^#define\s+\Q$macro\E\(F\)\s*((?:.*\\\n)*.*)$/m
-	  or BAIL_OUT("no #define $macro in catalog.cpp");
+	  or BAIL_OUT("no #define $macro in src/pg/catalog_*");
 	my @params;
 	while ($body =~ /F\((\w+),\s*(\w+)\)/g)
 	{

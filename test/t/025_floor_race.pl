@@ -1,6 +1,6 @@
 # A floor raised while a check is in flight: the worker decides a product's price outside any
 # transaction, after its offers request came back, and writes it with the apply (kApplySql in
-# src/pg/catalog.cpp). A user who raises min_price between the claim and the apply must never get a
+# src/pg/catalog_checks.cpp). A user who raises min_price between the claim and the apply must never get a
 # price below the new floor: not in the product, not in price_history, not in the outbox nor at the
 # marketplace; the product is checked again at once and then decides against the new floor.
 #
