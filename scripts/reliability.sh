@@ -160,7 +160,8 @@ The attacks: `test/t/017_security.pl` (a database owner planting `public.array_t
 `public.power` and `public.+` for the worker to run; `CREATE EXTENSION` into a planted, a non-empty
 or a non-UTF8 schema or database; secrets searched for in the whole server log after failing and
 succeeding `set_credentials()` calls and proxy credentials; tenants with row-level security probing
-each other through seller ids, unique violations, functions, pruning and a dropped role) and
+each other through seller ids, unique violations, functions, pruning and a dropped role, and reading
+or resetting the engine-wide figures through every function, the status view and metrics()) and
 `test/t/004_safety.pl` (a host name resolving to loopback refused before any packet; redirects and
 downgrades in the unit tests of the HTTP engine). The faults of issue 16: `test/t/019_never_stuck.pl` (product rows held by a session idle in
 transaction and by a prepared transaction, with `pg_terminate_backend` and `pg_ctl stop -m fast`

@@ -44,7 +44,42 @@ SELECT demper.reject(:proposal_b);
 RESET ROLE;
 SELECT status, decided_by FROM demper.proposal WHERE id = :proposal_b;
 
+-- The engine-wide figures cover every seller's stores: with row security on, a seller may not read
+-- or reset them, through any function or the status view; its backlog leaves the engine's rate out.
+-- A monitoring role (pg_monitor) and the superuser may.
+CREATE ROLE demper_rls_monitor;
+GRANT demper_reader, pg_monitor TO demper_rls_monitor;
+SET ROLE demper_rls_seller_a;
+SELECT demper.engine_figures_visible();
+SELECT checks_per_second IS NULL AS rate_hidden, expected_catch_up IS NULL OR due_now = 0 AS catch_up_hidden
+  FROM demper.backlog;
+SELECT count(*) FROM demper.demper_stats();
+\set VERBOSITY sqlstate
+SELECT count(*) FROM demper.http_status();
+SELECT count(*) FROM demper.latency_histogram();
+SELECT count(*) FROM demper.worker_status();
+SELECT count(*) FROM demper.status;
+SELECT length(demper.metrics()) > 0;
+SELECT demper.demper_stats_reset();
+\set VERBOSITY default
+RESET ROLE;
+SET ROLE demper_rls_monitor;
+SELECT demper.engine_figures_visible();
+SELECT count(*) = 1 AS stats_row FROM demper.demper_stats();
+SELECT count(*) >= 0 AS status_read FROM demper.status;
+SELECT length(demper.metrics()) > 0 AS metrics_read;
+SELECT checks_per_second IS NOT NULL AS rate_shown FROM demper.backlog;
+RESET ROLE;
+SELECT demper.engine_figures_visible() AS superuser_sees;
+
 SELECT demper.enable_row_security(false);
+-- Off again: one seller, every role granted the figures sees them.
+SET ROLE demper_rls_seller_a;
+SELECT demper.engine_figures_visible();
+SELECT count(*) = 1 AS stats_row FROM demper.demper_stats();
+SELECT length(demper.metrics()) > 0 AS metrics_read;
+RESET ROLE;
+DROP ROLE demper_rls_monitor;
 SELECT demper.enable_row_security(NULL);
 DELETE FROM demper.store WHERE merchant_id LIKE 'RLS%';
 DROP ROLE demper_rls_seller_a;

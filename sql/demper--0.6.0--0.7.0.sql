@@ -409,6 +409,8 @@ DECLARE
     family text := '';
     r record;
 BEGIN
+    -- Every figure below but the per-store ones is the whole engine's: refuse before reading any.
+    PERFORM demper.require_engine_figures();
     FOR r IN
         WITH stats AS (SELECT * FROM demper.demper_stats()),
              backlog AS (SELECT * FROM demper.backlog),
@@ -919,3 +921,38 @@ GRANT UPDATE (check_interval_min, check_interval_max, war_policy) ON demper.stor
 GRANT UPDATE (schedule_state, war_rival) ON demper.product TO demper_worker;
 GRANT UPDATE (base_interval_s, shortest_s, longest_s) ON demper.schedule TO demper_worker;
 REVOKE ALL ON FUNCTION demper.validate_schedule_settings() FROM PUBLIC;
+
+-- The figures of the whole engine (demper_stats, http_status, latency_histogram, worker_status
+-- and the status view, metrics, demper_stats_reset) cover every seller's stores: while row-level
+-- security is on they are the operator's, and a caller that is not a superuser, the extension's
+-- owner or a member of pg_monitor is refused (with row-level security off, everyone granted them
+-- sees them). engine_figures_visible says whether the current role may; require_engine_figures
+-- raises the refusal. Both are C, like the functions they guard, which check the same rule
+-- themselves: no view or wrapper can read around it.
+CREATE FUNCTION demper.engine_figures_visible() RETURNS boolean
+AS 'MODULE_PATHNAME', 'demper_engine_figures_visible'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION demper.engine_figures_visible() IS
+    'Whether the current role may see the engine-wide figures: always with row-level security off; with it on, superusers, the extension''s owner and pg_monitor';
+
+CREATE FUNCTION demper.require_engine_figures() RETURNS void
+AS 'MODULE_PATHNAME', 'demper_require_engine_figures'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION demper.engine_figures_visible(), demper.require_engine_figures() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION demper.engine_figures_visible(), demper.require_engine_figures() TO demper_reader;
+
+-- The backlog's rate is the whole engine's: NULL, with the catch-up time, for whoever may not see it.
+CREATE OR REPLACE VIEW demper.backlog WITH (security_invoker = true) AS
+SELECT b.due_now, b.oldest_due_age, b.in_check, b.active_products, r.rate AS checks_per_second,
+       CASE WHEN b.due_now = 0 THEN interval '0'
+            WHEN r.rate > 0 THEN make_interval(secs => b.due_now / r.rate) END AS expected_catch_up
+  FROM (SELECT count(*) FILTER (WHERE q.next_check_at <= now()) AS due_now,
+               coalesce(now() - min(q.next_check_at) FILTER (WHERE q.next_check_at <= now()),
+                        interval '0') AS oldest_due_age,
+               count(*) FILTER (WHERE q.lease_until > now()) AS in_check,
+               count(*) AS active_products
+          FROM demper.due_queue() q
+          JOIN demper.product p ON p.id = q.product_id
+         WHERE p.bot_active) b,
+       (SELECT CASE WHEN demper.engine_figures_visible()
+                    THEN (SELECT coalesce(sum(checks_per_second), 0) FROM demper.worker_status()) END AS rate) r;

@@ -1062,6 +1062,23 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'demper_worker_status'
 LANGUAGE C STRICT VOLATILE;
 
+-- The figures of the whole engine (demper_stats, http_status, latency_histogram, worker_status
+-- and the status view, metrics, demper_stats_reset) cover every seller's stores: while row-level
+-- security is on they are the operator's, and a caller that is not a superuser, the extension's
+-- owner or a member of pg_monitor is refused (with row-level security off, everyone granted them
+-- sees them). engine_figures_visible says whether the current role may; require_engine_figures
+-- raises the refusal. Both are C, like the functions they guard, which check the same rule
+-- themselves: no view or wrapper can read around it.
+CREATE FUNCTION demper.engine_figures_visible() RETURNS boolean
+AS 'MODULE_PATHNAME', 'demper_engine_figures_visible'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION demper.engine_figures_visible() IS
+    'Whether the current role may see the engine-wide figures: always with row-level security off; with it on, superusers, the extension''s owner and pg_monitor';
+
+CREATE FUNCTION demper.require_engine_figures() RETURNS void
+AS 'MODULE_PATHNAME', 'demper_require_engine_figures'
+LANGUAGE C STABLE;
+
 -- check_now makes one product due immediately and wakes the worker.
 CREATE FUNCTION demper.check_now(product_id bigint) RETURNS void
 LANGUAGE plpgsql
@@ -1121,6 +1138,7 @@ SELECT p.id,
 -- backlog: how much is due, how stale the oldest due product is, and when the workers would
 -- catch up at their current rate. It reads the due queue: a product in check is not due (the
 -- claim moved its due time to the end of its lease), whatever product.next_check_at still says.
+-- The rate is the whole engine's: NULL, with the catch-up time, for whoever may not see it.
 CREATE VIEW demper.backlog WITH (security_invoker = true) AS
 SELECT b.due_now, b.oldest_due_age, b.in_check, b.active_products, r.rate AS checks_per_second,
        CASE WHEN b.due_now = 0 THEN interval '0'
@@ -1133,7 +1151,8 @@ SELECT b.due_now, b.oldest_due_age, b.in_check, b.active_products, r.rate AS che
           FROM demper.due_queue() q
           JOIN demper.product p ON p.id = q.product_id
          WHERE p.bot_active) b,
-       (SELECT coalesce(sum(checks_per_second), 0) AS rate FROM demper.worker_status()) r;
+       (SELECT CASE WHEN demper.engine_figures_visible()
+                    THEN (SELECT coalesce(sum(checks_per_second), 0) FROM demper.worker_status()) END AS rate) r;
 
 -- push_status: what publishing does per store.
 CREATE VIEW demper.push_status WITH (security_invoker = true) AS
@@ -1368,6 +1387,8 @@ DECLARE
     family text := '';
     r record;
 BEGIN
+    -- Every figure below but the per-store ones is the whole engine's: refuse before reading any.
+    PERFORM demper.require_engine_figures();
     FOR r IN
         WITH stats AS (SELECT * FROM demper.demper_stats()),
              backlog AS (SELECT * FROM demper.backlog),
@@ -1567,7 +1588,8 @@ GRANT EXECUTE ON FUNCTION demper.demper_stats(), demper.http_status(), demper.la
                           demper.store_hours(demper.store, timestamptz),
                           demper.check_interval(), demper.visible_store(bigint),
                           demper.caller_role(), demper.caller_may_manage(bigint),
-                          demper.is_member_of(name, name) TO demper_reader;
+                          demper.is_member_of(name, name), demper.engine_figures_visible(),
+                          demper.require_engine_figures() TO demper_reader;
 
 -- Admin: the reader's rights, plus configuring stores and products, acting on proposals, setting
 -- credentials (write-only: the column stays unreadable), making products due, reading the feed,

@@ -1,7 +1,8 @@
 // demper.cpp: the library's entry points: _PG_init (settings, shared memory hooks, the workers'
 // registration) and the SQL-callable functions written in C over shared memory and plain values:
 // demper_stats(), demper_stats_reset(), wake_workers(), http_status(), latency_histogram(),
-// store_counters(), worker_status(), and the format checks behind the product table's CHECK
+// store_counters(), worker_status(), the rule on who sees the engine-wide ones
+// (engine_figures_visible, require_engine_figures), and the format checks behind the product table's CHECK
 // constraints (is_product_code, is_city_id). The SQL functions of publishing are in
 // publish_functions.cpp. Every function PostgreSQL calls is extern "C"; these hold no C++ object,
 // so their ereport(ERROR) crosses no destructor (scripts/lint-boundary.py checks it).
@@ -26,6 +27,8 @@ PG_FUNCTION_INFO_V1(demper_store_counters);
 PG_FUNCTION_INFO_V1(demper_worker_status);
 PG_FUNCTION_INFO_V1(demper_is_product_code);
 PG_FUNCTION_INFO_V1(demper_is_city_id);
+PG_FUNCTION_INFO_V1(demper_engine_figures_visible);
+PG_FUNCTION_INFO_V1(demper_require_engine_figures);
 }
 
 namespace {
@@ -52,6 +55,36 @@ demper::pg::SharedState* require_shared_state() {
                         errmsg("demper is not loaded"),
                         errhint("Add demper to shared_preload_libraries in postgresql.conf and restart the server.")));
     return s;
+}
+
+// engine_figures_visible says whether the current role may see or reset the figures of the whole
+// engine (every seller's checks, changes, pushes, hosts and egresses). Always while row-level
+// security is off (one seller); with it on, only the operator's roles: superusers, the
+// extension's owner, and members of pg_monitor (PostgreSQL's role for monitoring). "On" is
+// read from demper.store in pg_class, which only its owner can change, and the role is the
+// current user, as for PostgreSQL's own statistics views: a function a tenant wrote does not
+// gain an operator's view by being called by one. fn_oid is any function of the extension, to
+// find its schema.
+bool engine_figures_visible(Oid fn_oid) {
+    const Oid role = GetUserId();
+    if (superuser_arg(role) || has_privs_of_role(role, ROLE_PG_MONITOR)) return true;
+    const Oid extension = get_extension_oid("demper", true);
+    if (OidIsValid(extension) && pg_extension_ownercheck(extension, role)) return true;
+    const Oid store = get_relname_relid("store", get_func_namespace(fn_oid));
+    HeapTuple tuple = OidIsValid(store) ? SearchSysCache1(RELOID, ObjectIdGetDatum(store)) : nullptr;
+    if (!HeapTupleIsValid(tuple)) return false;  // no store table to ask: refuse rather than guess
+    const bool row_security = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relrowsecurity;
+    ReleaseSysCache(tuple);
+    return !row_security;
+}
+
+void require_engine_figures(Oid fn_oid) {
+    if (!engine_figures_visible(fn_oid))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for demper's engine-wide figures"),
+                        errdetail("Row security is on: these figures cover every seller's stores."),
+                        errhint("Per-store figures are in demper.store_stats; an operator's monitoring "
+                                "role needs pg_monitor.")));
 }
 
 // wake_workers_now sets every running worker's latch, once.
@@ -110,6 +143,7 @@ constexpr int kStatsExtraColumns = 9;
 Datum demper_stats(PG_FUNCTION_ARGS) {
     using namespace demper::pg;
     SharedState* s = require_shared_state();
+    require_engine_figures(fcinfo->flinfo->fn_oid);
     TupleDesc tupdesc;
     if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -142,13 +176,16 @@ Datum demper_stats(PG_FUNCTION_ARGS) {
 }
 
 Datum demper_stats_reset(PG_FUNCTION_ARGS) {
-    demper::pg::reset_stats(require_shared_state());
+    demper::pg::SharedState* s = require_shared_state();
+    require_engine_figures(fcinfo->flinfo->fn_oid);
+    demper::pg::reset_stats(s);
     PG_RETURN_VOID();
 }
 
 Datum demper_latency_histogram(PG_FUNCTION_ARGS) {
     using namespace demper::pg;
     SharedState* s = require_shared_state();
+    require_engine_figures(fcinfo->flinfo->fn_oid);
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     const char* names[kLatencyKinds] = {"check", "push"};
@@ -190,6 +227,7 @@ Datum demper_store_counters(PG_FUNCTION_ARGS) {
 Datum demper_worker_status(PG_FUNCTION_ARGS) {
     using namespace demper::pg;
     SharedState* s = require_shared_state();
+    require_engine_figures(fcinfo->flinfo->fn_oid);
     static WorkerStatus copy[kMaxWorkers];
     SpinLockAcquire(&s->endpoints_lock);
     memcpy(copy, s->workers, sizeof(copy));
@@ -226,6 +264,7 @@ Datum demper_wake_workers(PG_FUNCTION_ARGS) {
 
 Datum demper_http_status(PG_FUNCTION_ARGS) {
     demper::pg::SharedState* s = require_shared_state();
+    require_engine_figures(fcinfo->flinfo->fn_oid);
     // Copy the table under the spinlock (no PostgreSQL call while holding it), then build rows.
     static demper::pg::EndpointStatus copy[demper::pg::kMaxEndpoints];
     int count = 0;
@@ -280,4 +319,13 @@ Datum demper_is_city_id(PG_FUNCTION_ARGS) {
     bool ok = n == 9;
     for (int i = 0; ok && i < n; i++) ok = p[i] >= '0' && p[i] <= '9';
     PG_RETURN_BOOL(ok);
+}
+
+Datum demper_engine_figures_visible(PG_FUNCTION_ARGS) {
+    PG_RETURN_BOOL(engine_figures_visible(fcinfo->flinfo->fn_oid));
+}
+
+Datum demper_require_engine_figures(PG_FUNCTION_ARGS) {
+    require_engine_figures(fcinfo->flinfo->fn_oid);
+    PG_RETURN_VOID();
 }

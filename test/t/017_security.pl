@@ -10,7 +10,10 @@
 #   4. tenants with row-level security on: a seller inserting a store under another seller's
 #      seller_id, probing merchant ids through unique violations, reading the due queue and the
 #      store counters, calling in_check on another seller's product, pruning, and a dropped owner
-#      role breaking the others' queries.
+#      role breaking the others' queries; the engine-wide figures (demper_stats, http_status,
+#      latency_histogram, worker_status, the status view, metrics, demper_stats_reset) are the
+#      operator's: refused to a seller, allowed to pg_monitor and the superuser, and to everyone
+#      granted them once row security is off.
 # Each attack prints a RELIABILITY line (scripts/reliability.sh): "lost" counts attacks that worked.
 use strict;
 use warnings;
@@ -271,6 +274,54 @@ $attacks++; $worked++ if !$ok;
 reliability('attack: tenant vs tenant with row-level security (seller_id, unique probe, functions, prune, DROP ROLE)',
 	$attacks, $worked, 'each a separate attack by a demper_admin seller');
 
+# 4f. The engine-wide figures: every seller's checks, changes, pushes, hosts and egresses. With row
+# security on they are the operator's (superuser, the extension's owner, pg_monitor); a seller may
+# neither read them, through any of the functions or the status view, nor reset them.
+psql(q{CREATE ROLE watcher LOGIN; GRANT demper_reader, pg_monitor TO watcher});
+my %engine = (
+	'demper_stats()' => 'SELECT count(*) FROM demper.demper_stats()',
+	'http_status()' => 'SELECT count(*) FROM demper.http_status()',
+	'latency_histogram()' => 'SELECT count(*) FROM demper.latency_histogram()',
+	'worker_status()' => 'SELECT count(*) FROM demper.worker_status()',
+	'the status view' => 'SELECT count(*) FROM demper.status',
+	'metrics()' => 'SELECT length(demper.metrics()) > 0',
+	'demper_stats_reset()' => 'SELECT demper.demper_stats_reset()');
+my $refusal = qr/ERROR:  42501: permission denied for demper's engine-wide figures\n.*DETAIL:  Row security is on: these figures cover every seller's stores\.\n.*HINT:  Per-store figures are in demper\.store_stats; an operator's monitoring role needs pg_monitor\./s;
+my ($engine_attacks, $engine_worked) = (0, 0);
+my $resets_before = psql('SELECT stats_reset FROM demper.demper_stats()');
+for my $what (sort keys %engine)
+{
+	($ok, $out, $err) = as('seller_a', "\\set VERBOSITY verbose\n$engine{$what}");
+	ok(!$ok, "engine figures: a seller with row security on is refused $what");
+	like($err, $refusal, "engine figures: $what refuses the seller with 42501 and says why") or diag($err);
+	$engine_attacks++;
+	$engine_worked++ if $ok;
+}
+is(psql('SELECT stats_reset FROM demper.demper_stats()'), $resets_before, 'engine figures: the seller\'s reset reset nothing');
+# The seller's own backlog still reads, without the whole engine's rate.
+($ok, $out, $err) = as('seller_a', 'SELECT due_now >= 0, checks_per_second IS NULL FROM demper.backlog');
+ok($ok, 'engine figures: a seller still reads its backlog') or diag($err);
+is($out, 't|t', 'engine figures: the seller\'s backlog leaves out the engine\'s check rate');
+$engine_attacks++;
+$engine_worked++ if $out ne 't|t';
+for my $what (grep { $_ ne 'demper_stats_reset()' } sort keys %engine)
+{
+	($ok, $out, $err) = as('watcher', $engine{$what});
+	ok($ok, "engine figures: a monitoring role (pg_monitor) reads $what with row security on") or diag($err);
+}
+is(psql('SELECT checks_per_second IS NOT NULL FROM demper.backlog'), 't', 'engine figures: the superuser\'s backlog has the rate');
+ok(psql('SELECT length(demper.metrics()) > 0') eq 't', 'engine figures: the superuser reads metrics() with row security on');
+psql('SELECT demper.demper_stats_reset()');
+isnt(psql('SELECT stats_reset FROM demper.demper_stats()'), $resets_before, 'engine figures: the superuser may reset them');
+reliability('attack: tenant reads or resets the engine-wide figures with row-level security on (functions, status view, metrics, reset)',
+	$engine_attacks, $engine_worked, 'each as a demper_admin seller; a pg_monitor role and the superuser still read them');
+
 psql('SELECT demper.enable_row_security(false)');
+# With row security off (one seller) nothing is refused to demper_reader and demper_admin.
+for my $what (sort keys %engine)
+{
+	($ok, $out, $err) = as('seller_a', $engine{$what});
+	ok($ok, "engine figures: with row security off, a demper_admin role may call $what") or diag($err);
+}
 diag(sprintf('total %.1f s', time - $t_start));
 done_testing();
