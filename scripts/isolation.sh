@@ -116,4 +116,6 @@ if [ $rc -ne 0 ] && [ -f "$work/output/regression.diffs" ]; then
   head -80 "$work/output/regression.diffs"
   echo "isolation: diffs in $work/output/regression.diffs"
 fi
+# A failed run keeps its work directory (diffs, results, the server's log); a passed one goes.
+[ $rc -eq 0 ] && rm -rf "$work"
 exit $rc
