@@ -711,8 +711,8 @@ double brought_forward_s(double next_check_s, double now_s, double base_interval
     const double longest = sane_bounds(bounds).longest;
     const double interval = bounded_interval_s(base_interval_s, shortest_s, longest_s, pressure, tuning);
     if (!(next_check_s > now_s + interval) || next_check_s > now_s + longest) return next_check_s;
-    return std::min(next_check_s,
-                    latest_next_check_s(now_s, base_interval_s, shortest_s, longest_s, pressure, product_id, tuning));
+    // latest_next_check_s, with the interval computed once
+    return std::min(next_check_s, now_s + interval * bring_forward_spread(product_id));
 }
 
 ScheduleTuning time_scaled(const ScheduleTuning& tuning, double scale) {

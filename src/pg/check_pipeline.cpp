@@ -407,9 +407,7 @@ void CheckPipeline::finish_check(CheckInFlight&& check, const core::HttpResponse
     record_latency(kCheckLatency, check.http_ms);
     if (settings_.adaptive_intervals) {
         const core::CheckSchedule how = schedule_of(check.product, settings_);
-        // The pressure was solved with the same tuning (Housekeeping::measure_pressure_if_due).
-        const core::ScheduleTuning tuning = core::time_scaled(core::ScheduleTuning{}, settings_.schedule_time_scale);
-        record(scheduled_outcome(std::move(check.product), check.rule, check.book, how, tuning));
+        record(scheduled_outcome(std::move(check.product), check.rule, check.book, how, schedule_tuning(settings_)));
     } else {
         record(decided_outcome(std::move(check.product), check.rule, check.book));
     }

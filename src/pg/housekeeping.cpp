@@ -115,7 +115,7 @@ void Housekeeping::measure_pressure_if_due(double now, std::size_t egresses) {
     if (now < next_pressure_at_) return;
     const double scale = std::max(1.0, settings_.schedule_time_scale);
     next_pressure_at_ = now + std::max(1.0, kPressureSeconds / scale);
-    const core::ScheduleTuning tuning = core::time_scaled(core::ScheduleTuning{}, settings_.schedule_time_scale);
+    const core::ScheduleTuning tuning = schedule_tuning(settings_);
     // Retries, pages beyond the first and check_now take the rest of the budget.
     const double budget = settings_.requests_per_second * static_cast<double>(std::max<std::size_t>(1, egresses)) *
                           kPressureBudgetShare;

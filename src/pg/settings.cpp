@@ -406,6 +406,10 @@ const char* database_setting() { return g_database; }
 int workers_setting() { return g_workers; }
 const char* credentials_key_file_setting() { return g_credentials_key_file ? g_credentials_key_file : ""; }
 
+core::ScheduleTuning schedule_tuning(const Settings& settings) {
+    return core::time_scaled(core::ScheduleTuning{}, settings.schedule_time_scale);
+}
+
 Settings current_settings() {
     Settings s;
     s.database = str(g_database);

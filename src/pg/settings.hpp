@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/http_engine.hpp"
+#include "core/schedule.hpp"
 
 namespace demper::pg {
 
@@ -77,5 +78,9 @@ const char* credentials_key_file_setting();
 // workers_setting is demper.workers (fixed at server start).
 int workers_setting();
 Settings current_settings();
+// schedule_tuning is the adaptive schedule's tuning under these settings (the defaults, on the
+// clock of demper.schedule_time_scale): the checks schedule with it and the pressure is solved
+// with it, so both read it here.
+core::ScheduleTuning schedule_tuning(const Settings& settings);
 
 }  // namespace demper::pg
