@@ -72,7 +72,7 @@ $mock->fault(product => '' . $code++, %$_) for @faults;
 # run_worker lets the running worker make $checks checks while the test moves some prices of
 # store 1 every half second (each move is undone by the next check: a price change, a history
 # row and a push), then stops the worker with SIGTERM and returns what its leak report says.
-sub run_worker
+sub run_worker_once
 {
 	my ($label, $checks) = @_;
 	my $pid = wait_for_worker($node);
@@ -97,9 +97,11 @@ sub run_worker
 	ok(defined wait_for_exit($pid, 120), "$label: the worker (pid $pid) exited after SIGTERM");
 	my $file = "$dir/asan.$pid";
 	my $text = -e $file ? slurp_file($file) : '';
+	return (\%d, undef, $file, $text) if leak_check_crashed($text);
 	# Every postgres process has something for LSan (postgres's own allocations in main, made
-	# before the worker was forked), so the report exists whenever LSan ran at the exit.
-	like($text, qr/LeakSanitizer/, "$label: LeakSanitizer ran at the worker's exit ($file)");
+	# before the worker was forked), so a whole report exists whenever LSan ran at the exit.
+	ok(leak_report_complete($text), "$label: LeakSanitizer ran to its end at the worker's exit ($file)")
+	  or diag(substr($text, 0, 3000));
 	my $leaks = leak_summary($text);
 	diag(sprintf('%s: %d checks (%d ok, %d failed) in %.1f s, %d price changes, %d pushes (%d failed), %d accepted by the mock; '
 		  . 'worker leaks at exit: %d bytes direct, %d bytes indirect in %d objects; in demper code: %d direct, %d indirect',
@@ -107,7 +109,29 @@ sub run_worker
 		$d{pushes_failed}, $d{pushes_accepted},
 		$leaks->{direct}, $leaks->{indirect}, $leaks->{objects}, $leaks->{ours_direct}, $leaks->{ours_indirect}));
 	diag("  $label: $_") for @{ $leaks->{leaks} };
-	return (\%d, $leaks);
+	return (\%d, $leaks, $file, $text);
+}
+
+# run_worker is run_worker_once, again on a fresh worker (a server restart) when LeakSanitizer
+# itself crashed at the worker's exit (see leak_check_crashed in SanitizerRun.pm): that run
+# measured nothing. Its report moves to $dir/crashed, where no verdict reads it; the diag says
+# so. Three crashes in a row fail the test.
+sub run_worker
+{
+	my ($label, $checks) = @_;
+	for my $try (1 .. 3)
+	{
+		my ($d, $leaks, $file, $text) = run_worker_once($label, $checks);
+		return ($d, $leaks) if $leaks;
+		mkdir "$dir/crashed";
+		rename $file, "$dir/crashed/" . ($file =~ s{.*/}{}r) or die "rename $file: $!";
+		diag("$label: LeakSanitizer crashed at the worker's exit, try $try of 3, so that run measured nothing:\n"
+			  . join("\n", grep { /Tracer|LeakSanitizer/ } split /\n/, $text));
+		$node->restart;
+	}
+	fail("$label: LeakSanitizer ran to its end at the worker's exit in one of 3 tries");
+	return ({ map { $_ => 0 } qw(checks checks_ok checks_failed price_changes pushes_ok pushes_failed pushes_accepted) },
+		leak_summary(''));
 }
 
 # From here on every server process checks for leaks at its exit and writes its report apart.

@@ -26,6 +26,12 @@ is(scalar(@errors), 0, 'no ASan or UBSan error in the report files of the run') 
 is(scalar(@top), 0, 'no report file at all from the servers of the TAP tests')
   or diag(join("\n", map { "$_->{path}:\n" . substr($_->{text}, 0, 3000) } @top));
 diag(sprintf('%d report files in %s (0 expected), %d leak reports from the leak run', scalar(@top), $reports, scalar(@leak_run)));
+# LeakSanitizer crashing at a process's exit is not an error of the code under test (see
+# SanitizerRun.pm); the leak run's processes where it did are listed here, with those whose
+# worker run 020 made again (in leaks/crashed).
+my @crashed = grep { leak_check_crashed($_->{text}) } @leak_run, report_files("$reports/leaks/crashed");
+diag(scalar(@crashed) . ' processes of the leak run where LeakSanitizer crashed at the exit: '
+	  . join(', ', map { $_->{path} } @crashed)) if @crashed;
 
 # The server logs of the run (PostgreSQL::Test::Cluster names them <test>_<node>.log).
 my $logdir = "$PostgreSQL::Test::Utils::tmp_check/log";
