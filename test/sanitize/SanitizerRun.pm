@@ -43,8 +43,7 @@ sub report_files
 # leak_summary reads it. Nor is LeakSanitizer's own crash at a process's exit ("Tracer caught
 # signal 11" then "LeakSanitizer has encountered a fatal error"): its tracer, which stops the
 # process's threads with ptrace and scans their memory, dies now and then on a busy machine
-# (google/sanitizers#1353, open since 2020; CI met it once, in the worker's check of
-# 020's first run, where 16 checks in a row on this machine did not). That is a leak
+# (google/sanitizers#1353, open since 2020; CI met it once, in 020's first worker). That is a leak
 # check that did not happen, not an error of the code under test: leak_check_crashed tells it,
 # and a test that needs the check (020_worker_leaks.pl) runs it again.
 my $lsan_crash = qr/LeakSanitizer has encountered a fatal error/;
